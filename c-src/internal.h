@@ -1,0 +1,164 @@
+/* Process-private state of libvale and helpers shared by its C files. */
+#ifndef VALE_INTERNAL_H
+#define VALE_INTERNAL_H
+
+#include "vale.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ADD_RLX(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+#define REGION_HDR_SIZE 4096u
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+
+/* A validated, process-private copy of a region's geometry plus its mapping.
+ * Geometry is read from the region header once, checked against the file
+ * size, and never read from shared memory again, so a client scribbling on
+ * the header cannot make us index outside the mapping. */
+struct vale_map {
+	uint32_t region_gen; /* 0: not mapped */
+	uint32_t nends, ntx, nrx, tx_slots, rx_slots, nbufs;
+	uint8_t *base;
+	uint64_t size;
+	uint64_t kring_ofs, buf_ofs;
+	uint64_t ring_ofs[2][2 * VALE_MAX_RINGS];
+	int bell_fd[2]; /* write side of each end's doorbell, opened lazily (-1) */
+};
+
+struct vale_grave { /* a stale mapping unmapped once no sync can be using it */
+	struct vale_grave *next;
+	void *base;
+	uint64_t size;
+	int bell_fd[2];
+};
+
+typedef uint32_t (*vale_lookup_fn)(const uint8_t *buf, uint32_t len, uint8_t *dst_ring,
+				   uint32_t src_port, void *priv);
+typedef int (*vale_config_fn)(const char *req, uint32_t len, void *priv, uint32_t priv_size,
+			      char *reply, uint32_t reply_len);
+typedef void (*vale_dtor_fn)(uint32_t port, void *priv);
+
+/* One per switch per process, shared by all ports of that switch here. */
+struct vale_sw {
+	struct vale_sw *next;
+	int refs;
+	char dir[PATH_MAX];
+	char name[VALE_SW_NAME_MAX];
+	int ctl_fd;
+	struct vale_ctl_hdr *ctl;
+	uint64_t ctl_size;
+	struct vale_port_ent *ports;
+	uint32_t *active;
+	struct vale_mac_ent *mac;
+	uint8_t *priv;
+	uint32_t max_ports, mac_mask, age_s;
+	struct vale_map *maps; /* indexed by region index */
+	pthread_mutex_t mlock; /* maps slow path and graveyard */
+	pthread_rwlock_t sync_rw; /* syncs hold it shared; unmapping takes it exclusive */
+	struct vale_grave *graves;
+	/* lookup module as loaded in this process */
+	uint32_t lookup_gen;
+	int lookup_kind; /* LK_* */
+	vale_lookup_fn lookup;
+	vale_config_fn config;
+	vale_dtor_fn dtor;
+	void *dl;
+};
+enum { LK_LEARNING = 0, LK_PORTMAP = 1, LK_ETHERTYPE = 2, LK_USER = 3 };
+
+/* one packet of a flush batch */
+struct vale_ft {
+	uint32_t slot;   /* first slot in the source TX ring */
+	uint32_t len;    /* total length */
+	uint32_t dst;    /* port index, VALE_BROADCAST or VALE_DROP */
+	uint32_t next;   /* next packet for the same destination list */
+	uint16_t nfrags;
+	uint8_t dst_ring;
+	uint8_t _p;
+};
+
+struct vale_port {
+	struct vale_sw *sw;
+	uint32_t idx, gen, end;
+	uint32_t flags;      /* VPF_* of the entry */
+	uint32_t oflags;     /* VO_* requested */
+	int region_fd;       /* holds our OFD lock on byte `end` while open */
+	struct vale_map m;   /* own region (private copy; not in sw->maps) */
+	uint32_t first_ring, last_ring;
+	int bell_rd;         /* our doorbell, read side (O_RDWR FIFO) */
+	uint32_t peer_idx;   /* pipes: port index of the other end */
+	/* flush scratch, allocated at open: no allocation on the hot path */
+	struct vale_ft ft[VALE_MAX_BATCH];
+	uint32_t *dst_head, *dst_tail; /* max_ports + 1 (last: broadcast list) */
+	uint32_t *touched;
+	uint32_t *act; /* snapshot of the active list for floods */
+	uint32_t ntouched;
+};
+
+/* ---- helpers (shm.c) ---- */
+int vale_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t vale_now_ns(void);
+int vale_ctl_lock(struct vale_sw *sw);
+void vale_ctl_unlock(struct vale_sw *sw);
+int vale_mutex_lock(pthread_mutex_t *m, bool *recovered);
+int vale_mutex_init(pthread_mutex_t *m);
+struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *end);
+bool vale_pid_alive(int32_t pid);
+int vale_switch_get(const char *run_dir, const char *sw, bool create, struct vale_sw **out);
+void vale_switch_put(struct vale_sw *sw);
+void vale_reap_locked(struct vale_sw *sw, bool force);
+int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
+
+static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
+					    uint32_t ring)
+{
+	uint32_t k = end * (m->ntx + m->nrx) + (rx ? m->ntx + ring : ring);
+	return (struct vale_kring *)(m->base + m->kring_ofs + (uint64_t)k * sizeof(struct vale_kring));
+}
+static inline struct vale_ring *vale_ring(const struct vale_map *m, uint32_t end, bool rx,
+					  uint32_t ring)
+{
+	return (struct vale_ring *)(m->base + m->ring_ofs[end][(rx ? VALE_MAX_RINGS : 0) + ring]);
+}
+static inline uint8_t *vale_buf(const struct vale_map *m, uint32_t idx)
+{
+	return m->base + m->buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
+}
+static inline struct vale_wake *vale_wakep(const struct vale_map *m, uint32_t end)
+{
+	return &((struct vale_region_hdr *)m->base)->wake[end];
+}
+static inline uint32_t ring_next(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
+static inline uint32_t ring_add(uint32_t i, uint32_t k, uint32_t n)
+{
+	i += k;
+	return i >= n ? i - n : i;
+}
+static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
+{ /* slots from `from` up to `to` (exclusive) */
+	return to >= from ? to - from : to + n - from;
+}
+
+/* ---- lookup.c ---- */
+int vale_lookup_refresh(struct vale_sw *sw);
+uint32_t vale_learning_lookup(struct vale_sw *sw, const uint8_t *buf, uint32_t src, bool learn,
+			      uint32_t now_s);
+void vale_mac_forget_port(struct vale_sw *sw, uint32_t port);
+
+/* ---- sync.c ---- */
+void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t region_idx);
+void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force);
+uint32_t vale_slot_range_fix(struct vale_kring *k);
+
+#endif

@@ -1,0 +1,843 @@
+/*
+ * The data path: txsync (VALE's two-phase flush, run by the sender), rxsync,
+ * pipes, leases on destination RX rings, and waiting/waking.
+ *
+ * Phase 1 looks the whole batch up and builds one list per destination.
+ * Phase 2, per destination: lease room in its RX ring under a short lock,
+ * copy without the lock, then publish in lease order. Several senders thus
+ * copy into one RX ring at the same time. Nothing is dropped uncounted.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static long futex(volatile uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+/* ---------------- waking ---------------- */
+
+static void bell_ring(struct vale_sw *sw, struct vale_map *m, uint32_t region_idx, uint32_t end)
+{
+	if (m->bell_fd[end] < 0 && sw) {
+		/* the bell of the port whose region this is (for a pipe's end 1, the slave's
+		 * own port index is not known here: its bell is looked up by the caller) */
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof(p), "%s/p%u.bell", sw->dir, region_idx);
+		m->bell_fd[end] = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	}
+	if (m->bell_fd[end] >= 0) {
+		char c = 1;
+		if (write(m->bell_fd[end], &c, 1) < 0) { /* full FIFO: already rung */
+		}
+	}
+}
+
+/* Wake the owner of `end` of region m if it sleeps. One fence and one load
+ * when nobody sleeps: the common case costs no system call. */
+void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t bell_idx)
+{
+	struct vale_wake *w = vale_wakep(m, end);
+	FENCE();
+	uint32_t bits = LOAD_RLX(&w->waiting);
+	if (likely(!bits))
+		return;
+	bits = __atomic_exchange_n(&w->waiting, 0, __ATOMIC_ACQ_REL);
+	if (!bits)
+		return; /* another sender woke it */
+	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_RELEASE);
+	if (bits & VW_FUTEX)
+		futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+	if (bits & VW_BELL)
+		bell_ring(sw, m, bell_idx, end);
+}
+
+/* ---------------- leases ---------------- */
+
+/* Publish filled leases in order: hwtail moves over every done lease at the
+ * front. Caller holds k->lock. */
+static void lease_publish(struct vale_kring *k, uint32_t nslots)
+{
+	uint32_t first = k->lease_first, next = k->lease_next;
+	bool moved = false;
+	while (first != next) {
+		struct vale_lease *l = &k->leases[first % VALE_NLEASES];
+		if (!LOAD_RLX(&l->done))
+			break;
+		uint32_t end = l->end < nslots ? l->end : 0;
+		STORE_REL(&k->hwtail, end);
+		first++;
+		moved = true;
+	}
+	if (moved) {
+		k->lease_first = first;
+		k->first_since = k->lease_ops;
+	}
+}
+
+/* Make lease state consistent after a producer died inside the lock. */
+static void lease_repair(struct vale_kring *k, uint32_t nslots)
+{
+	if (k->lease_next - k->lease_first > VALE_NLEASES)
+		k->lease_first = k->lease_next; /* damaged: forget */
+	if (k->hwtail >= nslots)
+		k->hwtail = 0;
+	k->hwlease = k->lease_first == k->lease_next
+			 ? k->hwtail
+			 : k->leases[(k->lease_next - 1) % VALE_NLEASES].end % nslots;
+	lease_publish(k, nslots);
+}
+
+static int kring_lock(struct vale_kring *k, uint32_t nslots)
+{
+	bool rec;
+	int r = vale_mutex_lock(&k->lock, &rec);
+	if (r)
+		return r;
+	if (unlikely(rec))
+		lease_repair(k, nslots);
+	return 0;
+}
+
+/* Turn leases of dead producers into zero-length slots and publish them, so
+ * a sender killed between lease and publish never wedges the ring. With
+ * force == false only leases whose owner is gone are reclaimed. */
+void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force)
+{
+	if (LOAD_RLX(&k->lease_first) == LOAD_RLX(&k->lease_next))
+		return;
+	if (kring_lock(k, nslots))
+		return;
+	uint32_t first = k->lease_first, next = k->lease_next;
+	if (next - first > VALE_NLEASES)
+		first = next - VALE_NLEASES;
+	for (uint32_t i = first; i != next; i++) {
+		struct vale_lease *l = &k->leases[i % VALE_NLEASES];
+		if (l->done)
+			continue;
+		if (!force && vale_pid_alive(l->pid))
+			continue;
+		/* its slots may hold half a copy: publish them empty */
+		uint32_t end = l->end < nslots ? l->end : l->start;
+		for (uint32_t j = l->start < nslots ? l->start : end; j != end; j = ring_next(j, nslots)) {
+			ring->slot[j].len = 0;
+			ring->slot[j].flags = 0;
+		}
+		l->pid = -1;
+		STORE_REL(&l->done, 1);
+	}
+	lease_publish(k, nslots);
+	k->first_since = k->lease_ops;
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* ---------------- slot validation ---------------- */
+
+static inline bool slot_ok(const struct vale_map *m, const struct vale_slot *s)
+{
+	return s->buf_idx >= 2 && s->buf_idx < m->nbufs && s->len <= VALE_BUF_SIZE;
+}
+
+/* netmap's prologue: head in [hwcur, hwtail], cur in [head, hwtail] (cyclic). */
+static inline bool in_window(uint32_t x, uint32_t lo, uint32_t hi, uint32_t n)
+{
+	if (x >= n)
+		return false;
+	return ring_dist(lo, x, n) <= ring_dist(lo, hi, n);
+}
+
+static void count_err(struct vale_sw *sw, uint32_t idx, int reason, uint64_t n)
+{
+	if (reason < 0)
+		ADD_RLX(&sw->ports[idx].c.sync_errors, n);
+	else
+		ADD_RLX(&sw->ports[idx].c.drops[reason], n);
+}
+
+/* ---------------- copying ---------------- */
+
+static inline void pkt_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+	/* Buffers are 2048 bytes, so rounding up to 64 never leaves them. */
+	if (likely(len <= 256)) {
+		for (uint32_t i = 0; i < len; i += 64)
+			__builtin_memcpy(dst + i, src + i, 64);
+	} else {
+		memcpy(dst, src, len);
+	}
+}
+
+/* ---------------- the flush ---------------- */
+
+/* Snapshot the active list (seqlock) into out; returns the count. */
+static uint32_t active_snapshot(struct vale_sw *sw, uint32_t *out)
+{
+	struct vale_ctl_hdr *h = sw->ctl;
+	for (;;) {
+		uint32_t s1 = LOAD_ACQ(&h->active_seq);
+		if (s1 & 1) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		uint32_t n = LOAD_RLX(&h->nactive);
+		if (n > sw->max_ports)
+			n = sw->max_ports;
+		memcpy(out, sw->active, n * sizeof(uint32_t));
+		FENCE();
+		if (LOAD_ACQ(&h->active_seq) == s1)
+			return n;
+	}
+}
+
+/* Deliver the packets of list `ui` (unicast to d) merged with the broadcast
+ * list `bi` (in batch order) into port d. */
+static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr, uint32_t src_ring,
+		    uint32_t d, uint32_t ui, uint32_t bi, uint32_t nb_uni)
+{
+	struct vale_sw *sw = p->sw;
+	struct vale_ft *ft = p->ft;
+	uint32_t dend;
+	struct vale_map *dm = vale_map_get(sw, d, &dend);
+	/* count the packets and slots this destination wants */
+	uint32_t npk = 0, nsl = 0;
+	for (uint32_t u = ui, b = bi; u != ~0u || b != ~0u;) {
+		uint32_t i;
+		if (b == ~0u || (u != ~0u && u < b)) {
+			i = u;
+			u = ft[u].next;
+		} else {
+			i = b;
+			b = ft[b].next;
+		}
+		npk++;
+		nsl += ft[i].nfrags;
+	}
+	if (!dm) { /* vanished: unicast to it has nowhere to go */
+		if (nb_uni)
+			count_err(sw, p->idx, VD_NO_DEST, nb_uni);
+		return;
+	}
+	uint32_t r = src_ring % dm->nrx;
+	uint32_t n = dm->rx_slots;
+	struct vale_kring *k = vale_kring(dm, dend, true, r);
+	struct vale_ring *rxr = vale_ring(dm, dend, true, r);
+	struct vale_counters *dc = &sw->ports[d].c;
+
+	if (kring_lock(k, n)) {
+		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
+		return;
+	}
+	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
+	uint32_t lease = k->hwlease;
+	if (hwcur >= n || lease >= n) { /* damaged by a client: take the consumer's word */
+		lease_repair(k, n);
+		lease = k->hwlease;
+		hwcur = hwcur >= n ? lease : hwcur;
+	}
+	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
+	uint32_t room = ring_dist(lease, hwcur, n);
+	uint32_t space = (room == 0 ? n : room) - 1;
+	if (k->lease_next - k->lease_first >= VALE_NLEASES) {
+		/* too many producers in flight: is the oldest one dead? */
+		pthread_mutex_unlock(&k->lock);
+		vale_reclaim_leases(k, rxr, n, false);
+		if (kring_lock(k, n)) {
+			ADD_RLX(&dc->drops[VD_RING_FULL], npk);
+			return;
+		}
+		if (k->lease_next - k->lease_first >= VALE_NLEASES)
+			space = 0;
+	}
+	/* whole packets only */
+	uint32_t take_pk = 0, take_sl = 0;
+	if (space >= nsl) {
+		take_pk = npk;
+		take_sl = nsl;
+	} else {
+		for (uint32_t u = ui, b = bi; u != ~0u || b != ~0u;) {
+			uint32_t i;
+			if (b == ~0u || (u != ~0u && u < b)) {
+				i = u;
+				u = ft[u].next;
+			} else {
+				i = b;
+				b = ft[b].next;
+			}
+			if (take_sl + ft[i].nfrags > space)
+				break;
+			take_pk++;
+			take_sl += ft[i].nfrags;
+		}
+	}
+	if (take_pk == 0) {
+		/* Full. If a dead producer holds the front, reclaim now and then. */
+		bool stuck = k->lease_first != k->lease_next &&
+			     k->lease_ops - k->first_since > 256;
+		pthread_mutex_unlock(&k->lock);
+		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
+		if (stuck)
+			vale_reclaim_leases(k, rxr, n, false);
+		return;
+	}
+	uint32_t my = k->lease_next;
+	struct vale_lease *l = &k->leases[my % VALE_NLEASES];
+	uint32_t start = lease;
+	l->start = start;
+	l->end = ring_add(start, take_sl, n);
+	l->pid = getpid();
+	l->done = 0;
+	k->lease_next = my + 1;
+	k->hwlease = l->end;
+	k->lease_ops++;
+	if (my == k->lease_first)
+		k->first_since = k->lease_ops;
+	pthread_mutex_unlock(&k->lock);
+
+	/* copy without the lock */
+	uint32_t j = start, got = 0, bad = 0;
+	uint64_t bytes = 0;
+	for (uint32_t u = ui, b = bi, c = 0; c < take_pk; c++) {
+		uint32_t i;
+		if (b == ~0u || (u != ~0u && u < b)) {
+			i = u;
+			u = ft[u].next;
+		} else {
+			i = b;
+			b = ft[b].next;
+		}
+		uint32_t s = ft[i].slot, nf = ft[i].nfrags;
+		bool ok = true;
+		uint32_t j0 = j;
+		for (uint32_t f = 0; f < nf; f++) {
+			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
+			uint32_t bidx = ds->buf_idx;
+			if (unlikely(bidx < 2 || bidx >= dm->nbufs)) {
+				ok = false;
+				break;
+			}
+			pkt_copy(vale_buf(dm, bidx), vale_buf(src_m, ss->buf_idx), ss->len);
+			ds->len = ss->len;
+			ds->flags = (uint16_t)(ss->flags & VS_MOREFRAG);
+			s = ring_next(s, txr->num_slots);
+			j = ring_next(j, n);
+		}
+		if (likely(ok)) {
+			got++;
+			bytes += ft[i].len;
+		} else { /* the receiver left a bad buffer index: publish the packet empty */
+			bad++;
+			for (uint32_t f = 0, jj = j0; f < nf; f++, jj = ring_next(jj, n)) {
+				rxr->slot[jj].len = 0;
+				rxr->slot[jj].flags = 0;
+			}
+			j = ring_add(j0, nf, n);
+		}
+	}
+
+	/* publish in order */
+	kring_lock(k, n);
+	STORE_REL(&l->done, 1);
+	if (k->lease_first == my)
+		lease_publish(k, n);
+	pthread_mutex_unlock(&k->lock);
+	vale_wake_end(dm, dend, sw, d);
+
+	ADD_RLX(&dc->rx_pkts, got);
+	ADD_RLX(&dc->rx_bytes, bytes);
+	if (bad)
+		ADD_RLX(&dc->drops[VD_BAD_SLOT], bad);
+	if (npk > take_pk)
+		ADD_RLX(&dc->drops[VD_RING_FULL], npk - take_pk);
+}
+
+/* Forward slots [hwcur, head) of TX ring `ri`; returns the slots consumed. */
+static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t head)
+{
+	struct vale_sw *sw = p->sw;
+	struct vale_map *m = &p->m;
+	struct vale_ring *txr = vale_ring(m, p->end, false, ri);
+	uint32_t n = m->tx_slots;
+	uint32_t consumed = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint32_t now_s = (uint32_t)ts.tv_sec;
+	vale_lookup_refresh(sw);
+
+	while (hwcur != head) {
+		/* ---- phase 1: look the batch up ---- */
+		uint32_t nft = 0, bad = 0, lookdrop = 0, nbcast = 0;
+		uint64_t tx_bytes = 0;
+		p->ntouched = 0;
+		uint32_t bhead = ~0u, btail = ~0u;
+		uint32_t j = hwcur;
+		while (j != head && nft < VALE_MAX_BATCH) {
+			/* a packet: slots up to the first without MOREFRAG */
+			uint32_t s = j, nf = 0, len = 0;
+			bool ok = true, complete = false;
+			while (s != head) {
+				struct vale_slot *sl = &txr->slot[s];
+				nf++;
+				if (unlikely(!slot_ok(m, sl)))
+					ok = false;
+				else
+					len += sl->len;
+				s = ring_next(s, n);
+				if (!(sl->flags & VS_MOREFRAG)) {
+					complete = true;
+					break;
+				}
+				if (nf == VALE_MAX_FRAGS) { /* too many fragments: drop the chain */
+					ok = false;
+					complete = true;
+					break;
+				}
+			}
+			if (!complete)
+				break; /* the application has not finished this packet */
+			if (unlikely(!ok)) {
+				bad++;
+				for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+					struct vale_slot *sl = &txr->slot[x];
+					if (!slot_ok(m, sl)) { /* as netmap: index 0, length 0 */
+						sl->buf_idx = 0;
+						sl->len = 0;
+					}
+				}
+				j = s;
+				continue;
+			}
+			const uint8_t *buf = vale_buf(m, txr->slot[j].buf_idx);
+			uint32_t first_len = txr->slot[j].len;
+			uint8_t dring = 0;
+			uint32_t dst;
+			if (unlikely(first_len < 14)) {
+				dst = VALE_DROP;
+			} else if (likely(sw->lookup_kind == LK_LEARNING)) {
+				dst = vale_learning_lookup(sw, buf, p->idx,
+							   !(txr->slot[j].flags & VS_NO_LEARN), now_s);
+			} else {
+				dst = sw->lookup(buf, first_len, &dring, p->idx, sw->priv);
+			}
+			tx_bytes += len;
+			if (dst == VALE_DROP || dst == p->idx ||
+			    (dst != VALE_BROADCAST && dst >= sw->max_ports)) {
+				lookdrop++;
+				j = s;
+				continue;
+			}
+			struct vale_ft *f = &p->ft[nft];
+			f->slot = j;
+			f->len = len;
+			f->nfrags = (uint16_t)nf;
+			f->dst = dst;
+			f->dst_ring = dring;
+			f->next = ~0u;
+			if (dst == VALE_BROADCAST) {
+				nbcast++;
+				if (btail == ~0u)
+					bhead = nft;
+				else
+					p->ft[btail].next = nft;
+				btail = nft;
+			} else {
+				if (p->dst_head[dst] == ~0u) {
+					p->dst_head[dst] = nft;
+					p->touched[p->ntouched++] = dst;
+				} else {
+					p->ft[p->dst_tail[dst]].next = nft;
+				}
+				p->dst_tail[dst] = nft;
+			}
+			nft++;
+			j = s;
+		}
+		if (j == hwcur)
+			break; /* only an unfinished packet is left */
+
+		/* ---- phase 2: deliver, one destination at a time ---- */
+		if (nbcast) {
+			/* every other switch port gets the broadcasts, merged with its unicasts */
+			uint32_t *act = p->act;
+			uint32_t na = active_snapshot(sw, act);
+			for (uint32_t a = 0; a < na; a++) {
+				uint32_t d = act[a];
+				if (d == p->idx || d >= sw->max_ports)
+					continue;
+				uint32_t uh = p->dst_head[d];
+				uint32_t nu = 0;
+				for (uint32_t x = uh; x != ~0u; x = p->ft[x].next)
+					nu++;
+				deliver(p, m, txr, ri, d, uh, bhead, nu);
+				p->dst_head[d] = ~0u;
+			}
+			/* unicast lists of ports not in the snapshot */
+			for (uint32_t t = 0; t < p->ntouched; t++) {
+				uint32_t d = p->touched[t];
+				if (p->dst_head[d] == ~0u)
+					continue;
+				uint32_t nu = 0;
+				for (uint32_t x = p->dst_head[d]; x != ~0u; x = p->ft[x].next)
+					nu++;
+				count_err(sw, p->idx, VD_NO_DEST, nu);
+				p->dst_head[d] = ~0u;
+			}
+			if (na == 0 || (na == 1 && act[0] == p->idx))
+				count_err(sw, p->idx, VD_NO_DEST, nbcast);
+		} else {
+			for (uint32_t t = 0; t < p->ntouched; t++) {
+				uint32_t d = p->touched[t];
+				uint32_t nu = 0;
+				for (uint32_t x = p->dst_head[d]; x != ~0u; x = p->ft[x].next)
+					nu++;
+				deliver(p, m, txr, ri, d, p->dst_head[d], ~0u, nu);
+				p->dst_head[d] = ~0u;
+			}
+		}
+		struct vale_counters *sc = &sw->ports[p->idx].c;
+		ADD_RLX(&sc->tx_pkts, nft + lookdrop);
+		ADD_RLX(&sc->tx_bytes, tx_bytes);
+		if (bad)
+			ADD_RLX(&sc->drops[VD_BAD_SLOT], bad);
+		if (lookdrop)
+			ADD_RLX(&sc->drops[VD_LOOKUP], lookdrop);
+		consumed += ring_dist(hwcur, j, n);
+		hwcur = j;
+	}
+	return consumed;
+}
+
+/* Pipes: move slots [hwcur, head) of our TX ring into the peer end's RX ring
+ * by swapping buffers (both ends share one region). Back-pressure, no drops:
+ * what does not fit stays in our TX ring. */
+static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t head)
+{
+	struct vale_map *m = &p->m;
+	uint32_t pend = 1 - p->end;
+	struct vale_ring *txr = vale_ring(m, p->end, false, ri);
+	uint32_t r = ri % m->nrx;
+	struct vale_kring *k = vale_kring(m, pend, true, r);
+	struct vale_ring *rxr = vale_ring(m, pend, true, r);
+	uint32_t n = m->tx_slots, rn = m->rx_slots;
+	struct vale_sw *sw = p->sw;
+	if (kring_lock(k, rn))
+		return 0;
+	uint32_t tail = k->hwtail, rcur = LOAD_ACQ(&k->hwcur);
+	if (tail >= rn || rcur >= rn) {
+		lease_repair(k, rn);
+		tail = k->hwtail;
+		rcur = rcur >= rn ? tail : rcur;
+	}
+	uint32_t space = ring_dist(tail, rcur, rn);
+	space = space == 0 ? rn - 1 : space - 1;
+	uint32_t j = hwcur, moved = 0, bad = 0;
+	uint64_t bytes = 0, pkts = 0;
+	while (j != head && moved < space) {
+		/* whole packets only */
+		uint32_t s = j, nf = 0;
+		bool complete = false, ok = true;
+		while (s != head) {
+			struct vale_slot *sl = &txr->slot[s];
+			nf++;
+			if (!slot_ok(m, sl))
+				ok = false;
+			s = ring_next(s, n);
+			if (!(sl->flags & VS_MOREFRAG) || nf == VALE_MAX_FRAGS) {
+				complete = true;
+				break;
+			}
+		}
+		if (!complete || (ok && moved + nf > space))
+			break;
+		if (!ok) {
+			bad++;
+			for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+				if (!slot_ok(m, &txr->slot[x])) {
+					txr->slot[x].buf_idx = 0;
+					txr->slot[x].len = 0;
+				}
+			}
+			j = s;
+			continue;
+		}
+		for (uint32_t f = 0; f < nf; f++) {
+			struct vale_slot *ts = &txr->slot[j], *rs = &rxr->slot[tail];
+			uint32_t rb = rs->buf_idx;
+			if (rb < 2 || rb >= m->nbufs)
+				rb = ts->buf_idx; /* receiver broke its slot: give it ours, keep a copy */
+			rs->buf_idx = ts->buf_idx;
+			rs->len = ts->len;
+			rs->flags = (uint16_t)(ts->flags & VS_MOREFRAG);
+			ts->buf_idx = rb;
+			ts->flags |= VS_BUF_CHANGED;
+			bytes += ts->len;
+			j = ring_next(j, n);
+			tail = ring_next(tail, rn);
+			moved++;
+		}
+		pkts++;
+	}
+	STORE_REL(&k->hwtail, tail);
+	k->hwlease = tail;
+	pthread_mutex_unlock(&k->lock);
+	if (moved)
+		vale_wake_end(m, pend, sw, p->peer_idx);
+	struct vale_counters *sc = &sw->ports[p->idx].c;
+	ADD_RLX(&sc->tx_pkts, pkts);
+	ADD_RLX(&sc->tx_bytes, bytes);
+	if (bad)
+		ADD_RLX(&sc->drops[VD_BAD_SLOT], bad);
+	if (p->peer_idx < sw->max_ports) {
+		struct vale_counters *pc = &sw->ports[p->peer_idx].c;
+		ADD_RLX(&pc->rx_pkts, pkts);
+		ADD_RLX(&pc->rx_bytes, bytes);
+	}
+	return ring_dist(hwcur, j, n);
+}
+
+static int txsync_one(vale_port *p, uint32_t ri)
+{
+	struct vale_map *m = &p->m;
+	struct vale_ring *ring = vale_ring(m, p->end, false, ri);
+	struct vale_kring *k = vale_kring(m, p->end, false, ri);
+	uint32_t n = m->tx_slots;
+	uint32_t hwcur = k->hwcur, hwtail = k->hwtail;
+	if (unlikely(hwcur >= n || hwtail >= n)) { /* our own kring was scribbled on */
+		hwcur = 0;
+		hwtail = n - 1;
+	}
+	uint32_t head = LOAD_ACQ(&ring->head), cur = ring->cur;
+	/* the application owns [hwcur, hwtail]; head and cur must lie inside */
+	if (unlikely(!in_window(head, hwcur, hwtail, n) || !in_window(cur, head, hwtail, n))) {
+		ring->head = ring->cur = hwcur;
+		ring->tail = hwtail;
+		count_err(p->sw, p->idx, -1, 1);
+		vale_err(EINVAL, "txsync: bad head %u / cur %u (valid %u..%u of %u); ring reset", head,
+			 cur, hwcur, hwtail, n);
+		return -EINVAL;
+	}
+	uint32_t done = 0;
+	if (head != hwcur) {
+		done = (p->flags & VPF_PIPE) ? flush_pipe(p, ri, hwcur, head)
+					     : flush_switch(p, ri, hwcur, head);
+		hwcur = ring_add(hwcur, done, n);
+	}
+	hwtail = hwcur == 0 ? n - 1 : hwcur - 1;
+	k->hwcur = hwcur;
+	k->hwtail = hwtail;
+	STORE_REL(&ring->tail, hwtail);
+	return (int)done;
+}
+
+static int rxsync_one(vale_port *p, uint32_t ri)
+{
+	struct vale_map *m = &p->m;
+	struct vale_ring *ring = vale_ring(m, p->end, true, ri);
+	struct vale_kring *k = vale_kring(m, p->end, true, ri);
+	uint32_t n = m->rx_slots;
+	uint32_t hwcur = LOAD_RLX(&k->hwcur), rtail = k->rtail;
+	if (unlikely(hwcur >= n || rtail >= n)) {
+		hwcur = rtail = LOAD_ACQ(&k->hwtail) % n;
+	}
+	uint32_t head = LOAD_ACQ(&ring->head), cur = ring->cur;
+	if (unlikely(!in_window(head, hwcur, rtail, n) || !in_window(cur, head, rtail, n))) {
+		ring->head = ring->cur = hwcur;
+		ring->tail = rtail;
+		count_err(p->sw, p->idx, -1, 1);
+		vale_err(EINVAL, "rxsync: bad head %u / cur %u (valid %u..%u of %u); ring reset", head,
+			 cur, hwcur, rtail, n);
+		return -EINVAL;
+	}
+	if (head != hwcur) {
+		/* released slots go back to the producers: check what the app swapped in */
+		for (uint32_t j = hwcur; j != head; j = ring_next(j, n)) {
+			struct vale_slot *s = &ring->slot[j];
+			if (unlikely(s->buf_idx < 2 || s->buf_idx >= m->nbufs)) {
+				s->buf_idx = 0;
+				s->len = 0;
+				count_err(p->sw, p->idx, -1, 1);
+			}
+			s->flags &= (uint16_t)~VS_BUF_CHANGED;
+		}
+		STORE_REL(&k->hwcur, head);
+		if (p->flags & VPF_PIPE) { /* the other end may wait for room */
+			struct vale_wake *pw = vale_wakep(m, 1 - p->end);
+			FENCE();
+			if (LOAD_RLX(&pw->tx_waiting))
+				vale_wake_end(m, 1 - p->end, p->sw, p->peer_idx);
+		}
+	}
+	uint32_t tail = LOAD_ACQ(&k->hwtail);
+	if (tail >= n)
+		tail = rtail;
+	k->rtail = tail;
+	STORE_REL(&ring->tail, tail);
+	return (int)ring_dist(head, tail, n);
+}
+
+VALE_API int vale_txsync(vale_port *p, int ring)
+{
+	int total = 0, err = 0;
+	uint32_t a = p->first_ring, b = p->last_ring;
+	if (ring >= 0) {
+		if ((uint32_t)ring >= p->m.ntx)
+			return vale_err(EINVAL, "no TX ring %d", ring);
+		a = (uint32_t)ring;
+		b = a + 1;
+	}
+	if (b > p->m.ntx)
+		b = p->m.ntx;
+	pthread_rwlock_rdlock(&p->sw->sync_rw);
+	for (uint32_t i = a; i < b; i++) {
+		int r = txsync_one(p, i);
+		if (r < 0)
+			err = r;
+		else
+			total += r;
+	}
+	pthread_rwlock_unlock(&p->sw->sync_rw);
+	return err ? err : total;
+}
+
+VALE_API int vale_rxsync(vale_port *p, int ring)
+{
+	int total = 0, err = 0;
+	uint32_t a = p->first_ring, b = p->last_ring;
+	if (ring >= 0) {
+		if ((uint32_t)ring >= p->m.nrx)
+			return vale_err(EINVAL, "no RX ring %d", ring);
+		a = (uint32_t)ring;
+		b = a + 1;
+	}
+	if (b > p->m.nrx)
+		b = p->m.nrx;
+	for (uint32_t i = a; i < b; i++) {
+		int r = rxsync_one(p, i);
+		if (r < 0)
+			err = r;
+		else
+			total += r;
+	}
+	return err ? err : total;
+}
+
+/* ---------------- waiting ---------------- */
+
+/* Something to do for the owner: data beyond what rxsync last exposed, or
+ * (pipes) room for pending TX slots. */
+static bool port_ready(vale_port *p, bool *tx_blocked)
+{
+	struct vale_map *m = &p->m;
+	*tx_blocked = false;
+	for (uint32_t i = p->first_ring; i < p->last_ring && i < m->nrx; i++) {
+		struct vale_kring *k = vale_kring(m, p->end, true, i);
+		struct vale_ring *ring = vale_ring(m, p->end, true, i);
+		if (LOAD_ACQ(&k->hwtail) != LOAD_RLX(&ring->head))
+			return true;
+	}
+	if (p->flags & VPF_PIPE) {
+		uint32_t pend = 1 - p->end;
+		for (uint32_t i = p->first_ring; i < p->last_ring && i < m->ntx; i++) {
+			struct vale_kring *tk = vale_kring(m, p->end, false, i);
+			struct vale_ring *tr = vale_ring(m, p->end, false, i);
+			if (tk->hwcur == LOAD_RLX(&tr->head))
+				continue; /* nothing pending */
+			*tx_blocked = true;
+			struct vale_kring *k = vale_kring(m, pend, true, i % m->nrx);
+			uint32_t used = ring_dist(LOAD_ACQ(&k->hwcur), LOAD_RLX(&k->hwtail), m->rx_slots);
+			if (used + 1 < m->rx_slots)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void check_stuck_leases(vale_port *p)
+{
+	struct vale_map *m = &p->m;
+	for (uint32_t i = p->first_ring; i < p->last_ring && i < m->nrx; i++) {
+		struct vale_kring *k = vale_kring(m, p->end, true, i);
+		if (LOAD_RLX(&k->lease_first) != LOAD_RLX(&k->lease_next))
+			vale_reclaim_leases(k, vale_ring(m, p->end, true, i), m->rx_slots, false);
+	}
+}
+
+VALE_API int vale_wait(vale_port *p, int timeout_ms)
+{
+	struct vale_wake *w = vale_wakep(&p->m, p->end);
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vale_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		bool txb;
+		uint32_t seq = LOAD_ACQ(&w->wake_seq);
+		__atomic_or_fetch(&w->waiting, VW_FUTEX, __ATOMIC_SEQ_CST);
+		if (p->flags & VPF_PIPE)
+			STORE_RLX(&w->tx_waiting, 1);
+		FENCE();
+		if (port_ready(p, &txb)) {
+			__atomic_and_fetch(&w->waiting, ~VW_FUTEX, __ATOMIC_RELAXED);
+			STORE_RLX(&w->tx_waiting, 0);
+			return 1;
+		}
+		uint64_t now = vale_now_ns();
+		if (now >= deadline) {
+			__atomic_and_fetch(&w->waiting, ~VW_FUTEX, __ATOMIC_RELAXED);
+			STORE_RLX(&w->tx_waiting, 0);
+			return 0;
+		}
+		/* sleep in slices of at most 1 s so dead producers' leases get reclaimed */
+		uint64_t left = deadline - now;
+		if (left > 1000000000ull)
+			left = 1000000000ull;
+		struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull),
+				      .tv_nsec = (long)(left % 1000000000ull)};
+		long r = futex(&w->wake_seq, FUTEX_WAIT, seq, &ts);
+		if (r == -1 && errno == ETIMEDOUT)
+			check_stuck_leases(p);
+		if (LOAD_RLX(&w->wake_seq) != seq && !port_ready(p, &txb)) {
+			/* vale_wake(): return to let the caller look */
+			STORE_RLX(&w->tx_waiting, 0);
+			return 0;
+		}
+	}
+}
+
+VALE_API void vale_wake(vale_port *p)
+{
+	struct vale_wake *w = vale_wakep(&p->m, p->end);
+	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_RELEASE);
+	futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+	if (p->bell_rd >= 0) {
+		char c = 1;
+		if (write(p->bell_rd, &c, 1) < 0) {
+		}
+	}
+}
+
+VALE_API int vale_bell_arm(vale_port *p)
+{
+	struct vale_wake *w = vale_wakep(&p->m, p->end);
+	bool txb;
+	__atomic_or_fetch(&w->waiting, VW_BELL, __ATOMIC_SEQ_CST);
+	if (p->flags & VPF_PIPE)
+		STORE_RLX(&w->tx_waiting, 1);
+	FENCE();
+	if (port_ready(p, &txb)) {
+		__atomic_and_fetch(&w->waiting, ~VW_BELL, __ATOMIC_RELAXED);
+		return 1;
+	}
+	return 0;
+}
+
+VALE_API void vale_bell_clear(vale_port *p)
+{
+	char buf[256];
+	if (p->bell_rd < 0)
+		return;
+	while (read(p->bell_rd, buf, sizeof(buf)) > 0) {
+	}
+}

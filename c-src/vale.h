@@ -1,0 +1,311 @@
+/*
+ * vale: netmap's VALE switch in user space.
+ *
+ * Public C API of libvale.so (loaded by ffi/symbols.ts) and the layout of
+ * the shared memory every process on a switch maps. Everything here is
+ * flat, fixed-size and position independent (offsets, never pointers), so
+ * any process can map a region at any address.
+ *
+ * Shared memory for switch "vale0" under the run directory R
+ * (VALE_RUN_DIR, default /dev/shm/vale):
+ *   R/vale0/ctl            control segment: header, port table, MAC table,
+ *                          lookup module name and private area
+ *   R/vale0/p<idx>.<gen>   one region per port: kring states, netmap rings,
+ *                          buffers (a pipe pair shares one region)
+ *   R/vale0/p<idx>.bell    doorbell FIFO of a port (pollable wake-ups)
+ */
+#ifndef VALE_H
+#define VALE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+
+#define VALE_API __attribute__((visibility("default")))
+
+#define VALE_MAGIC 0x454c4156u /* "VALE" little endian */
+#define VALE_LAYOUT_VERSION 1u
+
+/* slot flags, as netmap */
+#define VS_BUF_CHANGED 0x0001
+#define VS_REPORT 0x0002
+#define VS_FORWARD 0x0004
+#define VS_NO_LEARN 0x0008
+#define VS_INDIRECT 0x0010
+#define VS_MOREFRAG 0x0020
+
+#define VALE_MAX_FRAGS 64
+#define VALE_MAX_RINGS 16
+#define VALE_MIN_SLOTS 8
+#define VALE_MAX_SLOTS 4096
+#define VALE_DEF_SLOTS 1024
+#define VALE_BUF_SIZE 2048 /* every buffer of a switch */
+#define VALE_NAME_MAX 16   /* port name incl. NUL, as netmap (15 chars) */
+#define VALE_SW_NAME_MAX 32
+#define VALE_DEF_MAX_PORTS 2048
+#define VALE_LIMIT_PORTS 65000
+#define VALE_DEF_MAC_ENTRIES 4096
+#define VALE_DEF_AGE_S 300
+#define VALE_NLEASES 64 /* concurrent leases per RX ring */
+#define VALE_MAX_BATCH 1024
+#define VALE_PRIV_SIZE 65536 /* lookup module's shared private area */
+
+/* lookup results */
+#define VALE_BROADCAST 0xffffffffu
+#define VALE_DROP 0xfffffffeu
+
+/* drop reasons (index into vale_counters.drops) */
+enum {
+	VD_RING_FULL = 0, /* destination RX ring had no room (counted on the destination) */
+	VD_BAD_SLOT = 1,  /* bad buf_idx/len/fragment chain (counted on the port that wrote it) */
+	VD_NO_DEST = 2,   /* no port to deliver to (counted on the source) */
+	VD_LOOKUP = 3,    /* lookup module said drop, or frame < 14 bytes (source) */
+	VD_NREASONS = 4,
+};
+
+/* ---------------- netmap-compatible ring and slot ---------------- */
+
+struct vale_slot {
+	uint32_t buf_idx;
+	uint16_t len;
+	uint16_t flags;
+	uint64_t ptr;
+};
+
+/* The application's view of one ring (netmap_ring). head/cur are written by
+ * the application, tail by the sync calls that run in the application's own
+ * process. The switch's own view lives in vale_kring. */
+struct vale_ring {
+	int64_t buf_ofs;   /* from this ring to buffer 0 */
+	uint32_t num_slots;
+	uint32_t nr_buf_size;
+	uint16_t ringid;
+	uint16_t dir;      /* 0 tx, 1 rx */
+	uint32_t _pad0;
+	uint32_t head;
+	uint32_t cur;
+	uint32_t tail;
+	uint32_t flags;
+	int64_t ts_sec, ts_usec;
+	uint8_t _pad1[64 - 56];
+	struct vale_slot slot[]; /* num_slots */
+};
+
+/* The switch's view of one ring, shared by every producer and the consumer.
+ * Producers lease slots [hwlease, ...) under `lock`, fill them without it,
+ * and publish in lease order by advancing hwtail. */
+struct vale_lease {
+	uint32_t start, end; /* slot range [start, end) mod num_slots */
+	int32_t pid;         /* producer, to reclaim the lease if it dies */
+	uint32_t done;       /* 0 pending, 1 filled */
+};
+
+struct vale_kring {
+	/* producers' line(s) */
+	pthread_mutex_t lock; /* robust, process shared */
+	uint32_t hwlease;     /* next slot to lease */
+	uint32_t lease_first; /* oldest lease not yet published (counter) */
+	uint32_t lease_next;  /* next lease number */
+	uint32_t _p0;
+	uint64_t lease_ops;   /* leases granted, to spot a lease stuck for long */
+	uint64_t first_since; /* lease_ops when lease_first last moved */
+	uint8_t _pad_p[64 - ((sizeof(pthread_mutex_t) + 32) % 64)];
+	/* published */
+	_Alignas(64) volatile uint32_t hwtail; /* first slot not yet published */
+	uint32_t _p1[15];
+	/* consumer's line */
+	_Alignas(64) volatile uint32_t hwcur; /* first slot not yet released by the consumer */
+	uint32_t rtail;                       /* tail last exposed to the application */
+	uint32_t _p2[14];
+	struct vale_lease leases[VALE_NLEASES];
+};
+
+/* One per port end: how a sleeping process is woken. */
+struct vale_wake {
+	volatile uint32_t waiting;  /* VW_* bits: the owner sleeps */
+	volatile uint32_t wake_seq; /* futex word */
+	volatile uint32_t tx_waiting; /* a pipe end waits for room in its peer's RX ring */
+	uint32_t _p[13];
+};
+#define VW_FUTEX 1u
+#define VW_BELL 2u
+
+/* ---------------- port region ---------------- */
+
+struct vale_region_hdr {
+	uint32_t magic, version;
+	uint64_t size;
+	uint32_t ntx, nrx;        /* ring pairs of this port (of each end for a pipe) */
+	uint32_t tx_slots, rx_slots;
+	uint32_t nbufs, buf_size;
+	uint32_t nends;           /* 1, or 2 for a pipe region */
+	uint32_t _p;
+	uint64_t kring_ofs;       /* array of (nends * (ntx + nrx)) krings */
+	uint64_t ring_ofs[2 * 2 * VALE_MAX_RINGS]; /* [end][tx rings..., rx rings...] */
+	uint64_t buf_ofs;         /* buffer 0 */
+	uint8_t _pad[64];
+	_Alignas(64) struct vale_wake wake[2];
+};
+
+/* ---------------- control segment ---------------- */
+
+struct vale_counters {
+	volatile uint64_t tx_pkts, tx_bytes; /* sent by this port into the switch */
+	volatile uint64_t rx_pkts, rx_bytes; /* delivered to this port's RX rings */
+	volatile uint64_t drops[VD_NREASONS];
+	volatile uint64_t sync_errors;       /* txsync/rxsync rejected a bad head/cur */
+	uint64_t _pad[16 - 5 - VD_NREASONS];
+};
+
+enum { VP_FREE = 0, VP_ACTIVE = 1, VP_DYING = 2 };
+
+#define VPF_PERSISTENT 0x1 /* created by vale-ctl -n: stays until removed */
+#define VPF_EXCLUSIVE 0x2  /* opened with /x */
+#define VPF_PIPE 0x4       /* one end of a pipe; region shared with its peer */
+#define VPF_ATTACHED 0x8   /* a persistent port attached to this switch (vale-ctl -a) */
+#define VPF_FORWARDER 0x10 /* served by a forwarder process (kernel interface) */
+
+struct vale_port_ent {
+	volatile uint32_t state; /* VP_* */
+	volatile uint32_t gen;   /* bumped on every (re)allocation of this index */
+	char name[VALE_NAME_MAX];
+	uint32_t flags;          /* VPF_* */
+	int32_t owner_pid;       /* process that opened it last (0: none) */
+	int32_t fwd_pid;         /* forwarder process serving it (attachments) */
+	uint32_t nopen;          /* informational: liveness is probed with file locks */
+	uint32_t ntx, nrx, tx_slots, rx_slots, nbufs;
+	uint32_t region_idx, region_gen; /* region file p<idx>.<gen> (a pipe's slave uses its master's) */
+	uint32_t end;            /* which end of the region (pipes: 0 master, 1 slave) */
+	uint32_t pipe_peer;      /* port index of the other end, or ~0 */
+	uint32_t _p0;
+	uint64_t region_size;
+	uint64_t created_ns;
+	volatile uint64_t last_probe_ns;
+	char info[64];           /* free text, e.g. "veth1 af_packet" for attachments */
+	uint8_t _pad[256 - 168];
+	struct vale_counters c;  /* 128 bytes */
+};
+_Static_assert(sizeof(struct vale_counters) == 128, "counters");
+_Static_assert(sizeof(struct vale_port_ent) == 384, "port entry");
+
+struct vale_mac_ent {
+	volatile uint64_t key; /* mac (48 bits) << 16 | port index; 0 = empty */
+	volatile uint32_t seen_s; /* CLOCK_MONOTONIC seconds when last learned */
+	uint32_t _p;
+};
+
+struct vale_ctl_hdr {
+	uint32_t magic, version;
+	uint64_t size;
+	uint32_t max_ports, mac_entries;
+	uint32_t age_s;
+	volatile uint32_t dead;     /* switch being removed: reopen */
+	pthread_mutex_t lock;       /* port table changes; robust */
+	char name[VALE_SW_NAME_MAX];
+	char lookup[64];            /* "learning" (default), "portmap", "ethertype", or a .so path */
+	volatile uint32_t lookup_gen; /* bumped when lookup/config changes */
+	volatile uint32_t nactive;    /* entries in the active list (switch ports that forward) */
+	volatile uint32_t active_seq; /* seqlock of the active list: odd while it changes */
+	uint32_t _p0;
+	uint64_t ports_ofs, active_ofs, mac_ofs, priv_ofs;
+	uint64_t created_ns;
+};
+
+/* ---------------- API ---------------- */
+
+typedef struct vale_port vale_port;
+
+/* How to open a port; the name has been parsed by lib/names.ts. */
+struct vale_open_req {
+	uint32_t ntx, nrx;         /* ring pairs; 0 = default (1) */
+	uint32_t tx_slots, rx_slots; /* 0 = default (1024) */
+	uint32_t flags;            /* VO_* */
+	int32_t ring_id;           /* -1 all rings, else bind one ring pair (-N) */
+	uint32_t _pad[2];
+};
+#define VO_EXCLUSIVE 0x1 /* /x */
+#define VO_CREATE_PERSISTENT 0x2 /* vale-ctl -n: create, do not open */
+#define VO_PIPE_MASTER 0x4 /* name is X{Y */
+#define VO_PIPE_SLAVE 0x8  /* name is X}Y */
+#define VO_NO_CREATE 0x10  /* fail with ENOENT if the port does not exist */
+#define VO_RX_ONLY 0x20
+#define VO_TX_ONLY 0x40
+
+/* Port info for TS (flat, filled by vale_port_info). */
+struct vale_port_info {
+	uint64_t region_base;  /* address of the port's region in this process */
+	uint64_t region_size;
+	uint32_t ntx, nrx, tx_slots, rx_slots;
+	uint32_t nbufs, buf_size;
+	uint32_t port_idx, port_gen;
+	uint32_t first_ring, last_ring; /* bound ring pairs [first, last) */
+	int32_t bell_fd;
+	uint32_t flags;
+	uint64_t tx_ring_ofs[VALE_MAX_RINGS]; /* from region_base */
+	uint64_t rx_ring_ofs[VALE_MAX_RINGS];
+	uint64_t buf_ofs;
+};
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* All functions return >= 0 on success, -errno on failure; the last error
+ * message of the calling thread is available from vale_strerror(). */
+VALE_API const char *vale_last_error(void);
+VALE_API uint32_t vale_abi_version(void);
+
+VALE_API int vale_open(const char *run_dir, const char *sw, const char *port,
+		       const struct vale_open_req *req, vale_port **out);
+VALE_API void vale_close(vale_port *p);
+VALE_API int vale_info(vale_port *p, struct vale_port_info *out);
+
+/* netmap's NIOCTXSYNC / NIOCRXSYNC on one ring (or all bound rings if ring < 0).
+ * Return the number of slots forwarded/received, or -EINVAL when the
+ * application's head/cur were out of range (the ring was reset). */
+VALE_API int vale_txsync(vale_port *p, int ring);
+VALE_API int vale_rxsync(vale_port *p, int ring);
+
+/* Sleep until an RX ring of p has data (or, for pipes, a TX ring has room),
+ * or timeout_ms passes (-1 forever). Returns 1 ready, 0 timeout. */
+VALE_API int vale_wait(vale_port *p, int timeout_ms);
+/* Wake a vale_wait() of this port from another thread (close, Ctrl-C). */
+VALE_API void vale_wake(vale_port *p);
+/* Arm the doorbell FIFO before poll()ing bell_fd; returns 1 if data is already
+ * there (do not sleep). vale_bell_clear() drains it after poll() returns. */
+VALE_API int vale_bell_arm(vale_port *p);
+VALE_API void vale_bell_clear(vale_port *p);
+
+/* Control operations (vale-ctl). */
+VALE_API int vale_create_persistent(const char *run_dir, const char *sw, const char *port,
+				    const struct vale_open_req *req);
+VALE_API int vale_remove_port(const char *run_dir, const char *sw, const char *port);
+VALE_API int vale_remove_switch(const char *run_dir, const char *sw);
+VALE_API int vale_set_lookup(const char *run_dir, const char *sw, const char *module);
+VALE_API int vale_lookup_config(const char *run_dir, const char *sw, const char *req,
+				char *reply, uint32_t reply_len);
+/* JSON description of a switch (ports, owners, counters, MAC table); returns
+ * the length needed (call again with a bigger buffer if > buflen). */
+VALE_API int vale_switch_json(const char *run_dir, const char *sw, char *buf, uint32_t buflen);
+/* Reclaim ports of dead processes, stuck leases and recover locks. */
+VALE_API int vale_reap(const char *run_dir, const char *sw);
+/* Record the forwarder process serving a port and a free-text description. */
+VALE_API int vale_port_set_info(const char *run_dir, const char *sw, const char *port,
+				int32_t fwd_pid, const char *info);
+
+/* User lookup modules (mSwitch): a shared object exporting these names.
+ * `priv` is the switch's shared private area (VALE_PRIV_SIZE bytes), the same
+ * in every process; config() runs under the switch lock. */
+typedef uint32_t vale_user_lookup_t(const uint8_t *frame, uint32_t len, uint8_t *dst_ring,
+				    uint32_t src_port, void *priv);
+typedef int vale_user_config_t(const char *req, uint32_t len, void *priv, uint32_t priv_size,
+			       char *reply, uint32_t reply_len);
+typedef void vale_user_dtor_t(uint32_t port, void *priv);
+#define VALE_LOOKUP_SYM "vale_lookup"
+#define VALE_CONFIG_SYM "vale_config"
+#define VALE_DTOR_SYM "vale_dtor"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

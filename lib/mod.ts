@@ -1,0 +1,43 @@
+/**
+ * vale: a very fast Virtual Local Ethernet in user space — netmap's VALE
+ * switch without a kernel module. Ports of a switch live in shared memory;
+ * forwarding runs in the sender.
+ *
+ * ```ts
+ * import { openPort } from "@vale/vale";
+ * using a = openPort("vale0:a");
+ * using b = openPort("vale0:b");
+ * a.send(frame);
+ * a.txsync();
+ * const got = await b.receive();
+ * ```
+ *
+ * @module
+ */
+export { type OpenOptions, openPort, Port, type PortCounters } from "./port.ts";
+export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
+export { ValeError } from "./errors.ts";
+export {
+  formatPortName,
+  parsePortName,
+  PortNameError,
+  type PortSpec,
+  switchPortKey,
+} from "./names.ts";
+export {
+  configLookup,
+  type ControlOptions,
+  createPersistentPort,
+  listSwitches,
+  type MacEntry,
+  portCounters,
+  type PortInfo,
+  reap,
+  removePort,
+  removeSwitch,
+  setLookup,
+  setPortInfo,
+  type SwitchInfo,
+  switchInfo,
+} from "./switch.ts";
+export { DEFAULT_RUN_DIR, runDir } from "./rundir.ts";

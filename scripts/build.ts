@@ -1,0 +1,85 @@
+// Builds the one shared library (build/libvale.so) from every c-src/*.c with
+// the system C compiler. Re-runs only when a source or header is newer than
+// the library, so `deno task test` and the demo can call it every time.
+//
+//   deno run -A scripts/build.ts [--force] [--debug]
+//
+// CC and CFLAGS from the environment are honoured, like make.
+
+import { parseArgs } from "node:util";
+
+const root = new URL("..", import.meta.url).pathname;
+const srcDir = `${root}c-src`;
+const outDir = `${root}build`;
+const out = `${outDir}/libvale.so`;
+
+export async function buildLibrary(
+  opts: { force?: boolean; debug?: boolean; quiet?: boolean } = {},
+): Promise<string> {
+  const sources: string[] = [];
+  let newest = 0;
+  for (const e of Deno.readDirSync(srcDir)) {
+    if (!e.isFile) continue;
+    const p = `${srcDir}/${e.name}`;
+    if (e.name.endsWith(".c")) sources.push(p);
+    if (e.name.endsWith(".c") || e.name.endsWith(".h")) {
+      newest = Math.max(newest, Deno.statSync(p).mtime?.getTime() ?? 0);
+    }
+  }
+  sources.sort();
+  let built = 0;
+  try {
+    built = Deno.statSync(out).mtime?.getTime() ?? 0;
+  } catch { /* not built yet */ }
+  if (!opts.force && built >= newest) return out;
+
+  Deno.mkdirSync(outDir, { recursive: true });
+  const cc = Deno.env.get("CC") ?? "cc";
+  const flags = opts.debug
+    ? ["-O0", "-g", "-fsanitize=address,undefined"]
+    : ["-O3", "-march=native", "-g"];
+  const extra = (Deno.env.get("CFLAGS") ?? "").split(/\s+/).filter(Boolean);
+  const tmp = `${out}.tmp.${Deno.pid}`;
+  const args = [
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    "-fPIC",
+    "-shared",
+    "-fvisibility=hidden",
+    "-D_GNU_SOURCE",
+    ...flags,
+    ...extra,
+    "-o",
+    tmp,
+    ...sources,
+    "-lpthread",
+    "-ldl",
+  ];
+  if (!opts.quiet) console.error(`build: ${cc} … -o build/libvale.so (${sources.length} files)`);
+  let res;
+  try {
+    res = await new Deno.Command(cc, { args, stdout: "inherit", stderr: "inherit" }).output();
+  } catch (e) {
+    throw new Error(
+      `build: cannot run the C compiler '${cc}' (${(e as Error).message}); install gcc or set CC`,
+    );
+  }
+  if (!res.success) throw new Error(`build: ${cc} failed (exit ${res.code})`);
+  Deno.renameSync(tmp, out); // atomic: a running process keeps its old mapping
+  return out;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { force: { type: "boolean" }, debug: { type: "boolean" } },
+  });
+  try {
+    await buildLibrary({ force: values.force, debug: values.debug });
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(1);
+  }
+}
