@@ -1,0 +1,337 @@
+/*
+ * bridge's forwarding loop (netmap's apps/bridge): move packets from the RX
+ * rings of port A to the TX rings of port B and back, swapping buffer
+ * indices (zero-copy) when both ports live in one memory region (the two
+ * ends of a pipe, or one port looped back with -L), copying otherwise.
+ * Slots with a length beyond the buffer size are sent with length 0, as
+ * netmap does; zero-length single slots (published by the switch when it
+ * reclaims a dead sender's lease) are not forwarded.
+ *
+ * cli/bridge.ts opens the ports, decides zero-copy (it knows which region
+ * each port lives in) and runs vale_br_run() as one nonblocking FFI call;
+ * counters live in memory owned here and are read by TS; SIGINT calls
+ * vale_br_stop(). An idle bridge sleeps in poll() on both ports' doorbells.
+ * Public API only (vale.h), like any netmap application.
+ */
+#include "vale.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+#define BR_VERSION 1u
+
+/* Filled by cli/bridge.ts; offsets mirrored there. */
+struct vale_br_conf {
+	uint32_t version;  /* 0 BR_VERSION */
+	uint32_t burst;    /* 4 slots moved per ring pass (netmap's -b, 1..8192) */
+	uint32_t zerocopy; /* 8 swap buffers: both ports share one region */
+	uint32_t spin_us;  /* 12 busy-poll this long before sleeping */
+};
+
+struct vale_br_stats {
+	volatile uint64_t pkts[2];    /* 0 8: [0] A -> B, [1] B -> A (complete packets) */
+	volatile uint64_t bytes[2];   /* 16 24 */
+	volatile uint64_t bad_len[2]; /* 32 40: slots longer than a buffer, sent empty */
+	volatile uint64_t empty[2];   /* 48 56: zero-length slots not forwarded */
+	volatile uint32_t stop;       /* 64 */
+	volatile uint32_t done;       /* 68 */
+	volatile int32_t error;       /* 72 */
+	volatile uint32_t sleeps;     /* 76 times the bridge went to sleep */
+	uint8_t _pad[128 - 80];
+};
+_Static_assert(sizeof(struct vale_br_stats) == 128, "br stats");
+
+struct br_port {
+	vale_port *p;
+	struct vale_port_info info;
+	uint8_t *base;
+	struct vale_ring *tx[VALE_MAX_RINGS], *rx[VALE_MAX_RINGS];
+	uint32_t ntx, nrx;
+};
+
+struct br_ctx {
+	struct vale_br_conf c;
+	struct br_port port[2];
+	bool loopback; /* one port: its RX goes back out of its TX */
+	struct vale_br_stats *st;
+};
+
+static inline uint32_t nxt(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
+
+static inline uint32_t ring_space(const struct vale_ring *r)
+{
+	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail), n = r->num_slots;
+	if (h >= n || t >= n)
+		return 0;
+	return t >= h ? t - h : t + n - h;
+}
+
+static inline uint8_t *bufp(struct br_port *bp, uint32_t idx)
+{
+	if (unlikely(idx < 2 || idx >= bp->info.nbufs))
+		return NULL;
+	return bp->base + bp->info.buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* netmap's process_rings(): up to `limit` slots from rx to tx; returns slots taken from rx. */
+static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale_ring *rx,
+			      struct br_port *dst, struct vale_ring *tx, uint32_t limit, int dir)
+{
+	uint32_t j = rx->head, k = tx->head, rn = rx->num_slots, tn = tx->num_slots;
+	uint32_t m = ring_space(rx), room = ring_space(tx);
+	if (m < limit)
+		limit = m;
+	uint64_t pkts = 0, bytes = 0, bad = 0, empty = 0;
+	uint32_t taken = 0;
+	for (; taken < limit && room > 0; taken++) {
+		struct vale_slot *rs = &rx->slot[j];
+		uint16_t more = rs->flags & VS_MOREFRAG;
+		uint32_t len = rs->len;
+		j = nxt(j, rn);
+		if (unlikely(len == 0 && !more)) { /* an empty packet: nothing to forward */
+			empty++;
+			continue;
+		}
+		struct vale_slot *ts = &tx->slot[k];
+		if (unlikely(len > VALE_BUF_SIZE)) { /* "wrong len": sent empty */
+			bad++;
+			len = 0;
+		}
+		if (g->c.zerocopy) {
+			uint32_t b = ts->buf_idx;
+			if (likely(rs->buf_idx >= 2 && rs->buf_idx < src->info.nbufs)) {
+				ts->buf_idx = rs->buf_idx;
+				rs->buf_idx = b;
+			} else {
+				bad++;
+				len = 0;
+			}
+			ts->flags = (uint16_t)(VS_BUF_CHANGED | more);
+			rs->flags = VS_BUF_CHANGED;
+		} else {
+			const uint8_t *sp = bufp(src, rs->buf_idx);
+			uint8_t *dp = bufp(dst, ts->buf_idx);
+			if (likely(sp && dp))
+				memcpy(dp, sp, len);
+			else
+				len = 0;
+			ts->flags = more;
+		}
+		ts->len = (uint16_t)len;
+		bytes += len;
+		if (!more)
+			pkts++;
+		k = nxt(k, tn);
+		room--;
+	}
+	STORE_REL(&rx->cur, j);
+	STORE_REL(&rx->head, j);
+	STORE_REL(&tx->cur, k);
+	STORE_REL(&tx->head, k);
+	struct vale_br_stats *st = g->st;
+	if (pkts) {
+		STORE_RLX(&st->pkts[dir], st->pkts[dir] + pkts);
+		STORE_RLX(&st->bytes[dir], st->bytes[dir] + bytes);
+	}
+	if (unlikely(bad))
+		STORE_RLX(&st->bad_len[dir], st->bad_len[dir] + bad);
+	if (unlikely(empty))
+		STORE_RLX(&st->empty[dir], st->empty[dir] + empty);
+	return taken;
+}
+
+/* netmap's move(): from the RX rings of src to the TX rings of dst. */
+static uint32_t move(struct br_ctx *g, int dir)
+{
+	struct br_port *src = &g->port[dir], *dst = &g->port[g->loopback ? 0 : 1 - dir];
+	uint32_t si = 0, di = 0, m = 0;
+	while (si < src->nrx && di < dst->ntx) {
+		struct vale_ring *rx = src->rx[si], *tx = dst->tx[di];
+		if (ring_space(rx) == 0) {
+			si++;
+			continue;
+		}
+		if (ring_space(tx) == 0) {
+			di++;
+			continue;
+		}
+		m += process_rings(g, src, rx, dst, tx, g->c.burst, dir);
+	}
+	return m;
+}
+
+static bool rx_pending(struct br_port *bp)
+{
+	for (uint32_t i = 0; i < bp->nrx; i++)
+		if (ring_space(bp->rx[i]))
+			return true;
+	return false;
+}
+
+static bool tx_pending(struct br_port *bp)
+{
+	for (uint32_t i = 0; i < bp->ntx; i++) {
+		struct vale_ring *r = bp->tx[i];
+		uint32_t h = r->head, n = r->num_slots;
+		if ((h == 0 ? n - 1 : h - 1) != LOAD_ACQ(&r->tail))
+			return true;
+	}
+	return false;
+}
+
+static int port_setup(struct br_port *bp, vale_port *p)
+{
+	int r = vale_info(p, &bp->info);
+	if (r < 0)
+		return r;
+	bp->p = p;
+	bp->base = (uint8_t *)(uintptr_t)bp->info.region_base;
+	bp->ntx = bp->nrx = 0;
+	for (uint32_t k = bp->info.first_ring; k < bp->info.last_ring; k++) {
+		if (k < bp->info.ntx)
+			bp->tx[bp->ntx++] = (struct vale_ring *)(bp->base + bp->info.tx_ring_ofs[k]);
+		if (k < bp->info.nrx)
+			bp->rx[bp->nrx++] = (struct vale_ring *)(bp->base + bp->info.rx_ring_ofs[k]);
+	}
+	return bp->ntx && bp->nrx ? 0 : -EINVAL;
+}
+
+/* b == a (or NULL) loops port a back to itself (-L). NULL on bad arguments. */
+VALE_API void *vale_br_create(vale_port *a, vale_port *b, const uint8_t *conf, uint32_t conf_len)
+{
+	if (!a || conf_len < sizeof(struct vale_br_conf))
+		return NULL;
+	struct br_ctx *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	memcpy(&g->c, conf, sizeof(g->c));
+	g->st = aligned_alloc(64, sizeof(struct vale_br_stats));
+	if (!g->st || g->c.version != BR_VERSION)
+		goto bad;
+	memset(g->st, 0, sizeof(*g->st));
+	if (g->c.burst < 1 || g->c.burst > 8192)
+		g->c.burst = 1024;
+	g->loopback = !b || b == a;
+	if (g->loopback)
+		g->c.zerocopy = 1; /* one region */
+	if (port_setup(&g->port[0], a) < 0 || (!g->loopback && port_setup(&g->port[1], b) < 0))
+		goto bad;
+	return g;
+bad:
+	free(g->st);
+	free(g);
+	return NULL;
+}
+
+VALE_API void *vale_br_stats(void *ctx) { return ctx ? ((struct br_ctx *)ctx)->st : NULL; }
+
+/* Forward until vale_br_stop() (a nonblocking FFI call). */
+VALE_API int vale_br_run(void *ctx)
+{
+	struct br_ctx *g = ctx;
+	if (!g)
+		return -EINVAL;
+	struct vale_br_stats *st = g->st;
+	int nports = g->loopback ? 1 : 2;
+	uint64_t idle_since = 0;
+	int err = 0;
+	while (!LOAD_ACQ(&st->stop)) {
+		uint32_t moved = 0;
+		for (int i = 0; i < nports; i++)
+			vale_rxsync(g->port[i].p, -1);
+		for (int d = 0; d < nports; d++)
+			moved += move(g, d);
+		for (int i = 0; i < nports; i++) {
+			if (tx_pending(&g->port[i])) {
+				int r = vale_txsync(g->port[i].p, -1);
+				if (r < 0 && r != -EINVAL) {
+					err = r;
+					goto out;
+				}
+			}
+		}
+		if (moved) {
+			idle_since = 0;
+			continue;
+		}
+		/* idle: spin a little, then sleep on the doorbells */
+		uint64_t now = mono_ns();
+		if (!idle_since)
+			idle_since = now;
+		if (now - idle_since < (uint64_t)g->c.spin_us * 1000) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		struct pollfd pfd[2];
+		int nfd = 0;
+		bool ready = false;
+		for (int d = 0; d < nports; d++) {
+			/* data waiting here but no room on the other side: wait for that room */
+			struct br_port *bp = &g->port[d];
+			if (rx_pending(bp) && !g->loopback)
+				bp = &g->port[1 - d];
+			if (vale_bell_arm(bp->p) == 1) {
+				ready = true;
+				continue;
+			}
+			if (bp->info.bell_fd >= 0)
+				pfd[nfd++] = (struct pollfd){.fd = bp->info.bell_fd, .events = POLLIN};
+		}
+		STORE_RLX(&st->sleeps, st->sleeps + 1);
+		if (ready) { /* blocked both ways (slow pipe peers): back off briefly */
+			struct timespec ts = {0, 20000};
+			nanosleep(&ts, NULL);
+		} else if (nfd) {
+			poll(pfd, (nfds_t)nfd, 1000);
+		} else {
+			vale_wait(g->port[0].p, 10);
+		}
+		for (int i = 0; i < nports; i++)
+			vale_bell_clear(g->port[i].p);
+		idle_since = 0;
+	}
+out:
+	for (int i = 0; i < nports; i++)
+		vale_txsync(g->port[i].p, -1);
+	STORE_RLX(&st->error, err);
+	STORE_REL(&st->done, err ? 2u : 1u);
+	return err;
+}
+
+VALE_API void vale_br_stop(void *ctx)
+{
+	struct br_ctx *g = ctx;
+	if (!g)
+		return;
+	STORE_REL(&g->st->stop, 1u);
+	vale_wake(g->port[0].p);
+	if (!g->loopback)
+		vale_wake(g->port[1].p);
+}
+
+VALE_API void vale_br_destroy(void *ctx)
+{
+	struct br_ctx *g = ctx;
+	if (!g)
+		return;
+	free(g->st);
+	free(g);
+}

@@ -1,0 +1,263 @@
+/*
+ * vale: kernel-facing I/O backends (TAP, AF_PACKET, AF_XDP).
+ *
+ * A `vale_io` moves whole Ethernet frames between a Linux network interface
+ * and caller-provided buffers, in batches, without allocation on the hot
+ * path. It knows nothing about switches: the forwarder that attaches an
+ * interface to a vale port passes pointers into the port's ring buffers
+ * (VALE_BUF_SIZE bytes each) as `bufs[]`, and the `flags[]` array uses the
+ * slot flag VS_MOREFRAG for every buffer of a frame but the last, exactly
+ * like netmap slots.
+ *
+ * Backends:
+ *   VIO_TAP     /dev/net/tun, IFF_TAP|IFF_NO_PI: the host stack (or a VM,
+ *               or a namespace) on the other side. One read/writev per frame:
+ *               tun has no batched interface.
+ *   VIO_PACKET  AF_PACKET with mmap()ed rings bound to an existing
+ *               interface: TPACKET_V2 RX ring (per-frame hand-off, µs
+ *               latency) or, with VIO_F_RX_V3, a TPACKET_V3 block ring (fewer
+ *               wake-ups, ~2x the rate, but up to block_tov_ms of added
+ *               latency at low rates), and a TX ring of the same version
+ *               flushed by one sendto() per batch.
+ *   VIO_XDP     AF_XDP sockets (copy or zero-copy), one per RX queue, each
+ *               with its UMEM, and a tiny XDP program (built in, no libbpf)
+ *               redirecting every queue to its socket through an XSKMAP.
+ *               Attached with a bpf_link that the kernel removes when the
+ *               process exits or dies.
+ *   VIO_AUTO    VIO_XDP when it can be set up on the interface, else
+ *               VIO_PACKET; vale_io_info() tells which and why.
+ *
+ * All functions return >= 0 on success and -errno on failure; a message for
+ * the last failure of the calling thread is returned by vale_io_last_error()
+ * (it names the interface, the step, and the missing privilege if any).
+ */
+#ifndef VALE_IO_H
+#define VALE_IO_H
+
+#include <stdint.h>
+#include "vale.h"
+
+typedef struct vale_io vale_io;
+
+enum { VIO_AUTO = 0, VIO_TAP = 1, VIO_PACKET = 2, VIO_XDP = 3 };
+
+/* vale_io_opts.flags */
+#define VIO_F_UP 0x0001           /* bring the interface up if it is down */
+#define VIO_F_ALLOW_DOWN 0x0002   /* PACKET/XDP: open even if the interface is down */
+#define VIO_F_PROMISC 0x0004      /* PACKET/XDP: promiscuous while open (a bridge port needs it) */
+#define VIO_F_QDISC_BYPASS 0x0008 /* PACKET: PACKET_QDISC_BYPASS (straight to the driver) */
+#define VIO_F_SEE_OUTGOING 0x0010 /* PACKET: also receive frames the host sends on the interface */
+#define VIO_F_RX_V3 0x0020        /* PACKET: TPACKET_V3 block RX ring: more throughput, but a
+				   * block reaches us only when full or after block_tov_ms */
+#define VIO_F_NO_CSUM_FIX 0x0040  /* PACKET/XDP: leave partial (offloaded) TCP/UDP checksums */
+#define VIO_F_TAP_EXCL 0x0100     /* TAP: fail with EEXIST if the device exists */
+#define VIO_F_TAP_NO_CREATE 0x0200 /* TAP: attach only, ENODEV if it does not exist */
+#define VIO_F_TAP_PERSIST 0x0400  /* TAP: TUNSETPERSIST, the device outlives the handle */
+#define VIO_F_TAP_VNET_HDR 0x0800 /* TAP: IFF_VNET_HDR (a zero virtio header is added/stripped) */
+#define VIO_F_XDP_SKB 0x1000      /* XDP: generic (skb) mode only */
+#define VIO_F_XDP_DRV 0x2000      /* XDP: native driver mode only */
+#define VIO_F_XDP_ZEROCOPY 0x4000 /* XDP: require zero-copy (fail rather than copy) */
+#define VIO_F_XDP_NO_SG 0x8000    /* XDP: do not use multi-buffer (frames > one UMEM chunk dropped) */
+#define VIO_F_XDP_QUEUE 0x10000   /* XDP: bind only RX queue opts.queue (default: all queues) */
+
+#define VIO_NETNS_MAX 128
+
+/* Options for vale_io_open(); zeroed fields take the defaults. 192 bytes. */
+struct vale_io_opts {
+	uint32_t flags;         /* VIO_F_* */
+	uint32_t buf_size;      /* size of each caller buffer (default VALE_BUF_SIZE) */
+	uint32_t rx_block_size; /* PACKET RX: ring block bytes (default 256 KiB) */
+	uint32_t rx_blocks;     /* PACKET RX: number of blocks (default 16) */
+	uint32_t block_tov_ms;  /* PACKET V3: hand over a partly filled block after this (default 1) */
+	uint32_t tx_frames;     /* PACKET/XDP: TX ring frames (default 1024 / 2048) */
+	uint32_t xdp_frames;    /* XDP: RX/fill ring size per queue (default 2048 / queues, >= 256) */
+	uint32_t queue;         /* XDP with VIO_F_XDP_QUEUE: the one RX queue to bind */
+	uint32_t mtu;           /* set the interface MTU at open if non-zero */
+	uint32_t _pad[7];
+	/* Open inside this network namespace: a name under /run/netns (as made
+	 * by `ip netns add`) or a path such as /proc/PID/ns/net. Empty: ours. */
+	char netns[VIO_NETNS_MAX];
+};
+
+struct vale_io_stats {
+	uint64_t rx_pkts, rx_bytes;   /* frames delivered to the caller */
+	uint64_t tx_pkts, tx_bytes;   /* frames handed to the kernel */
+	uint64_t rx_batches, tx_batches; /* non-empty recv/send calls (avg batch = pkts/batches) */
+	uint64_t rx_kernel_drops;     /* kernel could not queue to us: PACKET tp_drops, XDP
+				       * rx_dropped + rx_ring_full + fill ring empty */
+	uint64_t rx_truncated;        /* kernel gave us a cut frame (snaplen < len: GSO/GRO or
+				       * MTU raised after open); dropped */
+	uint64_t rx_oversize;         /* frame needed more than VALE_MAX_FRAGS buffers; dropped */
+	uint64_t rx_csum_fixed;       /* partial checksums completed in user space */
+	uint64_t tx_drops;            /* frames dropped here: larger than the device allows or
+				       * than a TX ring frame, bad fragment chain */
+	uint64_t tx_errors;           /* rejected by the kernel (WRONG_FORMAT, write error) */
+	uint64_t tx_ring_full;        /* send calls that stopped because the TX ring was full */
+	uint64_t kernel_freeze;       /* PACKET V3 tp_freeze_q_cnt */
+	uint64_t xdp_tx_invalid;      /* XDP tx_invalid_descs */
+	uint64_t _pad[1];
+};
+
+/* What an open handle is (vale_io_info). 240 bytes. */
+struct vale_io_info {
+	uint32_t kind;         /* VIO_TAP / VIO_PACKET / VIO_XDP */
+	uint32_t ifindex;
+	uint32_t mtu;          /* at open */
+	uint32_t max_frame;    /* largest frame accepted by send_batch (without FCS) */
+	uint32_t buf_size;
+	int32_t fd;
+	uint32_t flags;        /* VIO_F_* in effect */
+	uint32_t _pad;
+	char ifname[16];
+	char mode[64];         /* e.g. "af_xdp drv copy sg", "af_packet v3/v3 bypass" */
+	char why[128];         /* VIO_AUTO: why this backend was chosen */
+};
+
+/* Link state of an interface (vale_io_link). 64 bytes. */
+struct vale_io_link {
+	uint32_t ifindex;
+	uint32_t flags;        /* IFF_* (IFF_UP 0x1, IFF_RUNNING 0x40 ...) */
+	uint32_t mtu;
+	uint32_t rx_queues;    /* 0 if unknown */
+	uint8_t mac[6];
+	uint8_t up;            /* administratively up */
+	uint8_t running;       /* operationally up (carrier) */
+	uint32_t xdp_prog_id;  /* an XDP program is attached (0: none or unknown) */
+	uint32_t _pad[9];
+};
+
+/* The TypeScript side (lib/kernel_io.ts) lays these out by hand. */
+_Static_assert(sizeof(struct vale_io_opts) == 192, "vale_io_opts layout");
+_Static_assert(sizeof(struct vale_io_stats) == 128, "vale_io_stats layout");
+_Static_assert(sizeof(struct vale_io_info) == 240, "vale_io_info layout");
+_Static_assert(sizeof(struct vale_io_link) == 64, "vale_io_link layout");
+
+#define VIO_POLL_IN 0x1
+#define VIO_POLL_OUT 0x4
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+VALE_API const char *vale_io_last_error(void);
+VALE_API const char *vale_io_kind_name(uint32_t kind);
+
+/* Open `ifname` with backend `kind` (VIO_*). opts may be NULL. */
+VALE_API int vale_io_open(uint32_t kind, const char *ifname, const struct vale_io_opts *opts,
+			  struct vale_io **out);
+VALE_API void vale_io_close(struct vale_io *h);
+
+/* Copy received frames into bufs[0..max) (each opts.buf_size bytes). A frame
+ * longer than a buffer continues in the next one(s); lens[i] is the bytes in
+ * bufs[i], flags[i] has VS_MOREFRAG on every buffer of a frame but its last.
+ * Returns the number of buffers filled (0: nothing pending); a frame that
+ * does not fit in what is left stays queued for the next call. -ENOBUFS: the
+ * next frame needs more buffers than `max` (call again with more); -ENODEV /
+ * -ENETDOWN: the interface went away / down. */
+VALE_API int vale_io_recv_batch(struct vale_io *h, void *const *bufs, uint16_t *lens,
+				uint16_t *flags, uint32_t max);
+/* Send the frames in bufs[0..n) (same fragment convention; flags may be NULL
+ * when no frame is fragmented). Returns the number of buffers consumed: sent,
+ * or dropped and counted in tx_drops. Fewer than n: the TX ring is full (wait
+ * for VIO_POLL_OUT) or the last frame's fragment chain is incomplete. n = 0
+ * flushes frames queued by an earlier call. */
+VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+				const uint16_t *flags, uint32_t n);
+
+/* An fd for an event loop: POLLIN when frames wait (XDP on several queues:
+ * an epoll fd, good for POLLIN only). vale_io_poll() waits for TX room. */
+VALE_API int vale_io_fd(struct vale_io *h);
+/* poll() the handle: returns the VIO_POLL_* bits ready, 0 on timeout, or
+ * -ENODEV / -ENETDOWN (with a message) when the interface was removed or
+ * went down. timeout_ms < 0 waits forever. */
+VALE_API int vale_io_poll(struct vale_io *h, uint32_t events, int timeout_ms);
+/* Check the interface: 0 fine, -ENODEV removed, -ENETDOWN down. */
+VALE_API int vale_io_check(struct vale_io *h);
+VALE_API int vale_io_stats(struct vale_io *h, struct vale_io_stats *out);
+VALE_API int vale_io_info(struct vale_io *h, struct vale_io_info *out);
+
+/* Interface queries and settings, optionally inside a network namespace
+ * (netns: NULL/"" = ours). */
+VALE_API int vale_io_link(const char *ifname, const char *netns, struct vale_io_link *out);
+/* up: 1 up, 0 down, -1 unchanged; mtu: 0 unchanged. */
+VALE_API int vale_io_set_link(const char *ifname, const char *netns, int32_t up, uint32_t mtu);
+/* Turn TSO/GSO/GRO/LRO and checksum offloads on (1) or off (0) through the
+ * ethtool ioctl; returns how many features were changed. Off is what a port
+ * attached to a switch wants on the peer that sends into it. */
+VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t on);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ---- private to the io_*.c files ---- */
+#ifdef VALE_IO_INTERNAL
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vale_io {
+	uint32_t kind;
+	uint32_t flags;
+	uint32_t buf_size;
+	uint32_t ifindex;
+	uint32_t mtu;
+	uint32_t max_frame; /* send limit */
+	int fd;
+	int poll_fd;        /* what vale_io_fd() returns (XDP, several queues: an epoll fd) */
+	int ctl_fd;         /* AF_INET dgram socket for ioctls in the right netns */
+	int dead;           /* -ENODEV once the interface is gone */
+	int64_t last_check_ms;
+	char ifname[16];
+	char mode[64];
+	char why[128];
+	struct vale_io_stats st;
+	void *priv;         /* backend state */
+};
+
+int vio_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *vio_priv_hint(int err, const char *need);
+int vio_ns_enter(const char *netns, int *saved);
+int vio_ns_leave(int saved);
+int vio_link_query(int ctl_fd, const char *ifname, struct vale_io_link *out);
+int vio_link_set(int ctl_fd, const char *ifname, int32_t up, uint32_t mtu);
+int vio_check_alive(struct vale_io *h);
+uint32_t vio_frame_bufs(uint32_t len, uint32_t buf_size);
+uint32_t vio_gather_len(const uint16_t *lens, const uint16_t *flags, uint32_t i, uint32_t n,
+			uint32_t *nbufs);
+struct vio_seg {
+	const uint8_t *p;
+	uint32_t len;
+};
+uint32_t vio_scatter_segs(const struct vio_seg *seg, int nseg, void *const *bufs,
+			  uint16_t *lens, uint16_t *flags, uint32_t buf_size);
+void vio_scatter(const uint8_t *src, uint32_t len, void *const *bufs, uint16_t *lens,
+		 uint16_t *flags, uint32_t buf_size);
+int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic);
+
+int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
+void vio_tap_close(struct vale_io *h);
+int vio_tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		 uint32_t max);
+int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+		 const uint16_t *flags, uint32_t n);
+
+int vio_pkt_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
+void vio_pkt_close(struct vale_io *h);
+int vio_pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		 uint32_t max);
+int vio_pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+		 const uint16_t *flags, uint32_t n);
+void vio_pkt_stats(struct vale_io *h);
+
+int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
+void vio_xdp_close(struct vale_io *h);
+int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		 uint32_t max);
+int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+		 const uint16_t *flags, uint32_t n);
+void vio_xdp_stats(struct vale_io *h);
+struct pollfd;
+int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out);
+#endif
+
+#endif

@@ -1,0 +1,258 @@
+/*
+ * vale kernel I/O, part 2: the TAP backend (/dev/net/tun, IFF_TAP|IFF_NO_PI).
+ *
+ * tun has no batched interface: one readv() per received frame, straight
+ * into the caller's buffers (plus a staging tail for a frame that does not
+ * fit in what is left), and one writev() per sent frame, gathering its
+ * fragments. The fd is non-blocking; recv stops at EAGAIN.
+ */
+#define VALE_IO_INTERNAL
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+
+#define TAP_VNET_LEN 10 /* struct virtio_net_hdr, the default TUNSETVNETHDRSZ */
+#define TAP_MAX_FRAME 65535u
+
+struct tap {
+	uint8_t *stage;      /* a frame that did not fit in the caller's buffers */
+	uint32_t stage_size;
+	uint32_t pend_len;   /* > 0: a frame waits in stage[0..pend_len) */
+	uint32_t vnet;       /* 0 or TAP_VNET_LEN */
+	uint8_t hdr[TAP_VNET_LEN];
+};
+
+int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
+{
+	struct tap *t = calloc(1, sizeof *t);
+	if (!t) return vio_err(-ENOMEM, "out of memory");
+	h->priv = t;
+	t->vnet = (h->flags & VIO_F_TAP_VNET_HDR) ? TAP_VNET_LEN : 0;
+	t->stage_size = VALE_MAX_FRAGS * h->buf_size + TAP_MAX_FRAME + 64;
+	t->stage = malloc(t->stage_size);
+	if (!t->stage) return vio_err(-ENOMEM, "out of memory");
+
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	if (h->flags & VIO_F_TAP_NO_CREATE) {
+		if (ioctl(h->ctl_fd, SIOCGIFINDEX, &ifr) < 0)
+			return vio_err(-ENODEV, "no TAP interface '%s'%s%s", ifname,
+				       o && o->netns[0] ? " in namespace " : "",
+				       o && o->netns[0] ? o->netns : "");
+	}
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return vio_err(-e, "no /dev/net/tun (CONFIG_TUN missing? modprobe tun)");
+		return vio_err(-e, "cannot open /dev/net/tun: %s%s", strerror(e),
+			       e == EACCES ? " (needs read/write permission on /dev/net/tun)" : "");
+	}
+	h->fd = fd;
+	memset(&ifr, 0, sizeof ifr);
+	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (h->flags & VIO_F_TAP_EXCL) ifr.ifr_flags |= IFF_TUN_EXCL;
+	if (t->vnet) ifr.ifr_flags |= IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		switch (e) {
+		case EPERM:
+			return vio_err(-e,
+				       "cannot create or attach TAP '%s': %s (needs CAP_NET_ADMIN, "
+				       "or a persistent TAP owned by this user: "
+				       "ip tuntap add %s mode tap user $USER)",
+				       ifname, strerror(e), ifname);
+		case EEXIST:
+			return vio_err(-e, "TAP '%s' already exists", ifname);
+		case EBUSY:
+			return vio_err(-e, "TAP '%s' is busy (attached by another process?)", ifname);
+		case EINVAL:
+			return vio_err(-e,
+				       "'%s' exists and is not a TAP device (or its flags differ)",
+				       ifname);
+		}
+		return vio_err(-e, "TUNSETIFF '%s': %s", ifname, strerror(e));
+	}
+	/* no offloads: the kernel hands us whole, checksummed frames */
+	ioctl(fd, TUNSETOFFLOAD, 0);
+	if (h->flags & VIO_F_TAP_PERSIST) {
+		if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
+			int e = errno;
+			return vio_err(-e, "TAP '%s': TUNSETPERSIST: %s%s", ifname, strerror(e),
+				       vio_priv_hint(e, "CAP_NET_ADMIN"));
+		}
+	}
+	snprintf(h->ifname, sizeof h->ifname, "%s", ifr.ifr_name); /* "tap%d" resolved */
+	struct vale_io_link l;
+	int r;
+	if (o && o->mtu) {
+		r = vio_link_set(h->ctl_fd, h->ifname, -1, o->mtu);
+		if (r < 0) return r;
+	}
+	if (h->flags & VIO_F_UP) {
+		r = vio_link_set(h->ctl_fd, h->ifname, 1, 0);
+		if (r < 0) return r;
+	}
+	r = vio_link_query(h->ctl_fd, h->ifname, &l);
+	if (r < 0) return r;
+	h->ifindex = l.ifindex;
+	h->mtu = l.mtu;
+	h->max_frame = TAP_MAX_FRAME;
+	snprintf(h->mode, sizeof h->mode, "tap%s%s", t->vnet ? " vnet_hdr" : "",
+		 (h->flags & VIO_F_TAP_PERSIST) ? " persist" : "");
+	return 0;
+}
+
+void vio_tap_close(struct vale_io *h)
+{
+	struct tap *t = h->priv;
+	if (!t) return;
+	free(t->stage);
+	free(t);
+	h->priv = NULL;
+}
+
+static int tap_gone(struct vale_io *h, int e)
+{
+	/* EBADFD: the device was deleted under us; EIO: it is down */
+	if (e == EBADFD || e == ENXIO || e == ENODEV) {
+		h->dead = -ENODEV;
+		return vio_err(-ENODEV, "TAP '%s' was removed", h->ifname);
+	}
+	if (e == EIO) {
+		int c = vio_check_alive(h);
+		if (c < 0) return c;
+		return vio_err(-ENETDOWN, "TAP '%s' is down", h->ifname);
+	}
+	return vio_err(-e, "TAP '%s': %s", h->ifname, strerror(e));
+}
+
+static void fill_lens(uint32_t len, uint16_t *lens, uint16_t *flags, uint32_t bs)
+{
+	uint32_t k = vio_frame_bufs(len, bs);
+	for (uint32_t j = 0; j + 1 < k; j++) {
+		lens[j] = (uint16_t)bs;
+		flags[j] = VS_MOREFRAG;
+	}
+	lens[k - 1] = (uint16_t)(len - (k - 1) * bs);
+	flags[k - 1] = 0;
+}
+
+int vio_tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		 uint32_t max)
+{
+	struct tap *t = h->priv;
+	uint32_t bs = h->buf_size, filled = 0;
+	uint64_t before = h->st.rx_pkts;
+	if (t->pend_len) {
+		uint32_t k = vio_frame_bufs(t->pend_len, bs);
+		if (k > max)
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, k, max);
+		vio_scatter(t->stage, t->pend_len, bufs, lens, flags, bs);
+		h->st.rx_pkts++;
+		h->st.rx_bytes += t->pend_len;
+		t->pend_len = 0;
+		filled = k;
+	}
+	struct iovec iov[VALE_MAX_FRAGS + 2];
+	while (filled < max) {
+		uint32_t nb = max - filled, c = 0;
+		if (nb > VALE_MAX_FRAGS) nb = VALE_MAX_FRAGS;
+		if (t->vnet) iov[c++] = (struct iovec){t->hdr, t->vnet};
+		for (uint32_t j = 0; j < nb; j++) iov[c++] = (struct iovec){bufs[filled + j], bs};
+		/* the tail goes to staging right after room for the parts above */
+		iov[c++] = (struct iovec){t->stage + (size_t)nb * bs, t->stage_size - (size_t)nb * bs};
+		ssize_t r = readv(h->fd, iov, (int)c);
+		if (r < 0) {
+			int e = errno;
+			if (e == EAGAIN) break;
+			if (e == EINTR) continue;
+			if (filled) break; /* report next time */
+			return tap_gone(h, e);
+		}
+		if ((uint32_t)r <= t->vnet) continue;
+		uint32_t len = (uint32_t)r - t->vnet;
+		uint32_t k = vio_frame_bufs(len, bs);
+		if (k <= nb) {
+			fill_lens(len, lens + filled, flags + filled, bs);
+			filled += k;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len;
+			continue;
+		}
+		/* it spilled into staging: make it contiguous there */
+		for (uint32_t j = 0; j < nb; j++) memcpy(t->stage + (size_t)j * bs, bufs[filled + j], bs);
+		if (k > VALE_MAX_FRAGS) {
+			h->st.rx_oversize++;
+			continue;
+		}
+		t->pend_len = len;
+		if (!filled) {
+			if (h->st.rx_pkts != before) h->st.rx_batches++;
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, k, max);
+		}
+		break;
+	}
+	if (h->st.rx_pkts != before) h->st.rx_batches++;
+	return (int)filled;
+}
+
+int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+		 const uint16_t *flags, uint32_t n)
+{
+	struct tap *t = h->priv;
+	static const uint8_t zero_hdr[TAP_VNET_LEN];
+	struct iovec iov[VALE_MAX_FRAGS + 1];
+	uint32_t i = 0, sent = 0;
+	uint64_t bytes = 0;
+	while (i < n) {
+		uint32_t nb, len = vio_gather_len(lens, flags, i, n, &nb);
+		if (!nb) break;
+		if (len < 14 || len > TAP_MAX_FRAME || nb > VALE_MAX_FRAGS) {
+			h->st.tx_drops++;
+			i += nb;
+			continue;
+		}
+		uint32_t c = 0;
+		if (t->vnet) iov[c++] = (struct iovec){(void *)zero_hdr, t->vnet};
+		for (uint32_t j = 0; j < nb; j++) iov[c++] = (struct iovec){bufs[i + j], lens[i + j]};
+		ssize_t r = writev(h->fd, iov, (int)c);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR) continue;
+			if (e == EAGAIN || e == ENOBUFS) {
+				h->st.tx_ring_full++;
+				break;
+			}
+			if (e == EBADFD || e == ENXIO || e == ENODEV || e == EIO) {
+				if (sent) break; /* report it on the next call */
+				return tap_gone(h, e);
+			}
+			h->st.tx_errors++; /* EINVAL, EFAULT: this frame */
+			i += nb;
+			continue;
+		}
+		sent++;
+		bytes += len;
+		i += nb;
+	}
+	if (sent) {
+		h->st.tx_pkts += sent;
+		h->st.tx_bytes += bytes;
+		h->st.tx_batches++;
+	}
+	return (int)i;
+}

@@ -1,0 +1,117 @@
+/**
+ * netmap's bridge loop (c-src/bridge.c) driven from TypeScript: forward
+ * everything that arrives on port A out of port B and back, by swapping
+ * buffers when both ports share one memory region and by copying otherwise.
+ * `cli/bridge.ts` is built on this.
+ *
+ * ```ts
+ * using a = openPort("vale0:up"), b = openPort("vale1:down");
+ * const br = new Bridge(a, b);
+ * const done = br.run();      // until br.stop()
+ * ...
+ * br.stop(); await done; br.close();
+ * ```
+ *
+ * @module
+ */
+import { vale } from "../ffi/lib.ts";
+import { ValeError } from "./errors.ts";
+import type { Port } from "./port.ts";
+import { type ControlOptions, switchInfo } from "./switch.ts";
+
+/** Options of {@link Bridge}. */
+export interface BridgeOptions extends ControlOptions {
+  /** Slots moved per ring pass (netmap's -b, 1..8192, default 1024). */
+  burst?: number;
+  /** false: always copy (netmap's -c). */
+  zeroCopy?: boolean;
+  /** Busy-poll this many microseconds before sleeping (default 50). */
+  spinUs?: number;
+}
+
+/** Counters of one direction. */
+export interface BridgeDirection {
+  /** Complete packets forwarded. */
+  packets: number;
+  /** Their bytes. */
+  bytes: number;
+  /** Slots longer than a buffer, forwarded with length 0. */
+  badLength: number;
+  /** Zero-length slots not forwarded. */
+  empty: number;
+}
+
+/**
+ * Do two open ports live in one memory region (so buffers can be swapped)?
+ * True for the two ends of one pipe and for a port with itself.
+ */
+export function sameMemory(a: Port, b: Port, opts: ControlOptions = {}): boolean {
+  if (a === b) return true;
+  if (a.switchName !== b.switchName || a.runDir !== b.runDir) return false;
+  const ports = switchInfo(a.switchName, opts).ports;
+  const pa = ports.find((p) => p.index === a.index), pb = ports.find((p) => p.index === b.index);
+  return !!pa && !!pb && pa.mem_id === pb.mem_id;
+}
+
+/** A running (or ready) bridge between two ports, or one port looped back. */
+export class Bridge {
+  /** Buffers are swapped rather than copied. */
+  readonly zeroCopy: boolean;
+  /** One port looped back to itself. */
+  readonly loopback: boolean;
+  #ctx: Deno.PointerObject | null;
+  #dv: DataView;
+  #running: Promise<number> | null = null;
+
+  /** Bridge `a` and `b` (`b` omitted or equal to `a`: loop `a` back to itself). */
+  constructor(a: Port, b?: Port, opts: BridgeOptions = {}) {
+    this.loopback = !b || b === a;
+    this.zeroCopy = this.loopback || (opts.zeroCopy !== false && sameMemory(a, b!, opts));
+    const conf = new Uint8Array(16);
+    const dv = new DataView(conf.buffer);
+    dv.setUint32(0, 1, true);
+    dv.setUint32(4, opts.burst ?? 1024, true);
+    dv.setUint32(8, this.zeroCopy ? 1 : 0, true);
+    dv.setUint32(12, opts.spinUs ?? 50, true);
+    const lib = vale();
+    this.#ctx = lib.vale_br_create(a.handle, this.loopback ? null : b!.handle, conf, conf.length);
+    if (!this.#ctx) throw new ValeError(22, `bridge: ${a.name}: no TX or RX ring bound`);
+    this.#dv = new DataView(
+      Deno.UnsafePointerView.getArrayBuffer(lib.vale_br_stats(this.#ctx)!, 128),
+    );
+  }
+
+  /** Forward until {@link stop}; resolves with 0 or -errno. */
+  run(): Promise<number> {
+    if (!this.#ctx) throw new ValeError(9, "bridge: closed");
+    this.#running ??= vale().vale_br_run(this.#ctx);
+    return this.#running;
+  }
+
+  /** Stop forwarding (Ctrl-C). */
+  stop(): void {
+    if (this.#ctx) vale().vale_br_stop(this.#ctx);
+  }
+
+  /** Counters: [A → B, B → A] (a loopback uses the first). */
+  stats(): [BridgeDirection, BridgeDirection] {
+    const dv = this.#dv;
+    const u = (o: number) => Number(dv.getBigUint64(o, true));
+    const dir = (d: number): BridgeDirection => ({
+      packets: u(d * 8),
+      bytes: u(16 + d * 8),
+      badLength: u(32 + d * 8),
+      empty: u(48 + d * 8),
+    });
+    return [dir(0), dir(1)];
+  }
+
+  /** Free the C context (after {@link run} resolved; the ports stay open). */
+  close(): void {
+    if (!this.#ctx) return;
+    const ctx = this.#ctx;
+    this.#ctx = null;
+    if (this.#running) this.#running.finally(() => vale().vale_br_destroy(ctx));
+    else vale().vale_br_destroy(ctx);
+  }
+}

@@ -1,0 +1,560 @@
+/**
+ * Kernel interfaces for vale: TAP devices (the host stack, namespaces, VMs),
+ * and existing interfaces (veth, NICs) through AF_XDP or AF_PACKET rings.
+ *
+ * A thin wrapper over the `vale_io_*` functions of build/libvale.so
+ * (c-src/io.h). It is what tests, tools and the attach forwarder use until
+ * the forwarder's hot loop moves to C.
+ *
+ * NOTE for the integrator: this module does its own small `Deno.dlopen` of
+ * the library with only the kernel I/O symbols, so it can be built and tested
+ * before the core lands. They belong in the one `symbols` object of
+ * ffi/symbols.ts: move `kernelIoSymbols` there and load through ffi/.
+ *
+ * @module
+ */
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** The FFI declarations of c-src/io.h (to be merged into ffi/symbols.ts). */
+export const kernelIoSymbols = {
+  vale_io_last_error: { parameters: [], result: "pointer" },
+  vale_io_kind_name: { parameters: ["u32"], result: "pointer" },
+  vale_io_open: { parameters: ["u32", "buffer", "buffer", "buffer"], result: "i32" },
+  vale_io_close: { parameters: ["pointer"], result: "void" },
+  vale_io_recv_batch: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  vale_io_send_batch: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  vale_io_fd: { parameters: ["pointer"], result: "i32" },
+  vale_io_poll: { parameters: ["pointer", "u32", "i32"], result: "i32" },
+  vale_io_poll_async: {
+    name: "vale_io_poll",
+    parameters: ["pointer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  vale_io_check: { parameters: ["pointer"], result: "i32" },
+  vale_io_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_io_info: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_io_link: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
+  vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof kernelIoSymbols> | undefined;
+
+function sym(): Deno.DynamicLibrary<typeof kernelIoSymbols>["symbols"] {
+  if (!lib) {
+    const path = Deno.env.get("VALE_LIB") ?? `${root}build/libvale.so`;
+    lib = Deno.dlopen(path, kernelIoSymbols);
+  }
+  return lib.symbols;
+}
+
+/** Backend kinds (VIO_* in io.h). */
+export const Kind = { auto: 0, tap: 1, packet: 2, xdp: 3 } as const;
+/** Name of a backend kind. */
+export type KindName = keyof typeof Kind;
+
+/** Slot flag: more fragments of this frame follow (netmap's NS_MOREFRAG). */
+export const MOREFRAG = 0x20;
+/** Size of a vale ring buffer, the default buffer size. */
+export const BUF_SIZE = 2048;
+/** Poll events. */
+export const POLL_IN = 1;
+/** Poll events. */
+export const POLL_OUT = 4;
+
+const F = {
+  up: 0x0001,
+  allowDown: 0x0002,
+  promisc: 0x0004,
+  qdiscBypass: 0x0008,
+  seeOutgoing: 0x0010,
+  rxV3: 0x0020,
+  noCsumFix: 0x0040,
+  tapExclusive: 0x0100,
+  tapNoCreate: 0x0200,
+  tapPersist: 0x0400,
+  tapVnetHdr: 0x0800,
+  xdpSkb: 0x1000,
+  xdpDrv: 0x2000,
+  xdpZeroCopy: 0x4000,
+  xdpNoSg: 0x8000,
+  xdpQueue: 0x10000,
+} as const;
+
+/** Options of {@linkcode KernelIo.open}; see struct vale_io_opts in c-src/io.h. */
+export interface KernelIoOptions {
+  /** Backend: "auto" (AF_XDP if it can be set up, else AF_PACKET), "tap", "packet", "xdp". */
+  kind?: KindName;
+  /** Network namespace: a name from `ip netns add`, or a path like /proc/PID/ns/net. */
+  netns?: string;
+  /** Bring the interface up if it is down. */
+  up?: boolean;
+  /** PACKET/XDP: open even if the interface is down. */
+  allowDown?: boolean;
+  /** PACKET/XDP: promiscuous while open (default true: a bridge port needs it). */
+  promisc?: boolean;
+  /** PACKET: PACKET_QDISC_BYPASS. */
+  qdiscBypass?: boolean;
+  /** PACKET: also receive what the host itself sends on the interface. */
+  seeOutgoing?: boolean;
+  /** PACKET: TPACKET_V3 block RX ring (more throughput, up to blockTovMs of latency). */
+  rxV3?: boolean;
+  /** PACKET: leave partial (offloaded) checksums as the kernel gave them. */
+  noCsumFix?: boolean;
+  /** TAP: fail if the device exists. */
+  tapExclusive?: boolean;
+  /** TAP: only attach to an existing device. */
+  tapNoCreate?: boolean;
+  /** TAP: keep the device after close. */
+  tapPersist?: boolean;
+  /** TAP: IFF_VNET_HDR (a zero virtio-net header is added and stripped). */
+  tapVnetHdr?: boolean;
+  /** XDP: "skb" (generic) or "drv" (native) only; default: native, else generic. */
+  xdpMode?: "skb" | "drv";
+  /** XDP: require zero-copy. */
+  xdpZeroCopy?: boolean;
+  /** XDP: no multi-buffer (frames larger than 4 KiB dropped). */
+  xdpNoSg?: boolean;
+  /** Size of each buffer (default 2048, a vale ring buffer). */
+  bufSize?: number;
+  /** Buffers per receive call of this wrapper (default 256). */
+  batch?: number;
+  /** PACKET RX ring block size in bytes. */
+  rxBlockSize?: number;
+  /** PACKET RX ring blocks. */
+  rxBlocks?: number;
+  /** PACKET V3 block timeout (ms). */
+  blockTovMs?: number;
+  /** TX ring frames. */
+  txFrames?: number;
+  /** XDP RX/fill ring size. */
+  xdpFrames?: number;
+  /** XDP: RX queue to bind. */
+  queue?: number;
+  /** Set the interface MTU at open. */
+  mtu?: number;
+}
+
+/** Counters of a handle (struct vale_io_stats). */
+export interface KernelIoStats {
+  rxPkts: bigint;
+  rxBytes: bigint;
+  txPkts: bigint;
+  txBytes: bigint;
+  rxBatches: bigint;
+  txBatches: bigint;
+  /** The kernel could not queue to us (PACKET tp_drops; XDP rx_dropped + rx ring full). */
+  rxKernelDrops: bigint;
+  /** Frames the kernel cut (GSO/GRO super-frames, MTU raised after open). */
+  rxTruncated: bigint;
+  /** Frames needing more than 64 buffers. */
+  rxOversize: bigint;
+  /** Partial checksums completed in user space. */
+  rxCsumFixed: bigint;
+  /** Frames dropped on send: too large, bad fragment chain. */
+  txDrops: bigint;
+  /** Frames the kernel rejected. */
+  txErrors: bigint;
+  /** Send calls stopped by a full TX ring. */
+  txRingFull: bigint;
+  kernelFreeze: bigint;
+  xdpTxInvalid: bigint;
+}
+
+/** What a handle is (struct vale_io_info). */
+export interface KernelIoInfo {
+  kind: KindName;
+  ifindex: number;
+  mtu: number;
+  /** Largest frame send accepts. */
+  maxFrame: number;
+  bufSize: number;
+  fd: number;
+  ifname: string;
+  /** e.g. "af_xdp drv copy sg queue 0", "af_packet rx v2 tx v2". */
+  mode: string;
+  /** With kind "auto": why this backend. */
+  why: string;
+}
+
+/** Link state (struct vale_io_link). */
+export interface LinkInfo {
+  ifindex: number;
+  flags: number;
+  mtu: number;
+  rxQueues: number;
+  mac: string;
+  up: boolean;
+  running: boolean;
+  xdpProgId: number;
+}
+
+const ERRNO: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  6: "ENXIO",
+  9: "EBADF",
+  12: "ENOMEM",
+  13: "EACCES",
+  16: "EBUSY",
+  17: "EEXIST",
+  19: "ENODEV",
+  22: "EINVAL",
+  90: "EMSGSIZE",
+  95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  100: "ENETDOWN",
+  105: "ENOBUFS",
+};
+
+/** A failed kernel I/O call: `errno` (positive) and its symbolic `code`. */
+export class KernelIoError extends Error {
+  /** errno value (positive). */
+  readonly errno: number;
+  /** e.g. "ENODEV". */
+  readonly code: string;
+  constructor(errno: number, message: string) {
+    const code = ERRNO[errno] ?? `E${errno}`;
+    super(`${message} [${code}]`);
+    this.name = "KernelIoError";
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(enc.encode(s).length + 1);
+  enc.encodeInto(s, b);
+  return b;
+}
+
+function lastError(): string {
+  const p = sym().vale_io_last_error();
+  return p ? Deno.UnsafePointerView.getCString(p) : "";
+}
+
+function check(r: number): number {
+  if (r < 0) throw new KernelIoError(-r, lastError());
+  return r;
+}
+
+function fixedStr(b: Uint8Array, off: number, len: number): string {
+  const s = b.subarray(off, off + len);
+  const z = s.indexOf(0);
+  return dec.decode(z < 0 ? s : s.subarray(0, z));
+}
+
+function optsBytes(o: KernelIoOptions): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(192);
+  const v = new DataView(b.buffer);
+  let flags = 0;
+  if (o.up) flags |= F.up;
+  if (o.allowDown) flags |= F.allowDown;
+  if (o.promisc ?? true) flags |= F.promisc;
+  if (o.qdiscBypass) flags |= F.qdiscBypass;
+  if (o.seeOutgoing) flags |= F.seeOutgoing;
+  if (o.rxV3) flags |= F.rxV3;
+  if (o.noCsumFix) flags |= F.noCsumFix;
+  if (o.tapExclusive) flags |= F.tapExclusive;
+  if (o.tapNoCreate) flags |= F.tapNoCreate;
+  if (o.tapPersist) flags |= F.tapPersist;
+  if (o.tapVnetHdr) flags |= F.tapVnetHdr;
+  if (o.xdpMode === "skb") flags |= F.xdpSkb;
+  if (o.xdpMode === "drv") flags |= F.xdpDrv;
+  if (o.xdpZeroCopy) flags |= F.xdpZeroCopy;
+  if (o.xdpNoSg) flags |= F.xdpNoSg;
+  if (o.queue !== undefined) flags |= F.xdpQueue;
+  const u32 = [
+    flags,
+    o.bufSize ?? 0,
+    o.rxBlockSize ?? 0,
+    o.rxBlocks ?? 0,
+    o.blockTovMs ?? 0,
+    o.txFrames ?? 0,
+    o.xdpFrames ?? 0,
+    o.queue ?? 0,
+    o.mtu ?? 0,
+  ];
+  u32.forEach((x, i) => v.setUint32(i * 4, x, true));
+  if (o.netns) {
+    const n = enc.encode(o.netns);
+    if (n.length > 127) throw new KernelIoError(22, `netns name too long: ${o.netns}`);
+    b.set(n, 64);
+  }
+  return b;
+}
+
+/**
+ * One kernel interface opened for batched frame I/O.
+ *
+ * ```ts
+ * using io = KernelIo.open("veth1", { kind: "auto", up: true });
+ * io.send([frame]);
+ * if (io.poll(POLL_IN, 100) > 0) for (const f of io.recv()) console.log(f.length);
+ * ```
+ */
+export class KernelIo {
+  #h: Deno.PointerObject | null;
+  #bs: number;
+  #n: number;
+  #rx: Uint8Array<ArrayBuffer>;
+  #rxPtrs: BigUint64Array<ArrayBuffer>;
+  #tx: Uint8Array<ArrayBuffer>;
+  #txPtrs: BigUint64Array<ArrayBuffer>;
+  /** Lengths of the buffers filled by the last {@linkcode recvBatch}. */
+  readonly rxLens: Uint16Array<ArrayBuffer>;
+  /** Flags (MOREFRAG) of the buffers filled by the last {@linkcode recvBatch}. */
+  readonly rxFlags: Uint16Array<ArrayBuffer>;
+  #txLens: Uint16Array<ArrayBuffer>;
+  #txFlags: Uint16Array<ArrayBuffer>;
+
+  private constructor(h: Deno.PointerObject, bs: number, n: number) {
+    this.#h = h;
+    this.#bs = bs;
+    this.#n = n;
+    this.#rx = new Uint8Array(bs * n);
+    this.#tx = new Uint8Array(bs * n);
+    this.#rxPtrs = KernelIo.#ptrTable(this.#rx, bs, n);
+    this.#txPtrs = KernelIo.#ptrTable(this.#tx, bs, n);
+    this.rxLens = new Uint16Array(n);
+    this.rxFlags = new Uint16Array(n);
+    this.#txLens = new Uint16Array(n);
+    this.#txFlags = new Uint16Array(n);
+  }
+
+  static #ptrTable(
+    buf: Uint8Array<ArrayBuffer>,
+    bs: number,
+    n: number,
+  ): BigUint64Array<ArrayBuffer> {
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+    const t = new BigUint64Array(n);
+    for (let i = 0; i < n; i++) t[i] = base + BigInt(i * bs);
+    return t;
+  }
+
+  /** Open `ifname` (a TAP is created unless `tapNoCreate`). Throws {@linkcode KernelIoError}. */
+  static open(ifname: string, opts: KernelIoOptions = {}): KernelIo {
+    const out = new BigUint64Array(1);
+    const kind = Kind[opts.kind ?? "auto"];
+    if (kind === undefined) throw new KernelIoError(22, `unknown kind ${opts.kind}`);
+    check(sym().vale_io_open(kind, cstr(ifname), optsBytes(opts), out));
+    const h = Deno.UnsafePointer.create(out[0]);
+    if (!h) throw new KernelIoError(22, "vale_io_open returned no handle");
+    const bs = opts.bufSize ?? BUF_SIZE;
+    const n = Math.max(64, opts.batch ?? 256);
+    return new KernelIo(h, bs, n);
+  }
+
+  #handle(): Deno.PointerObject {
+    if (!this.#h) throw new KernelIoError(9, "kernel I/O handle is closed");
+    return this.#h;
+  }
+
+  /** Buffers per call. */
+  get batch(): number {
+    return this.#n;
+  }
+  /** Bytes per buffer. */
+  get bufSize(): number {
+    return this.#bs;
+  }
+  /** An fd for an event loop (readable when frames wait). */
+  get fd(): number {
+    return sym().vale_io_fd(this.#handle());
+  }
+
+  /**
+   * Receive into the wrapper's buffers; returns how many buffers were filled
+   * (see {@linkcode rxBuffer}, {@linkcode rxLens}, {@linkcode rxFlags}).
+   */
+  recvBatch(max = this.#n): number {
+    return check(
+      sym().vale_io_recv_batch(
+        this.#handle(),
+        this.#rxPtrs,
+        this.rxLens,
+        this.rxFlags,
+        Math.min(max, this.#n),
+      ),
+    );
+  }
+
+  /** View of receive buffer `i` (valid until the next recvBatch). */
+  rxBuffer(i: number): Uint8Array<ArrayBuffer> {
+    return this.#rx.subarray(i * this.#bs, i * this.#bs + this.rxLens[i]);
+  }
+
+  /** Receive what is pending (one batch), fragments joined, copied out. */
+  recv(max = this.#n): Uint8Array<ArrayBuffer>[] {
+    const n = this.recvBatch(max);
+    const frames: Uint8Array<ArrayBuffer>[] = [];
+    let start = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.rxFlags[i] & MOREFRAG) continue;
+      let len = 0;
+      for (let j = start; j <= i; j++) len += this.rxLens[j];
+      const f = new Uint8Array(len);
+      let o = 0;
+      for (let j = start; j <= i; j++) {
+        f.set(this.rxBuffer(j), o);
+        o += this.rxLens[j];
+      }
+      frames.push(f);
+      start = i + 1;
+    }
+    return frames;
+  }
+
+  /**
+   * Send frames (each split into buffers with MOREFRAG as needed). Returns
+   * how many frames were taken (sent, or dropped and counted); fewer than
+   * given when the TX ring is full: wait for POLL_OUT and send the rest.
+   */
+  send(frames: Uint8Array[]): number {
+    let done = 0;
+    while (done < frames.length) {
+      let nb = 0;
+      const ends: number[] = [];
+      let k = done;
+      for (; k < frames.length; k++) {
+        const f = frames[k];
+        const need = Math.max(1, Math.ceil(f.length / this.#bs));
+        if (need > this.#n) throw new KernelIoError(90, `frame of ${f.length} bytes too large`);
+        if (nb + need > this.#n) break;
+        for (let j = 0; j < need; j++) {
+          const part = f.subarray(j * this.#bs, Math.min(f.length, (j + 1) * this.#bs));
+          this.#tx.set(part, (nb + j) * this.#bs);
+          this.#txLens[nb + j] = part.length;
+          this.#txFlags[nb + j] = j + 1 < need ? MOREFRAG : 0;
+        }
+        nb += need;
+        ends.push(nb);
+      }
+      const r = check(
+        sym().vale_io_send_batch(this.#handle(), this.#txPtrs, this.#txLens, this.#txFlags, nb),
+      );
+      const taken = ends.filter((e) => e <= r).length;
+      done += taken;
+      if (r < nb) break;
+    }
+    return done;
+  }
+
+  /** Push frames queued by an earlier send that hit a busy kernel. */
+  flush(): void {
+    check(sym().vale_io_send_batch(this.#handle(), null, null, null, 0));
+  }
+
+  /**
+   * Wait for POLL_IN / POLL_OUT up to `timeoutMs` (blocks this thread).
+   * Returns the ready bits, 0 on timeout; throws ENODEV / ENETDOWN when the
+   * interface was removed or went down.
+   */
+  poll(events = POLL_IN, timeoutMs = 0): number {
+    return check(sym().vale_io_poll(this.#handle(), events, timeoutMs));
+  }
+
+  /** Like {@linkcode poll}, on a helper thread (the event loop keeps running). */
+  async wait(events = POLL_IN, timeoutMs = -1): Promise<number> {
+    return check(await sym().vale_io_poll_async(this.#handle(), events, timeoutMs));
+  }
+
+  /** Throws ENODEV / ENETDOWN if the interface was removed / is down. */
+  check(): void {
+    check(sym().vale_io_check(this.#handle()));
+  }
+
+  /** Counters. */
+  stats(): KernelIoStats {
+    const b = new BigUint64Array(16);
+    check(sym().vale_io_stats(this.#handle(), b));
+    return {
+      rxPkts: b[0],
+      rxBytes: b[1],
+      txPkts: b[2],
+      txBytes: b[3],
+      rxBatches: b[4],
+      txBatches: b[5],
+      rxKernelDrops: b[6],
+      rxTruncated: b[7],
+      rxOversize: b[8],
+      rxCsumFixed: b[9],
+      txDrops: b[10],
+      txErrors: b[11],
+      txRingFull: b[12],
+      kernelFreeze: b[13],
+      xdpTxInvalid: b[14],
+    };
+  }
+
+  /** Backend, mode and limits. */
+  info(): KernelIoInfo {
+    const b = new Uint8Array(240);
+    check(sym().vale_io_info(this.#handle(), b));
+    const v = new DataView(b.buffer);
+    const kind = v.getUint32(0, true);
+    return {
+      kind: (Object.keys(Kind) as KindName[]).find((k) => Kind[k] === kind) ?? "auto",
+      ifindex: v.getUint32(4, true),
+      mtu: v.getUint32(8, true),
+      maxFrame: v.getUint32(12, true),
+      bufSize: v.getUint32(16, true),
+      fd: v.getInt32(20, true),
+      ifname: fixedStr(b, 32, 16),
+      mode: fixedStr(b, 48, 64),
+      why: fixedStr(b, 112, 128),
+    };
+  }
+
+  /** Close (idempotent): the kernel side (XDP program, promiscuity) goes with it. */
+  close(): void {
+    if (this.#h) sym().vale_io_close(this.#h);
+    this.#h = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Link state of an interface, optionally in a network namespace. */
+  static link(ifname: string, netns?: string): LinkInfo {
+    const b = new Uint8Array(64);
+    check(sym().vale_io_link(cstr(ifname), netns ? cstr(netns) : null, b));
+    const v = new DataView(b.buffer);
+    return {
+      ifindex: v.getUint32(0, true),
+      flags: v.getUint32(4, true),
+      mtu: v.getUint32(8, true),
+      rxQueues: v.getUint32(12, true),
+      mac: [...b.subarray(16, 22)].map((x) => x.toString(16).padStart(2, "0")).join(":"),
+      up: b[22] !== 0,
+      running: b[23] !== 0,
+      xdpProgId: v.getUint32(24, true),
+    };
+  }
+
+  /** Set an interface up/down and/or its MTU. */
+  static setLink(ifname: string, opts: { up?: boolean; mtu?: number; netns?: string }): void {
+    const up = opts.up === undefined ? -1 : opts.up ? 1 : 0;
+    check(
+      sym().vale_io_set_link(cstr(ifname), opts.netns ? cstr(opts.netns) : null, up, opts.mtu ?? 0),
+    );
+  }
+
+  /** Turn TSO/GSO/GRO/LRO/checksum offloads on or off; returns how many changed. */
+  static setOffloads(ifname: string, on: boolean, netns?: string): number {
+    return check(sym().vale_io_set_offloads(cstr(ifname), netns ? cstr(netns) : null, on ? 1 : 0));
+  }
+}
