@@ -63,6 +63,7 @@ struct vale_sw {
 	struct vale_mac_ent *mac;
 	uint8_t *priv;
 	uint32_t max_ports, mac_mask, age_s;
+	uint32_t test_lease_delay_us; /* VALE_TEST_LEASE_DELAY_US: widen the lease window (crash tests) */
 	struct vale_map *maps; /* indexed by region index */
 	pthread_mutex_t mlock; /* maps slow path and graveyard */
 	pthread_rwlock_t sync_rw; /* syncs hold it shared; unmapping takes it exclusive */
@@ -158,7 +159,8 @@ void vale_mac_forget_port(struct vale_sw *sw, uint32_t port);
 
 /* ---- sync.c ---- */
 void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t region_idx);
-void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force);
+void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force,
+			 struct vale_counters *c);
 uint32_t vale_slot_range_fix(struct vale_kring *k);
 
 #endif

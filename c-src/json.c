@@ -89,10 +89,10 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		const struct vale_counters *c = &e->c;
 		put(&o,
 		    "\"counters\":{\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
-		    "\"rx_bytes\":%llu,\"sync_errors\":%llu,\"drops\":{",
+		    "\"rx_bytes\":%llu,\"sync_errors\":%llu,\"leases_reclaimed\":%llu,\"drops\":{",
 		    (unsigned long long)c->tx_pkts, (unsigned long long)c->tx_bytes,
 		    (unsigned long long)c->rx_pkts, (unsigned long long)c->rx_bytes,
-		    (unsigned long long)c->sync_errors);
+		    (unsigned long long)c->sync_errors, (unsigned long long)c->leases_reclaimed);
 		for (int k = 0; k < VD_NREASONS; k++)
 			put(&o, "%s\"%s\":%llu", k ? "," : "", reason_names[k],
 			    (unsigned long long)c->drops[k]);

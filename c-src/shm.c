@@ -387,6 +387,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		}
 		break;
 	}
+	sw->test_lease_delay_us = env_u32("VALE_TEST_LEASE_DELAY_US", 0, 0, 1000000);
 	sw->maps = calloc(sw->max_ports, sizeof(*sw->maps));
 	if (!sw->maps) {
 		r = vale_err(ENOMEM, "out of memory");
@@ -841,7 +842,7 @@ static void reclaim_dead_leases_all(struct vale_sw *sw)
 		for (uint32_t en = 0; en < m->nends; en++)
 			for (uint32_t r = 0; r < m->nrx; r++)
 				vale_reclaim_leases(vale_kring(m, en, true, r), vale_ring(m, en, true, r),
-						    m->rx_slots, false);
+						    m->rx_slots, false, &e->c);
 	}
 }
 

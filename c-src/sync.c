@@ -108,7 +108,8 @@ static int kring_lock(struct vale_kring *k, uint32_t nslots)
 /* Turn leases of dead producers into zero-length slots and publish them, so
  * a sender killed between lease and publish never wedges the ring. With
  * force == false only leases whose owner is gone are reclaimed. */
-void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force)
+void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force,
+			 struct vale_counters *c)
 {
 	if (LOAD_RLX(&k->lease_first) == LOAD_RLX(&k->lease_next))
 		return;
@@ -131,6 +132,8 @@ void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t 
 		}
 		l->pid = -1;
 		STORE_REL(&l->done, 1);
+		if (c)
+			ADD_RLX(&c->leases_reclaimed, 1);
 	}
 	lease_publish(k, nslots);
 	k->first_since = k->lease_ops;
@@ -255,7 +258,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	if (k->lease_next - k->lease_first >= VALE_NLEASES) {
 		/* too many producers in flight: is the oldest one dead? */
 		pthread_mutex_unlock(&k->lock);
-		vale_reclaim_leases(k, rxr, n, false);
+		vale_reclaim_leases(k, rxr, n, false, dc);
 		if (kring_lock(k, n)) {
 			ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 			return;
@@ -291,7 +294,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		pthread_mutex_unlock(&k->lock);
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 		if (stuck)
-			vale_reclaim_leases(k, rxr, n, false);
+			vale_reclaim_leases(k, rxr, n, false, dc);
 		return;
 	}
 	uint32_t my = k->lease_next;
@@ -308,6 +311,8 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		k->first_since = k->lease_ops;
 	pthread_mutex_unlock(&k->lock);
 
+	if (unlikely(sw->test_lease_delay_us)) /* tests kill senders inside this window */
+		usleep(sw->test_lease_delay_us);
 	/* copy without the lock */
 	uint32_t j = start, got = 0, bad = 0;
 	uint64_t bytes = 0;
@@ -766,7 +771,8 @@ static void check_stuck_leases(vale_port *p)
 	for (uint32_t i = p->first_ring; i < p->last_ring && i < m->nrx; i++) {
 		struct vale_kring *k = vale_kring(m, p->end, true, i);
 		if (LOAD_RLX(&k->lease_first) != LOAD_RLX(&k->lease_next))
-			vale_reclaim_leases(k, vale_ring(m, p->end, true, i), m->rx_slots, false);
+			vale_reclaim_leases(k, vale_ring(m, p->end, true, i), m->rx_slots, false,
+					    &p->sw->ports[p->idx].c);
 	}
 }
 

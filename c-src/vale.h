@@ -154,7 +154,8 @@ struct vale_counters {
 	volatile uint64_t rx_pkts, rx_bytes; /* delivered to this port's RX rings */
 	volatile uint64_t drops[VD_NREASONS];
 	volatile uint64_t sync_errors;       /* txsync/rxsync rejected a bad head/cur */
-	uint64_t _pad[16 - 5 - VD_NREASONS];
+	volatile uint64_t leases_reclaimed;  /* leases of dead senders published empty */
+	uint64_t _pad[16 - 6 - VD_NREASONS];
 };
 
 enum { VP_FREE = 0, VP_ACTIVE = 1, VP_DYING = 2 };

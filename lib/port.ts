@@ -36,6 +36,8 @@ export interface PortCounters {
   rx_bytes: number;
   /** Sync calls rejected for a bad head/cur, or slots reset. */
   sync_errors: number;
+  /** Leases of senders that died mid-copy, published as empty slots. */
+  leases_reclaimed: number;
   /** Drops by reason. */
   drops: { ring_full: number; bad_slot: number; no_dest: number; lookup: number };
 }

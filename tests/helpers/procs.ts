@@ -12,10 +12,14 @@ export interface Peer {
   kill(sig?: Deno.Signal): void;
 }
 
-export function spawnPeer(runDir: string, args: Record<string, unknown>): Peer {
+export function spawnPeer(
+  runDir: string,
+  args: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Peer {
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", PEER, JSON.stringify(args)],
-    env: { VALE_RUN_DIR: runDir },
+    env: { VALE_RUN_DIR: runDir, ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
