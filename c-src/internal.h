@@ -98,7 +98,6 @@ struct vale_port {
 	struct vale_map m;   /* own region (private copy; not in sw->maps) */
 	uint32_t first_ring, last_ring;
 	int bell_rd;         /* our doorbell, read side (O_RDWR FIFO) */
-	uint32_t peer_idx;   /* pipes: port index of the other end */
 	/* flush scratch, allocated at open: no allocation on the hot path */
 	struct vale_ft ft[VALE_MAX_BATCH];
 	uint32_t *dst_head, *dst_tail; /* max_ports + 1 (last: broadcast list) */

@@ -910,7 +910,6 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 		p->gen = e->gen;
 		p->end = e->end;
 		p->flags = e->flags;
-		p->peer_idx = e->pipe_peer;
 		e->owner_pid = getpid();
 		e->nopen++;
 		return 0;
@@ -997,7 +996,6 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 	p->gen = e->gen;
 	p->end = e->end;
 	p->flags = e->flags;
-	p->peer_idx = e->pipe_peer;
 	e->last_probe_ns = vale_now_ns();
 	STORE_REL(&e->state, VP_ACTIVE);
 	if (!pipe) {

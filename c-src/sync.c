@@ -526,6 +526,13 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	return consumed;
 }
 
+/* The other end of our pipe (it may open after us), or ~0. */
+static inline uint32_t pipe_peer(vale_port *p)
+{
+	uint32_t peer = LOAD_RLX(&p->sw->ports[p->idx].pipe_peer);
+	return peer < p->sw->max_ports ? peer : ~0u;
+}
+
 /* Pipes: move slots [hwcur, head) of our TX ring into the peer end's RX ring
  * by swapping buffers (both ends share one region). Back-pressure, no drops:
  * what does not fit stays in our TX ring. */
@@ -599,15 +606,16 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 	STORE_REL(&k->hwtail, tail);
 	k->hwlease = tail;
 	pthread_mutex_unlock(&k->lock);
+	uint32_t peer = pipe_peer(p);
 	if (moved)
-		vale_wake_end(m, pend, sw, p->peer_idx);
+		vale_wake_end(m, pend, sw, peer);
 	struct vale_counters *sc = &sw->ports[p->idx].c;
 	ADD_RLX(&sc->tx_pkts, pkts);
 	ADD_RLX(&sc->tx_bytes, bytes);
 	if (bad)
 		ADD_RLX(&sc->drops[VD_BAD_SLOT], bad);
-	if (p->peer_idx < sw->max_ports) {
-		struct vale_counters *pc = &sw->ports[p->peer_idx].c;
+	if (peer != ~0u) {
+		struct vale_counters *pc = &sw->ports[peer].c;
 		ADD_RLX(&pc->rx_pkts, pkts);
 		ADD_RLX(&pc->rx_bytes, bytes);
 	}
@@ -676,7 +684,7 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 			struct vale_wake *pw = vale_wakep(m, 1 - p->end);
 			FENCE();
 			if (LOAD_RLX(&pw->tx_waiting))
-				vale_wake_end(m, 1 - p->end, p->sw, p->peer_idx);
+				vale_wake_end(m, 1 - p->end, p->sw, pipe_peer(p));
 		}
 	}
 	uint32_t tail = LOAD_ACQ(&k->hwtail);
