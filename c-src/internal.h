@@ -63,7 +63,8 @@ struct vale_sw {
 	struct vale_mac_ent *mac;
 	uint8_t *priv;
 	uint32_t max_ports, mac_mask, age_s;
-	uint32_t test_lease_delay_us; /* VALE_TEST_LEASE_DELAY_US: widen the lease window (crash tests) */
+	uint32_t test_lease_delay_us;
+	int32_t pid; /* ours, recorded in leases (getpid() once, not per batch) */ /* VALE_TEST_LEASE_DELAY_US: widen the lease window (crash tests) */
 	struct vale_map *maps; /* indexed by region index */
 	pthread_mutex_t mlock; /* maps slow path and graveyard */
 	pthread_rwlock_t sync_rw; /* syncs hold it shared; unmapping takes it exclusive */
@@ -101,6 +102,7 @@ struct vale_port {
 	/* flush scratch, allocated at open: no allocation on the hot path */
 	struct vale_ft ft[VALE_MAX_BATCH];
 	uint32_t *dst_head, *dst_tail; /* max_ports + 1 (last: broadcast list) */
+	uint32_t *dst_npk, *dst_nsl;   /* packets and slots queued per destination */
 	uint32_t *touched;
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
@@ -152,8 +154,46 @@ static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
 
 /* ---- lookup.c ---- */
 int vale_lookup_refresh(struct vale_sw *sw);
-uint32_t vale_learning_lookup(struct vale_sw *sw, const uint8_t *buf, uint32_t src, bool learn,
-			      uint32_t now_s);
+/* MACs are handled as the 48 low bits of a little-endian load: no byte
+ * shuffling on the hot path (frames have >= 14 bytes, buffers 2048). */
+static inline uint64_t vale_mac48(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v & 0xffffffffffffull;
+}
+static inline uint32_t vale_mac_hash(uint64_t mac, uint32_t mask)
+{
+	return (uint32_t)((mac * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+/* VALE's learning bridge: learn the source when unicast, forward a known
+ * unicast destination to its port, flood the rest. Entries older than the
+ * switch's age are ignored (and overwritten), so they age out. */
+static inline uint32_t vale_learning_lookup(struct vale_sw *sw, const uint8_t *buf, uint32_t src,
+					    bool learn, uint32_t now_s)
+{
+	uint64_t smac = vale_mac48(buf + 6);
+	if (learn && !(smac & 1)) {
+		struct vale_mac_ent *e = &sw->mac[vale_mac_hash(smac, sw->mac_mask)];
+		uint64_t key = smac << 16 | src;
+		/* write only what changed: a hot entry stays clean in other caches */
+		if (LOAD_RLX(&e->key) != key)
+			STORE_RLX(&e->key, key);
+		if (LOAD_RLX(&e->seen_s) != now_s)
+			STORE_RLX(&e->seen_s, now_s);
+	}
+	uint64_t dmac = vale_mac48(buf);
+	if (dmac & 1)
+		return VALE_BROADCAST; /* broadcast and multicast */
+	const struct vale_mac_ent *e = &sw->mac[vale_mac_hash(dmac, sw->mac_mask)];
+	uint64_t key = LOAD_RLX(&e->key);
+	if ((key >> 16) != dmac || key == 0)
+		return VALE_BROADCAST;
+	if (now_s - LOAD_RLX(&e->seen_s) > sw->age_s)
+		return VALE_BROADCAST; /* aged out */
+	return (uint32_t)(key & 0xffff);
+}
 void vale_mac_forget_port(struct vale_sw *sw, uint32_t port);
 
 /* ---- sync.c ---- */

@@ -113,9 +113,9 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		put(&o,
 		    "%s{\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"port\":%u,\"age_s\":%u,"
 		    "\"expired\":%s}",
-		    first ? "" : ",", (unsigned)(mac >> 40) & 0xff, (unsigned)(mac >> 32) & 0xff,
-		    (unsigned)(mac >> 24) & 0xff, (unsigned)(mac >> 16) & 0xff,
-		    (unsigned)(mac >> 8) & 0xff, (unsigned)mac & 0xff, port, age,
+		    first ? "" : ",", (unsigned)mac & 0xff, (unsigned)(mac >> 8) & 0xff,
+		    (unsigned)(mac >> 16) & 0xff, (unsigned)(mac >> 24) & 0xff,
+		    (unsigned)(mac >> 32) & 0xff, (unsigned)(mac >> 40) & 0xff, port, age,
 		    age > sw->age_s ? "true" : "false");
 		first = false;
 	}

@@ -10,46 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ---------------- learning bridge ---------------- */
-
-static inline uint64_t mac48(const uint8_t *p)
-{
-	return (uint64_t)p[0] << 40 | (uint64_t)p[1] << 32 | (uint64_t)p[2] << 24 |
-	       (uint64_t)p[3] << 16 | (uint64_t)p[4] << 8 | (uint64_t)p[5];
-}
-
-static inline uint32_t mac_hash(uint64_t mac, uint32_t mask)
-{
-	return (uint32_t)((mac * 0x9E3779B97F4A7C15ull) >> 40) & mask;
-}
-
-/* VALE's learning bridge: learn the source when unicast, forward a known
- * unicast destination to its port, flood the rest. Entries older than the
- * switch's age are ignored (and overwritten), so they age out. */
-uint32_t vale_learning_lookup(struct vale_sw *sw, const uint8_t *buf, uint32_t src, bool learn,
-			      uint32_t now_s)
-{
-	uint64_t smac = mac48(buf + 6);
-	if (learn && !(buf[6] & 1)) {
-		struct vale_mac_ent *e = &sw->mac[mac_hash(smac, sw->mac_mask)];
-		uint64_t key = smac << 16 | src;
-		/* write only what changed: a hot entry stays clean in other caches */
-		if (LOAD_RLX(&e->key) != key)
-			STORE_RLX(&e->key, key);
-		if (LOAD_RLX(&e->seen_s) != now_s)
-			STORE_RLX(&e->seen_s, now_s);
-	}
-	if (buf[0] & 1)
-		return VALE_BROADCAST; /* broadcast and multicast */
-	uint64_t dmac = mac48(buf);
-	const struct vale_mac_ent *e = &sw->mac[mac_hash(dmac, sw->mac_mask)];
-	uint64_t key = LOAD_RLX(&e->key);
-	if ((key >> 16) != dmac || key == 0)
-		return VALE_BROADCAST;
-	if (now_s - LOAD_RLX(&e->seen_s) > sw->age_s)
-		return VALE_BROADCAST; /* aged out */
-	return (uint32_t)(key & 0xffff);
-}
+/* ---------------- learning bridge (lookup in internal.h, inlined) ---------------- */
 
 /* A port left: forget every MAC learned on it. */
 void vale_mac_forget_port(struct vale_sw *sw, uint32_t port)

@@ -387,6 +387,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		}
 		break;
 	}
+	sw->pid = getpid();
 	sw->test_lease_delay_us = env_u32("VALE_TEST_LEASE_DELAY_US", 0, 0, 1000000);
 	sw->maps = calloc(sw->max_ports, sizeof(*sw->maps));
 	if (!sw->maps) {
@@ -877,6 +878,8 @@ static void port_free_scratch(vale_port *p)
 	free(p->dst_tail);
 	free(p->touched);
 	free(p->act);
+	free(p->dst_npk);
+	free(p->dst_nsl);
 }
 
 /* Create or join port `name` of switch sw; caller holds the ctl lock. */
@@ -1102,7 +1105,9 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 	p->dst_tail = malloc(np * sizeof(uint32_t));
 	p->touched = malloc(np * sizeof(uint32_t));
 	p->act = malloc(np * sizeof(uint32_t));
-	if (!p->dst_head || !p->dst_tail || !p->touched || !p->act) {
+	p->dst_npk = malloc(np * sizeof(uint32_t));
+	p->dst_nsl = malloc(np * sizeof(uint32_t));
+	if (!p->dst_head || !p->dst_tail || !p->touched || !p->act || !p->dst_npk || !p->dst_nsl) {
 		vale_close(p);
 		return vale_err(ENOMEM, "out of memory");
 	}

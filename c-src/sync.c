@@ -168,12 +168,8 @@ static void count_err(struct vale_sw *sw, uint32_t idx, int reason, uint64_t n)
 static inline void pkt_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
 {
 	/* Buffers are 2048 bytes, so rounding up to 64 never leaves them. */
-	if (likely(len <= 256)) {
-		for (uint32_t i = 0; i < len; i += 64)
-			__builtin_memcpy(dst + i, src + i, 64);
-	} else {
-		memcpy(dst, src, len);
-	}
+	for (uint32_t i = 0; i < len; i += 64)
+		__builtin_memcpy(dst + i, src + i, 64);
 }
 
 /* ---------------- the flush ---------------- */
@@ -198,29 +194,28 @@ static uint32_t active_snapshot(struct vale_sw *sw, uint32_t *out)
 	}
 }
 
-/* Deliver the packets of list `ui` (unicast to d) merged with the broadcast
- * list `bi` (in batch order) into port d. */
+/* Next packet of the merge of a destination's unicast list (u) and the
+ * broadcast list (b), both in batch order. */
+#define NEXT_PKT(i, u, b, ft)                                                                      \
+	do {                                                                                       \
+		if ((b) == ~0u || ((u) != ~0u && (u) < (b))) {                                     \
+			(i) = (u);                                                                 \
+			(u) = (ft)[u].next;                                                        \
+		} else {                                                                           \
+			(i) = (b);                                                                 \
+			(b) = (ft)[b].next;                                                        \
+		}                                                                                  \
+	} while (0)
+
+/* Deliver npk packets (nsl slots) — list `ui` merged with broadcast list
+ * `bi` — into port d. nb_uni of them were unicast to d. */
 static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr, uint32_t src_ring,
-		    uint32_t d, uint32_t ui, uint32_t bi, uint32_t nb_uni)
+		    uint32_t d, uint32_t ui, uint32_t bi, uint32_t npk, uint32_t nsl, uint32_t nb_uni)
 {
 	struct vale_sw *sw = p->sw;
 	struct vale_ft *ft = p->ft;
 	uint32_t dend;
 	struct vale_map *dm = vale_map_get(sw, d, &dend);
-	/* count the packets and slots this destination wants */
-	uint32_t npk = 0, nsl = 0;
-	for (uint32_t u = ui, b = bi; u != ~0u || b != ~0u;) {
-		uint32_t i;
-		if (b == ~0u || (u != ~0u && u < b)) {
-			i = u;
-			u = ft[u].next;
-		} else {
-			i = b;
-			b = ft[b].next;
-		}
-		npk++;
-		nsl += ft[i].nfrags;
-	}
 	if (!dm) { /* vanished: unicast to it has nowhere to go */
 		if (nb_uni)
 			count_err(sw, p->idx, VD_NO_DEST, nb_uni);
@@ -247,7 +242,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	}
 	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
 	uint32_t lease = k->hwlease;
-	if (hwcur >= n || lease >= n) { /* damaged by a client: take the consumer's word */
+	if (unlikely(hwcur >= n || lease >= n)) { /* damaged by a client: take the consumer's word */
 		lease_repair(k, n);
 		lease = k->hwlease;
 		hwcur = hwcur >= n ? lease : hwcur;
@@ -255,7 +250,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
 	uint32_t room = ring_dist(lease, hwcur, n);
 	uint32_t space = (room == 0 ? n : room) - 1;
-	if (k->lease_next - k->lease_first >= VALE_NLEASES) {
+	if (unlikely(k->lease_next - k->lease_first >= VALE_NLEASES)) {
 		/* too many producers in flight: is the oldest one dead? */
 		pthread_mutex_unlock(&k->lock);
 		vale_reclaim_leases(k, rxr, n, false, dc);
@@ -267,20 +262,11 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 			space = 0;
 	}
 	/* whole packets only */
-	uint32_t take_pk = 0, take_sl = 0;
-	if (space >= nsl) {
-		take_pk = npk;
-		take_sl = nsl;
-	} else {
-		for (uint32_t u = ui, b = bi; u != ~0u || b != ~0u;) {
-			uint32_t i;
-			if (b == ~0u || (u != ~0u && u < b)) {
-				i = u;
-				u = ft[u].next;
-			} else {
-				i = b;
-				b = ft[b].next;
-			}
+	uint32_t take_pk = npk, take_sl = nsl;
+	if (unlikely(space < nsl)) {
+		take_pk = take_sl = 0;
+		for (uint32_t u = ui, b = bi, i; u != ~0u || b != ~0u;) {
+			NEXT_PKT(i, u, b, ft);
 			if (take_sl + ft[i].nfrags > space)
 				break;
 			take_pk++;
@@ -289,8 +275,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	}
 	if (take_pk == 0) {
 		/* Full. If a dead producer holds the front, reclaim now and then. */
-		bool stuck = k->lease_first != k->lease_next &&
-			     k->lease_ops - k->first_since > 256;
+		bool stuck = k->lease_first != k->lease_next && k->lease_ops - k->first_since > 256;
 		pthread_mutex_unlock(&k->lock);
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 		if (stuck)
@@ -302,7 +287,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	uint32_t start = lease;
 	l->start = start;
 	l->end = ring_add(start, take_sl, n);
-	l->pid = getpid();
+	l->pid = sw->pid;
 	l->done = 0;
 	k->lease_next = my + 1;
 	k->hwlease = l->end;
@@ -314,43 +299,59 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	if (unlikely(sw->test_lease_delay_us)) /* tests kill senders inside this window */
 		usleep(sw->test_lease_delay_us);
 	/* copy without the lock */
-	uint32_t j = start, got = 0, bad = 0;
+	uint32_t j = start, got = 0, bad = 0, nbufs = dm->nbufs, tn = txr->num_slots;
 	uint64_t bytes = 0;
-	for (uint32_t u = ui, b = bi, c = 0; c < take_pk; c++) {
-		uint32_t i;
-		if (b == ~0u || (u != ~0u && u < b)) {
-			i = u;
-			u = ft[u].next;
-		} else {
-			i = b;
-			b = ft[b].next;
-		}
+	uint8_t *dbase = dm->base + dm->buf_ofs;
+	const uint8_t *sbase = src_m->base + src_m->buf_ofs;
+	for (uint32_t u = ui, b = bi, c = 0, i; c < take_pk; c++) {
+		NEXT_PKT(i, u, b, ft);
 		uint32_t s = ft[i].slot, nf = ft[i].nfrags;
+		if (likely(nf == 1)) {
+			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
+			uint32_t bidx = ds->buf_idx;
+			{ /* the next destination buffer: start owning its lines early */
+				uint32_t pb = rxr->slot[ring_add(j, 2, n)].buf_idx;
+				if (pb < nbufs)
+					__builtin_prefetch(dbase + (uint64_t)pb * VALE_BUF_SIZE, 1);
+			}
+			if (likely(bidx >= 2 && bidx < nbufs)) {
+				pkt_copy(dbase + (uint64_t)bidx * VALE_BUF_SIZE,
+					 sbase + (uint64_t)ss->buf_idx * VALE_BUF_SIZE, ss->len);
+				ds->len = ss->len;
+				ds->flags = 0;
+				got++;
+				bytes += ss->len;
+			} else { /* the receiver left a bad buffer index: publish it empty */
+				ds->len = 0;
+				ds->flags = 0;
+				bad++;
+			}
+			j = ring_next(j, n);
+			continue;
+		}
 		bool ok = true;
 		uint32_t j0 = j;
 		for (uint32_t f = 0; f < nf; f++) {
-			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
-			uint32_t bidx = ds->buf_idx;
-			if (unlikely(bidx < 2 || bidx >= dm->nbufs)) {
+			if (unlikely(rxr->slot[j].buf_idx < 2 || rxr->slot[j].buf_idx >= nbufs))
 				ok = false;
-				break;
-			}
-			pkt_copy(vale_buf(dm, bidx), vale_buf(src_m, ss->buf_idx), ss->len);
-			ds->len = ss->len;
-			ds->flags = (uint16_t)(ss->flags & VS_MOREFRAG);
-			s = ring_next(s, txr->num_slots);
 			j = ring_next(j, n);
 		}
-		if (likely(ok)) {
+		j = j0;
+		for (uint32_t f = 0; f < nf; f++) {
+			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
+			if (likely(ok))
+				pkt_copy(dbase + (uint64_t)ds->buf_idx * VALE_BUF_SIZE,
+					 sbase + (uint64_t)ss->buf_idx * VALE_BUF_SIZE, ss->len);
+			ds->len = ok ? ss->len : 0;
+			ds->flags = ok ? (uint16_t)(ss->flags & VS_MOREFRAG) : 0;
+			s = ring_next(s, tn);
+			j = ring_next(j, n);
+		}
+		if (ok) {
 			got++;
 			bytes += ft[i].len;
-		} else { /* the receiver left a bad buffer index: publish the packet empty */
+		} else {
 			bad++;
-			for (uint32_t f = 0, jj = j0; f < nf; f++, jj = ring_next(jj, n)) {
-				rxr->slot[jj].len = 0;
-				rxr->slot[jj].flags = 0;
-			}
-			j = ring_add(j0, nf, n);
 		}
 	}
 
@@ -376,71 +377,87 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	struct vale_sw *sw = p->sw;
 	struct vale_map *m = &p->m;
 	struct vale_ring *txr = vale_ring(m, p->end, false, ri);
-	uint32_t n = m->tx_slots;
+	uint32_t n = m->tx_slots, nbufs = m->nbufs;
 	uint32_t consumed = 0;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	uint32_t now_s = (uint32_t)ts.tv_sec;
 	vale_lookup_refresh(sw);
+	const bool learning = sw->lookup_kind == LK_LEARNING;
+	const uint8_t *bufs = m->base + m->buf_ofs;
+	uint32_t *dh = p->dst_head, *dt = p->dst_tail, *dnp = p->dst_npk, *dns = p->dst_nsl;
 
 	while (hwcur != head) {
 		/* ---- phase 1: look the batch up ---- */
-		uint32_t nft = 0, bad = 0, lookdrop = 0, nbcast = 0;
+		uint32_t nft = 0, bad = 0, lookdrop = 0, nbcast = 0, bslots = 0;
 		uint64_t tx_bytes = 0;
 		p->ntouched = 0;
 		uint32_t bhead = ~0u, btail = ~0u;
 		uint32_t j = hwcur;
 		while (j != head && nft < VALE_MAX_BATCH) {
-			/* a packet: slots up to the first without MOREFRAG */
-			uint32_t s = j, nf = 0, len = 0;
-			bool ok = true, complete = false;
-			while (s != head) {
-				struct vale_slot *sl = &txr->slot[s];
-				nf++;
-				if (unlikely(!slot_ok(m, sl)))
-					ok = false;
-				else
-					len += sl->len;
-				s = ring_next(s, n);
-				if (!(sl->flags & VS_MOREFRAG)) {
-					complete = true;
-					break;
+			struct vale_slot *sl = &txr->slot[j];
+			uint32_t s, nf, len;
+			if (likely(!(sl->flags & VS_MOREFRAG))) { /* one slot: the common case */
+				nf = 1;
+				len = sl->len;
+				s = ring_next(j, n);
+				if (unlikely(sl->buf_idx < 2 || sl->buf_idx >= nbufs || len > VALE_BUF_SIZE)) {
+					bad++;
+					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
+					sl->len = 0;
+					j = s;
+					continue;
 				}
-				if (nf == VALE_MAX_FRAGS) { /* too many fragments: drop the chain */
-					ok = false;
-					complete = true;
-					break;
-				}
-			}
-			if (!complete)
-				break; /* the application has not finished this packet */
-			if (unlikely(!ok)) {
-				bad++;
-				for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
-					struct vale_slot *sl = &txr->slot[x];
-					if (!slot_ok(m, sl)) { /* as netmap: index 0, length 0 */
-						sl->buf_idx = 0;
-						sl->len = 0;
+			} else { /* a chain: slots up to the first without MOREFRAG */
+				bool ok = true, complete = false;
+				s = j;
+				nf = len = 0;
+				while (s != head) {
+					struct vale_slot *fs = &txr->slot[s];
+					nf++;
+					if (unlikely(!slot_ok(m, fs)))
+						ok = false;
+					else
+						len += fs->len;
+					s = ring_next(s, n);
+					if (!(fs->flags & VS_MOREFRAG)) {
+						complete = true;
+						break;
+					}
+					if (nf == VALE_MAX_FRAGS) { /* too many fragments: drop the chain */
+						ok = false;
+						complete = true;
+						break;
 					}
 				}
-				j = s;
-				continue;
+				if (!complete)
+					break; /* the application has not finished this packet */
+				if (unlikely(!ok)) {
+					bad++;
+					for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+						struct vale_slot *xs = &txr->slot[x];
+						if (!slot_ok(m, xs)) {
+							xs->buf_idx = 0;
+							xs->len = 0;
+						}
+					}
+					j = s;
+					continue;
+				}
 			}
-			const uint8_t *buf = vale_buf(m, txr->slot[j].buf_idx);
-			uint32_t first_len = txr->slot[j].len;
+			const uint8_t *buf = bufs + (uint64_t)sl->buf_idx * VALE_BUF_SIZE;
+			uint32_t first_len = sl->len;
 			uint8_t dring = 0;
 			uint32_t dst;
-			if (unlikely(first_len < 14)) {
-				dst = VALE_DROP;
-			} else if (likely(sw->lookup_kind == LK_LEARNING)) {
-				dst = vale_learning_lookup(sw, buf, p->idx,
-							   !(txr->slot[j].flags & VS_NO_LEARN), now_s);
-			} else {
-				dst = sw->lookup(buf, first_len, &dring, p->idx, sw->priv);
-			}
 			tx_bytes += len;
-			if (dst == VALE_DROP || dst == p->idx ||
-			    (dst != VALE_BROADCAST && dst >= sw->max_ports)) {
+			if (unlikely(first_len < 14))
+				dst = VALE_DROP;
+			else if (likely(learning))
+				dst = vale_learning_lookup(sw, buf, p->idx, !(sl->flags & VS_NO_LEARN), now_s);
+			else
+				dst = sw->lookup(buf, first_len, &dring, p->idx, sw->priv);
+			if (unlikely(dst == VALE_DROP || dst == p->idx ||
+				     (dst != VALE_BROADCAST && dst >= sw->max_ports))) {
 				lookdrop++;
 				j = s;
 				continue;
@@ -454,19 +471,22 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 			f->next = ~0u;
 			if (dst == VALE_BROADCAST) {
 				nbcast++;
+				bslots += nf;
 				if (btail == ~0u)
 					bhead = nft;
 				else
 					p->ft[btail].next = nft;
 				btail = nft;
+			} else if (dh[dst] == ~0u) {
+				dh[dst] = dt[dst] = nft;
+				dnp[dst] = 1;
+				dns[dst] = nf;
+				p->touched[p->ntouched++] = dst;
 			} else {
-				if (p->dst_head[dst] == ~0u) {
-					p->dst_head[dst] = nft;
-					p->touched[p->ntouched++] = dst;
-				} else {
-					p->ft[p->dst_tail[dst]].next = nft;
-				}
-				p->dst_tail[dst] = nft;
+				p->ft[dt[dst]].next = nft;
+				dt[dst] = nft;
+				dnp[dst]++;
+				dns[dst] += nf;
 			}
 			nft++;
 			j = s;
@@ -477,40 +497,31 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 		/* ---- phase 2: deliver, one destination at a time ---- */
 		if (nbcast) {
 			/* every other switch port gets the broadcasts, merged with its unicasts */
-			uint32_t *act = p->act;
-			uint32_t na = active_snapshot(sw, act);
+			uint32_t na = active_snapshot(sw, p->act), ndel = 0;
 			for (uint32_t a = 0; a < na; a++) {
-				uint32_t d = act[a];
+				uint32_t d = p->act[a];
 				if (d == p->idx || d >= sw->max_ports)
 					continue;
-				uint32_t uh = p->dst_head[d];
-				uint32_t nu = 0;
-				for (uint32_t x = uh; x != ~0u; x = p->ft[x].next)
-					nu++;
-				deliver(p, m, txr, ri, d, uh, bhead, nu);
-				p->dst_head[d] = ~0u;
+				uint32_t uh = dh[d], nu = uh == ~0u ? 0 : dnp[d], su = uh == ~0u ? 0 : dns[d];
+				deliver(p, m, txr, ri, d, uh, bhead, nu + nbcast, su + bslots, nu);
+				dh[d] = ~0u;
+				ndel++;
 			}
 			/* unicast lists of ports not in the snapshot */
 			for (uint32_t t = 0; t < p->ntouched; t++) {
 				uint32_t d = p->touched[t];
-				if (p->dst_head[d] == ~0u)
+				if (dh[d] == ~0u)
 					continue;
-				uint32_t nu = 0;
-				for (uint32_t x = p->dst_head[d]; x != ~0u; x = p->ft[x].next)
-					nu++;
-				count_err(sw, p->idx, VD_NO_DEST, nu);
-				p->dst_head[d] = ~0u;
+				count_err(sw, p->idx, VD_NO_DEST, dnp[d]);
+				dh[d] = ~0u;
 			}
-			if (na == 0 || (na == 1 && act[0] == p->idx))
+			if (ndel == 0)
 				count_err(sw, p->idx, VD_NO_DEST, nbcast);
 		} else {
 			for (uint32_t t = 0; t < p->ntouched; t++) {
 				uint32_t d = p->touched[t];
-				uint32_t nu = 0;
-				for (uint32_t x = p->dst_head[d]; x != ~0u; x = p->ft[x].next)
-					nu++;
-				deliver(p, m, txr, ri, d, p->dst_head[d], ~0u, nu);
-				p->dst_head[d] = ~0u;
+				deliver(p, m, txr, ri, d, dh[d], ~0u, dnp[d], dns[d], dnp[d]);
+				dh[d] = ~0u;
 			}
 		}
 		struct vale_counters *sc = &sw->ports[p->idx].c;
