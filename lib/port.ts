@@ -245,16 +245,20 @@ export class Port implements Disposable {
    */
   tryReceive(max = Infinity): Uint8Array[] {
     this.rxsync();
-    const out: Uint8Array[] = [];
-    for (const ring of this.rxRings) {
+    // Pass 1 finds the packets; pass 2 copies them all into ONE new buffer
+    // (allocating an ArrayBuffer per frame costs more than the copy).
+    const spans: number[] = []; // per packet: ring, first slot, slots, bytes
+    let total = 0, count = 0;
+    for (let r = 0; r < this.rxRings.length && count < max; r++) {
+      const ring = this.rxRings[r];
       let h = ring.head;
       const t = ring.tail;
-      while (h !== t && out.length < max) {
+      while (h !== t && count < max) {
         // one packet: slots up to the first without MOREFRAG
-        let j = h, nf = 0, total = 0, complete = false;
+        let j = h, nf = 0, bytes = 0, complete = false;
         while (j !== t && nf < MAX_FRAGS) {
           nf++;
-          total += ring.len(j);
+          bytes += ring.len(j);
           const more = ring.flags(j) & SlotFlags.MOREFRAG;
           j = ring.next(j);
           if (!more) {
@@ -263,22 +267,28 @@ export class Port implements Disposable {
           }
         }
         if (!complete && nf < MAX_FRAGS) break; // the rest is not published yet
-        if (total > 0) {
-          if (nf === 1) out.push(ring.frame(h).slice());
-          else {
-            const f = new Uint8Array(total);
-            let off = 0;
-            for (let k = 0, s = h; k < nf; k++, s = ring.next(s)) {
-              const part = ring.frame(s);
-              f.set(part, off);
-              off += part.length;
-            }
-            out.push(f);
-          }
+        if (bytes > 0) {
+          spans.push(r, h, nf, bytes);
+          total += bytes;
+          count++;
         }
         h = j;
       }
       ring.advance(h);
+    }
+    const out: Uint8Array[] = [];
+    if (count === 0) return out;
+    const all = new Uint8Array(total);
+    let off = 0;
+    for (let k = 0; k < spans.length; k += 4) {
+      const ring = this.rxRings[spans[k]];
+      const start = off;
+      for (let f = 0, s = spans[k + 1]; f < spans[k + 2]; f++, s = ring.next(s)) {
+        const part = ring.frame(s);
+        all.set(part, off);
+        off += part.length;
+      }
+      out.push(all.subarray(start, off));
     }
     return out;
   }
