@@ -52,7 +52,6 @@ if (args.mode === "recv") {
   console.log("ready");
   const perSender: Record<number, number> = {};
   let received = 0, bad = 0, zeroLen = 0;
-  const hold = args.hold;
   const errors: string[] = [];
   const t0 = Date.now();
   const maxMs = args.maxMs ?? 20000, idleMs = args.idleMs ?? 1500;
