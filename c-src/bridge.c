@@ -230,8 +230,6 @@ VALE_API void *vale_br_create(vale_port *a, vale_port *b, const uint8_t *conf, u
 	if (g->c.burst < 1 || g->c.burst > 8192)
 		g->c.burst = 1024;
 	g->loopback = !b || b == a;
-	if (g->loopback)
-		g->c.zerocopy = 1; /* one region */
 	if (port_setup(&g->port[0], a) < 0 || (!g->loopback && port_setup(&g->port[1], b) < 0))
 		goto bad;
 	return g;

@@ -158,7 +158,8 @@ VALE_API int vale_io_recv_batch(struct vale_io *h, void *const *bufs, uint16_t *
 				uint16_t *flags, uint32_t max);
 /* Send the frames in bufs[0..n) (same fragment convention; flags may be NULL
  * when no frame is fragmented). Returns the number of buffers consumed: sent,
- * or dropped and counted in tx_drops. Fewer than n: the TX ring is full (wait
+ * or dropped and counted in tx_drops (too short or long for the device, a
+ * length over buf_size, more than VALE_MAX_FRAGS buffers). Fewer than n: the TX ring is full (wait
  * for VIO_POLL_OUT) or the last frame's fragment chain is incomplete. n = 0
  * flushes frames queued by an earlier call. */
 VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint16_t *lens,
@@ -167,6 +168,10 @@ VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint
 /* An fd for an event loop: POLLIN when frames wait (XDP on several queues:
  * an epoll fd, good for POLLIN only). vale_io_poll() waits for TX room. */
 VALE_API int vale_io_fd(struct vale_io *h);
+/* Threads: recv_batch (and polls for VIO_POLL_IN) on one thread and
+ * send_batch (and polls for VIO_POLL_OUT) on another may run at once;
+ * stats/info/check from one thread at a time; close when both are done. */
+
 /* poll() the handle: returns the VIO_POLL_* bits ready, 0 on timeout, or
  * -ENODEV / -ENETDOWN (with a message) when the interface was removed or
  * went down. timeout_ms < 0 waits forever. */
@@ -175,6 +180,13 @@ VALE_API int vale_io_poll(struct vale_io *h, uint32_t events, int timeout_ms);
 VALE_API int vale_io_check(struct vale_io *h);
 VALE_API int vale_io_stats(struct vale_io *h, struct vale_io_stats *out);
 VALE_API int vale_io_info(struct vale_io *h, struct vale_io_info *out);
+
+/* 1 when frames were queued by send_batch but the kernel has not taken them
+ * yet (its socket buffer was full): call send_batch(n = 0) again soon. */
+VALE_API int vale_io_tx_pending(struct vale_io *h);
+/* TAP: set (1) or clear (0) TUNSETPERSIST on an open handle. Cleared, the
+ * device goes away with the handle's close. */
+VALE_API int vale_io_tap_persist(struct vale_io *h, int32_t on);
 
 /* Interface queries and settings, optionally inside a network namespace
  * (netns: NULL/"" = ours). */
@@ -185,6 +197,9 @@ VALE_API int vale_io_set_link(const char *ifname, const char *netns, int32_t up,
  * ethtool ioctl; returns how many features were changed. Off is what a port
  * attached to a switch wants on the peer that sends into it. */
 VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t on);
+/* Set the MAC address (6 bytes) of an interface (it may have to be down for
+ * some drivers; TAP and veth take it while up). */
+VALE_API int vale_io_set_mac(const char *ifname, const char *netns, const uint8_t *mac);
 
 #ifdef __cplusplus
 }
@@ -223,7 +238,7 @@ int vio_link_set(int ctl_fd, const char *ifname, int32_t up, uint32_t mtu);
 int vio_check_alive(struct vale_io *h);
 uint32_t vio_frame_bufs(uint32_t len, uint32_t buf_size);
 uint32_t vio_gather_len(const uint16_t *lens, const uint16_t *flags, uint32_t i, uint32_t n,
-			uint32_t *nbufs);
+			uint32_t buf_size, uint32_t *nbufs);
 struct vio_seg {
 	const uint8_t *p;
 	uint32_t len;
@@ -256,6 +271,7 @@ int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t 
 int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n);
 void vio_xdp_stats(struct vale_io *h);
+int vio_xdp_tx_pending(struct vale_io *h);
 struct pollfd;
 int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out);
 #endif

@@ -26,6 +26,8 @@
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if_arp.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
@@ -288,6 +290,35 @@ VALE_API int vale_io_set_link(const char *ifname, const char *netns, int32_t up,
 	return r;
 }
 
+VALE_API int vale_io_set_mac(const char *ifname, const char *netns, const uint8_t *mac)
+{
+	struct ifreq ifr;
+	int r = ifr_set(&ifr, ifname);
+	if (r < 0) return r;
+	if (!mac || (mac[0] & 1))
+		return vio_err(-EINVAL, "'%s': not a unicast MAC address", ifname);
+	int saved;
+	r = vio_ns_enter(netns, &saved);
+	if (r < 0) return r;
+	int fd = ctl_socket();
+	if (fd >= 0) {
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+		if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) {
+			int e = errno;
+			r = vio_err(-e, "cannot set the MAC address of '%s': %s%s", ifname, strerror(e),
+				    vio_priv_hint(e, "CAP_NET_ADMIN"));
+		} else {
+			r = 0;
+		}
+		close(fd);
+	} else {
+		r = fd;
+	}
+	vio_ns_leave(saved);
+	return r;
+}
+
 VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t on)
 {
 	static const struct {
@@ -376,22 +407,25 @@ uint32_t vio_frame_bufs(uint32_t len, uint32_t buf_size)
 }
 
 /* Length of the frame starting at bufs[i] (a MOREFRAG chain); *nbufs = its
- * buffer count, or 0 when the chain runs past n (incomplete). */
+ * buffer count, or 0 when the chain runs past n (incomplete). A fragment
+ * longer than a buffer makes the length UINT32_MAX (dropped as too long). */
 uint32_t vio_gather_len(const uint16_t *lens, const uint16_t *flags, uint32_t i, uint32_t n,
-			uint32_t *nbufs)
+			uint32_t buf_size, uint32_t *nbufs)
 {
 	uint32_t len = 0, j = i;
+	int bad = 0;
 	for (;;) {
 		if (j >= n) {
 			*nbufs = 0;
 			return len;
 		}
+		if (lens[j] > buf_size) bad = 1;
 		len += lens[j];
 		if (!flags || !(flags[j] & VS_MOREFRAG)) break;
 		j++;
 	}
 	*nbufs = j - i + 1;
-	return len;
+	return bad ? UINT32_MAX : len;
 }
 
 /* Copy segments into consecutive caller buffers; returns buffers used. */
@@ -913,7 +947,7 @@ int vio_pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	uint32_t i = 0, queued = 0;
 	uint64_t bytes = 0;
 	while (i < n) {
-		uint32_t nb, len = vio_gather_len(lens, flags, i, n, &nb);
+		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
 		if (!nb) break; /* incomplete chain: wait for the rest */
 		if (len < 14 || len > h->max_frame || nb > VALE_MAX_FRAGS) {
 			h->st.tx_drops++;
@@ -1136,6 +1170,27 @@ VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint
 	return -EINVAL;
 }
 
+VALE_API int vale_io_tx_pending(struct vale_io *h)
+{
+	if (h->dead) return 0;
+	if (h->kind == VIO_PACKET) return ((struct pkt *)h->priv)->need_kick ? 1 : 0;
+	if (h->kind == VIO_XDP) return vio_xdp_tx_pending(h);
+	return 0;
+}
+
+VALE_API int vale_io_tap_persist(struct vale_io *h, int32_t on)
+{
+	if (h->kind != VIO_TAP) return vio_err(-EINVAL, "'%s' is not a TAP handle", h->ifname);
+	if (ioctl(h->fd, TUNSETPERSIST, on ? 1 : 0) < 0) {
+		int e = errno;
+		return vio_err(-e, "TAP '%s': TUNSETPERSIST: %s%s", h->ifname, strerror(e),
+			       vio_priv_hint(e, "CAP_NET_ADMIN"));
+	}
+	if (on) h->flags |= VIO_F_TAP_PERSIST;
+	else h->flags &= ~(uint32_t)VIO_F_TAP_PERSIST;
+	return 0;
+}
+
 VALE_API int vale_io_fd(struct vale_io *h) { return h->poll_fd >= 0 ? h->poll_fd : h->fd; }
 
 VALE_API int vale_io_check(struct vale_io *h) { return vio_check_alive(h); }
@@ -1187,7 +1242,7 @@ VALE_API int vale_io_poll(struct vale_io *h, uint32_t events, int timeout_ms)
 			}
 			if (m) return m;
 		}
-		if (h->kind == VIO_PACKET) {
+		if (h->kind == VIO_PACKET && out) { /* the sender's poll: push what is queued */
 			struct pkt *p = h->priv;
 			if (p->need_kick) pkt_kick(h, p);
 		}

@@ -219,7 +219,7 @@ int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	uint32_t i = 0, sent = 0;
 	uint64_t bytes = 0;
 	while (i < n) {
-		uint32_t nb, len = vio_gather_len(lens, flags, i, n, &nb);
+		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
 		if (!nb) break;
 		if (len < 14 || len > TAP_MAX_FRAME || nb > VALE_MAX_FRAGS) {
 			h->st.tx_drops++;

@@ -599,7 +599,7 @@ int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	xdp_reclaim(x);
 	uint32_t room = tx->size - (tx->prod - LOAD_ACQ32(tx->consumer));
 	while (i < n) {
-		uint32_t nb, len = vio_gather_len(lens, flags, i, n, &nb);
+		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
 		if (!nb) break;
 		if (len < 14 || len > h->max_frame || nb > VALE_MAX_FRAGS) {
 			h->st.tx_drops++;
@@ -667,6 +667,12 @@ void vio_xdp_stats(struct vale_io *h)
 	/* cumulative in the kernel: not added up */
 	h->st.rx_kernel_drops = drops;
 	h->st.xdp_tx_invalid = inval;
+}
+
+int vio_xdp_tx_pending(struct vale_io *h)
+{
+	struct xdp *x = h->priv;
+	return x && x->need_kick ? 1 : 0;
 }
 
 /* poll() set: every queue for input, q[0] for output */

@@ -110,13 +110,15 @@ struct vale_pg_stats {
 	volatile uint32_t seq_last_kind;       /* 660 1 gap, 2 out of order */
 	volatile uint64_t frag_mismatch;       /* 664 packets with another fragment count */
 	volatile uint64_t unparsed;            /* 672 frames too short or not IPv4 */
-	uint8_t _pad[1024 - 680];
+	uint32_t seq_log[8][4];                /* 680 the last events: exp, found, kind, 0 */
+	uint8_t _pad[1024 - 808];
 };
 _Static_assert(sizeof(struct vale_pg_stats) == 1024, "pg stats");
 _Static_assert(__builtin_offsetof(struct vale_pg_stats, rep_buckets) == 88, "buckets");
 _Static_assert(__builtin_offsetof(struct vale_pg_stats, rtt_count) == 600, "rtt");
 _Static_assert(__builtin_offsetof(struct vale_pg_stats, seq_gaps) == 624, "seq");
 _Static_assert(__builtin_offsetof(struct vale_pg_stats, unparsed) == 672, "unparsed");
+_Static_assert(__builtin_offsetof(struct vale_pg_stats, seq_log) == 680, "seq log");
 
 struct pg_ctx;
 
@@ -402,6 +404,25 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 	const bool vary = g->vary, dump = g->c.dump;
 	const uint32_t hoff = g->l3, hlen = g->l4 + 8 + (seq ? 4 : 0) - g->l3;
 	uint64_t b = 0;
+	if (likely(!vary && !dump && !g->c.min_size && frags == 1 && g->len <= fsz)) {
+		/* the common case: the buffers already hold the frame, set lengths */
+		const uint32_t len = g->len;
+		if (count > n)
+			count = n;
+		for (; sent < count; sent++) {
+			struct vale_slot *s = &ring->slot[head];
+			if (unlikely(s->flags)) {
+				uint8_t *p;
+				if ((s->flags & VS_BUF_CHANGED) && (p = bufp(t, s->buf_idx)))
+					memcpy(p, t->pkt, len);
+				s->flags = 0;
+			}
+			s->len = (uint16_t)len;
+			head = nxt(head, ns);
+		}
+		b = (uint64_t)sent * len;
+		goto out;
+	}
 	for (; sent < count; sent++) {
 		uint32_t len = pick_len(t);
 		uint32_t nf = 1, fl = len;
@@ -461,8 +482,8 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 		if (vary && g->c.cycle.flags & CYC_ACTIVE)
 			next_addresses(t);
 	}
+out:
 	if (sent) {
-		ring->slot[head == 0 ? ns - 1 : head - 1].flags |= VS_REPORT;
 		STORE_REL(&ring->cur, head);
 		STORE_REL(&ring->head, head);
 	}
@@ -586,6 +607,10 @@ static void seq_check(struct pg_thread *t, uint32_t ring, const uint8_t *p, uint
 			st->seq_ooo++;
 			st->seq_last_kind = 2;
 		}
+		uint32_t *log = st->seq_log[st->seq_events % 8];
+		log[0] = st->seq_last_exp;
+		log[1] = seq;
+		log[2] = st->seq_last_kind;
 		STORE_REL(&st->seq_events, st->seq_events + 1);
 	}
 	t->seq_exp[ring] = seq + 1;
@@ -631,6 +656,18 @@ static int receiver_body(struct pg_thread *t, bool seq)
 			if (avail > g->c.burst)
 				avail = g->c.burst;
 			uint32_t got = 0;
+			if (likely(!seq && !g->c.dump)) {
+				/* count packets and bytes; n - pkts slots hold at most n - pkts packets */
+				if (n && n - pkts < avail)
+					avail = (uint32_t)(n - pkts);
+				for (uint32_t k = 0; k < avail; k++) {
+					const struct vale_slot *s = &r->slot[head];
+					bytes += s->len;
+					got += !(s->flags & VS_MOREFRAG);
+					head = nxt(head, ns);
+				}
+				avail = 0;
+			}
 			for (uint32_t k = 0; k < avail; k++) {
 				if (n && pkts + got >= n)
 					break;

@@ -47,6 +47,63 @@ export const symbols = {
     parameters: ["buffer", "buffer", "buffer", "i32", "buffer"],
     result: "i32",
   },
+
+  // --- tools (pkt-gen, bridge) ---
+  // c-src/pktgen.c: create(conf, conf_len, frame, frame_len) -> ctx | null
+  vale_pg_create: { parameters: ["buffer", "u32", "buffer", "u32"], result: "pointer" },
+  vale_pg_set_port: { parameters: ["pointer", "u32", "pointer"], result: "i32" },
+  vale_pg_stats: { parameters: ["pointer"], result: "pointer" },
+  vale_pg_run: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  vale_pg_stop: { parameters: ["pointer"], result: "void" },
+  vale_pg_destroy: { parameters: ["pointer"], result: "void" },
+  // c-src/bridge.c: create(port_a, port_b | null, conf, conf_len) -> ctx | null
+  vale_br_create: { parameters: ["pointer", "pointer", "buffer", "u32"], result: "pointer" },
+  vale_br_stats: { parameters: ["pointer"], result: "pointer" },
+  vale_br_run: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  vale_br_stop: { parameters: ["pointer"], result: "void" },
+  vale_br_destroy: { parameters: ["pointer"], result: "void" },
+  // --- end tools ---
+
+  // --- kernel I/O ---
+  // c-src/io.h: TAP / AF_PACKET / AF_XDP handles (wrapped by lib/kernel_io.ts)
+  vale_io_last_error: { parameters: [], result: "pointer" },
+  vale_io_kind_name: { parameters: ["u32"], result: "pointer" },
+  vale_io_open: { parameters: ["u32", "buffer", "buffer", "buffer"], result: "i32" },
+  vale_io_close: { parameters: ["pointer"], result: "void" },
+  vale_io_recv_batch: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  vale_io_send_batch: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  vale_io_fd: { parameters: ["pointer"], result: "i32" },
+  vale_io_poll: { parameters: ["pointer", "u32", "i32"], result: "i32" },
+  vale_io_poll_async: {
+    name: "vale_io_poll",
+    parameters: ["pointer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  vale_io_check: { parameters: ["pointer"], result: "i32" },
+  vale_io_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_io_info: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_io_tx_pending: { parameters: ["pointer"], result: "i32" },
+  vale_io_tap_persist: { parameters: ["pointer", "i32"], result: "i32" },
+  vale_io_link: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
+  vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  vale_io_set_mac: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  // c-src/fwd.h: forwarder kernel interface <-> port (lib/backends.ts, lib/attach.ts)
+  vale_fwd_last_error: { parameters: [], result: "pointer" },
+  vale_fwd_create: { parameters: ["pointer", "pointer", "buffer", "buffer"], result: "i32" },
+  vale_fwd_start: { parameters: ["pointer"], result: "i32" },
+  vale_fwd_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  vale_fwd_stop: { parameters: ["pointer"], result: "void" },
+  vale_fwd_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_fwd_destroy: { parameters: ["pointer"], result: "void" },
+  // --- end kernel I/O ---
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's callable symbols. */

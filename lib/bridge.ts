@@ -17,10 +17,10 @@
 import { vale } from "../ffi/lib.ts";
 import { ValeError } from "./errors.ts";
 import type { Port } from "./port.ts";
-import { type ControlOptions, switchInfo } from "./switch.ts";
+import { switchInfo } from "./switch.ts";
 
 /** Options of {@link Bridge}. */
-export interface BridgeOptions extends ControlOptions {
+export interface BridgeOptions {
   /** Slots moved per ring pass (netmap's -b, 1..8192, default 1024). */
   burst?: number;
   /** false: always copy (netmap's -c). */
@@ -45,10 +45,10 @@ export interface BridgeDirection {
  * Do two open ports live in one memory region (so buffers can be swapped)?
  * True for the two ends of one pipe and for a port with itself.
  */
-export function sameMemory(a: Port, b: Port, opts: ControlOptions = {}): boolean {
+export function sameMemory(a: Port, b: Port): boolean {
   if (a === b) return true;
   if (a.switchName !== b.switchName || a.runDir !== b.runDir) return false;
-  const ports = switchInfo(a.switchName, opts).ports;
+  const ports = switchInfo(a.switchName, { runDir: a.runDir }).ports;
   const pa = ports.find((p) => p.index === a.index), pb = ports.find((p) => p.index === b.index);
   return !!pa && !!pb && pa.mem_id === pb.mem_id;
 }
@@ -66,7 +66,7 @@ export class Bridge {
   /** Bridge `a` and `b` (`b` omitted or equal to `a`: loop `a` back to itself). */
   constructor(a: Port, b?: Port, opts: BridgeOptions = {}) {
     this.loopback = !b || b === a;
-    this.zeroCopy = this.loopback || (opts.zeroCopy !== false && sameMemory(a, b!, opts));
+    this.zeroCopy = opts.zeroCopy !== false && (this.loopback || sameMemory(a, b!));
     const conf = new Uint8Array(16);
     const dv = new DataView(conf.buffer);
     dv.setUint32(0, 1, true);

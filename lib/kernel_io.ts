@@ -3,57 +3,20 @@
  * and existing interfaces (veth, NICs) through AF_XDP or AF_PACKET rings.
  *
  * A thin wrapper over the `vale_io_*` functions of build/libvale.so
- * (c-src/io.h). It is what tests, tools and the attach forwarder use until
- * the forwarder's hot loop moves to C.
+ * (c-src/io.h). Tests and tools use it directly; the forwarders between a
+ * kernel interface and a vale port (lib/backends.ts, lib/attach.ts) hand
+ * its native {@linkcode KernelIo.handle} to the C forwarder (c-src/fwd.c).
  *
- * NOTE for the integrator: this module does its own small `Deno.dlopen` of
- * the library with only the kernel I/O symbols, so it can be built and tested
- * before the core lands. They belong in the one `symbols` object of
- * ffi/symbols.ts: move `kernelIoSymbols` there and load through ffi/.
+ * The FFI declarations are in the one symbols object of ffi/symbols.ts
+ * (block `// --- kernel I/O ---`); the library is loaded by ffi/lib.ts.
  *
  * @module
  */
 
-const root = new URL("..", import.meta.url).pathname;
+import { vale } from "../ffi/lib.ts";
 
-/** The FFI declarations of c-src/io.h (to be merged into ffi/symbols.ts). */
-export const kernelIoSymbols = {
-  vale_io_last_error: { parameters: [], result: "pointer" },
-  vale_io_kind_name: { parameters: ["u32"], result: "pointer" },
-  vale_io_open: { parameters: ["u32", "buffer", "buffer", "buffer"], result: "i32" },
-  vale_io_close: { parameters: ["pointer"], result: "void" },
-  vale_io_recv_batch: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
-    result: "i32",
-  },
-  vale_io_send_batch: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "u32"],
-    result: "i32",
-  },
-  vale_io_fd: { parameters: ["pointer"], result: "i32" },
-  vale_io_poll: { parameters: ["pointer", "u32", "i32"], result: "i32" },
-  vale_io_poll_async: {
-    name: "vale_io_poll",
-    parameters: ["pointer", "u32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  vale_io_check: { parameters: ["pointer"], result: "i32" },
-  vale_io_stats: { parameters: ["pointer", "buffer"], result: "i32" },
-  vale_io_info: { parameters: ["pointer", "buffer"], result: "i32" },
-  vale_io_link: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
-  vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-let lib: Deno.DynamicLibrary<typeof kernelIoSymbols> | undefined;
-
-function sym(): Deno.DynamicLibrary<typeof kernelIoSymbols>["symbols"] {
-  if (!lib) {
-    const path = Deno.env.get("VALE_LIB") ?? `${root}build/libvale.so`;
-    lib = Deno.dlopen(path, kernelIoSymbols);
-  }
-  return lib.symbols;
+function sym(): ReturnType<typeof vale> {
+  return vale();
 }
 
 /** Backend kinds (VIO_* in io.h). */
@@ -145,11 +108,17 @@ export interface KernelIoOptions {
 
 /** Counters of a handle (struct vale_io_stats). */
 export interface KernelIoStats {
+  /** Frames delivered to the caller. */
   rxPkts: bigint;
+  /** Bytes delivered to the caller. */
   rxBytes: bigint;
+  /** Frames handed to the kernel. */
   txPkts: bigint;
+  /** Bytes handed to the kernel. */
   txBytes: bigint;
+  /** Receive calls that returned frames (average batch = rxPkts / rxBatches). */
   rxBatches: bigint;
+  /** Send calls that queued frames. */
   txBatches: bigint;
   /** The kernel could not queue to us (PACKET tp_drops; XDP rx_dropped + rx ring full). */
   rxKernelDrops: bigint;
@@ -165,19 +134,27 @@ export interface KernelIoStats {
   txErrors: bigint;
   /** Send calls stopped by a full TX ring. */
   txRingFull: bigint;
+  /** PACKET V3: times the kernel froze the queue (ring full). */
   kernelFreeze: bigint;
+  /** XDP: TX descriptors the kernel rejected. */
   xdpTxInvalid: bigint;
 }
 
 /** What a handle is (struct vale_io_info). */
 export interface KernelIoInfo {
+  /** The backend in use. */
   kind: KindName;
+  /** Interface index (in its namespace). */
   ifindex: number;
+  /** MTU (at open). */
   mtu: number;
   /** Largest frame send accepts. */
   maxFrame: number;
+  /** Bytes per buffer. */
   bufSize: number;
+  /** fd for an event loop. */
   fd: number;
+  /** Interface name (a TAP's resolved name). */
   ifname: string;
   /** e.g. "af_xdp drv copy sg queue 0", "af_packet rx v2 tx v2". */
   mode: string;
@@ -187,13 +164,21 @@ export interface KernelIoInfo {
 
 /** Link state (struct vale_io_link). */
 export interface LinkInfo {
+  /** Interface index (in its namespace). */
   ifindex: number;
+  /** IFF_* flags. */
   flags: number;
+  /** MTU (at open). */
   mtu: number;
+  /** RX queues in use (0: unknown). */
   rxQueues: number;
+  /** MAC address, aa:bb:cc:dd:ee:ff. */
   mac: string;
+  /** Administratively up. */
   up: boolean;
+  /** Operationally up (carrier). */
   running: boolean;
+  /** Id of an attached XDP program, 0 if none. */
   xdpProgId: number;
 }
 
@@ -221,6 +206,7 @@ export class KernelIoError extends Error {
   readonly errno: number;
   /** e.g. "ENODEV". */
   readonly code: string;
+  /** An error for `errno` with the library's message. */
   constructor(errno: number, message: string) {
     const code = ERRNO[errno] ?? `E${errno}`;
     super(`${message} [${code}]`);
@@ -308,10 +294,12 @@ export class KernelIo {
   #h: Deno.PointerObject | null;
   #bs: number;
   #n: number;
-  #rx: Uint8Array<ArrayBuffer>;
-  #rxPtrs: BigUint64Array<ArrayBuffer>;
-  #tx: Uint8Array<ArrayBuffer>;
-  #txPtrs: BigUint64Array<ArrayBuffer>;
+  // copy buffers of the TypeScript recv/send helpers, allocated on first use
+  // (a handle given to the C forwarder never needs them)
+  #rx: Uint8Array<ArrayBuffer> | null = null;
+  #rxPtrs: BigUint64Array<ArrayBuffer> | null = null;
+  #tx: Uint8Array<ArrayBuffer> | null = null;
+  #txPtrs: BigUint64Array<ArrayBuffer> | null = null;
   /** Lengths of the buffers filled by the last {@linkcode recvBatch}. */
   readonly rxLens: Uint16Array<ArrayBuffer>;
   /** Flags (MOREFRAG) of the buffers filled by the last {@linkcode recvBatch}. */
@@ -323,14 +311,26 @@ export class KernelIo {
     this.#h = h;
     this.#bs = bs;
     this.#n = n;
-    this.#rx = new Uint8Array(bs * n);
-    this.#tx = new Uint8Array(bs * n);
-    this.#rxPtrs = KernelIo.#ptrTable(this.#rx, bs, n);
-    this.#txPtrs = KernelIo.#ptrTable(this.#tx, bs, n);
     this.rxLens = new Uint16Array(n);
     this.rxFlags = new Uint16Array(n);
     this.#txLens = new Uint16Array(n);
     this.#txFlags = new Uint16Array(n);
+  }
+
+  #rxBufs(): [Uint8Array<ArrayBuffer>, BigUint64Array<ArrayBuffer>] {
+    if (!this.#rx) {
+      this.#rx = new Uint8Array(this.#bs * this.#n);
+      this.#rxPtrs = KernelIo.#ptrTable(this.#rx, this.#bs, this.#n);
+    }
+    return [this.#rx, this.#rxPtrs!];
+  }
+
+  #txBufs(): [Uint8Array<ArrayBuffer>, BigUint64Array<ArrayBuffer>] {
+    if (!this.#tx) {
+      this.#tx = new Uint8Array(this.#bs * this.#n);
+      this.#txPtrs = KernelIo.#ptrTable(this.#tx, this.#bs, this.#n);
+    }
+    return [this.#tx, this.#txPtrs!];
   }
 
   static #ptrTable(
@@ -342,6 +342,11 @@ export class KernelIo {
     const t = new BigUint64Array(n);
     for (let i = 0; i < n; i++) t[i] = base + BigInt(i * bs);
     return t;
+  }
+
+  /** The native `struct vale_io *` (for the C forwarder); throws once closed. */
+  get handle(): Deno.PointerObject {
+    return this.#handle();
   }
 
   /** Open `ifname` (a TAP is created unless `tapNoCreate`). Throws {@linkcode KernelIoError}. */
@@ -383,7 +388,7 @@ export class KernelIo {
     return check(
       sym().vale_io_recv_batch(
         this.#handle(),
-        this.#rxPtrs,
+        this.#rxBufs()[1],
         this.rxLens,
         this.rxFlags,
         Math.min(max, this.#n),
@@ -393,7 +398,7 @@ export class KernelIo {
 
   /** View of receive buffer `i` (valid until the next recvBatch). */
   rxBuffer(i: number): Uint8Array<ArrayBuffer> {
-    return this.#rx.subarray(i * this.#bs, i * this.#bs + this.rxLens[i]);
+    return this.#rxBufs()[0].subarray(i * this.#bs, i * this.#bs + this.rxLens[i]);
   }
 
   /** Receive what is pending (one batch), fragments joined, copied out. */
@@ -423,6 +428,7 @@ export class KernelIo {
    * given when the TX ring is full: wait for POLL_OUT and send the rest.
    */
   send(frames: Uint8Array[]): number {
+    const [tx, txPtrs] = this.#txBufs();
     let done = 0;
     while (done < frames.length) {
       let nb = 0;
@@ -435,7 +441,7 @@ export class KernelIo {
         if (nb + need > this.#n) break;
         for (let j = 0; j < need; j++) {
           const part = f.subarray(j * this.#bs, Math.min(f.length, (j + 1) * this.#bs));
-          this.#tx.set(part, (nb + j) * this.#bs);
+          tx.set(part, (nb + j) * this.#bs);
           this.#txLens[nb + j] = part.length;
           this.#txFlags[nb + j] = j + 1 < need ? MOREFRAG : 0;
         }
@@ -443,7 +449,7 @@ export class KernelIo {
         ends.push(nb);
       }
       const r = check(
-        sym().vale_io_send_batch(this.#handle(), this.#txPtrs, this.#txLens, this.#txFlags, nb),
+        sym().vale_io_send_batch(this.#handle(), txPtrs, this.#txLens, this.#txFlags, nb),
       );
       const taken = ends.filter((e) => e <= r).length;
       done += taken;
@@ -518,12 +524,23 @@ export class KernelIo {
     };
   }
 
+  /** True when sent frames wait for the kernel (call {@linkcode flush} soon). */
+  txPending(): boolean {
+    return sym().vale_io_tx_pending(this.#handle()) === 1;
+  }
+
+  /** TAP: keep the device after close (true) or let it go with the handle (false). */
+  setPersist(on: boolean): void {
+    check(sym().vale_io_tap_persist(this.#handle(), on ? 1 : 0));
+  }
+
   /** Close (idempotent): the kernel side (XDP program, promiscuity) goes with it. */
   close(): void {
     if (this.#h) sym().vale_io_close(this.#h);
     this.#h = null;
   }
 
+  /** Same as {@linkcode close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -550,6 +567,17 @@ export class KernelIo {
     const up = opts.up === undefined ? -1 : opts.up ? 1 : 0;
     check(
       sym().vale_io_set_link(cstr(ifname), opts.netns ? cstr(opts.netns) : null, up, opts.mtu ?? 0),
+    );
+  }
+
+  /** Set the MAC address (aa:bb:cc:dd:ee:ff) of an interface. */
+  static setMac(ifname: string, mac: string, netns?: string): void {
+    const m = mac.split(":").map((x) => parseInt(x, 16));
+    if (m.length !== 6 || m.some((x) => !(x >= 0 && x <= 255))) {
+      throw new KernelIoError(22, `bad MAC address '${mac}'`);
+    }
+    check(
+      sym().vale_io_set_mac(cstr(ifname), netns ? cstr(netns) : null, new Uint8Array(m)),
     );
   }
 

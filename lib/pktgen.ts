@@ -207,6 +207,29 @@ export class PktGen {
     if (this.#ctx) vale().vale_pg_stop(this.#ctx);
   }
 
+  /**
+   * rxseq: thread i's gap / reordering events numbered [from, seq.events)
+   * that are still in the C side's log of the last 8.
+   */
+  seqEvents(
+    i: number,
+    from: number,
+  ): { n: number; kind: "gap" | "out-of-order"; expected: number; found: number }[] {
+    const dv = this.#dv, o = i * STATS_SIZE;
+    const total = dv.getUint32(o + 648, true);
+    const out = [];
+    for (let n = Math.max(from, total - 8); n < total; n++) {
+      const e = o + 680 + (n % 8) * 16;
+      out.push({
+        n,
+        expected: dv.getUint32(e, true),
+        found: dv.getUint32(e + 4, true),
+        kind: dv.getUint32(e + 8, true) === 1 ? "gap" as const : "out-of-order" as const,
+      });
+    }
+    return out;
+  }
+
   /** Thread i's counters now. */
   stats(i: number): PktGenThreadStats {
     const dv = this.#dv, o = i * STATS_SIZE;

@@ -15,6 +15,7 @@ import { check, ValeError } from "./errors.ts";
 import { parsePortName, type PortSpec, switchPortKey } from "./names.ts";
 import { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
 import { runDir } from "./rundir.ts";
+import { openKernelPort } from "./backends.ts"; // kernel interfaces (see openPort)
 
 /** Options of {@link openPort} beyond what the port name says. */
 export interface OpenOptions {
@@ -72,6 +73,8 @@ export function openRequest(spec: PortSpec, noCreate = false): Uint8Array<ArrayB
 /** Opens (creating if needed) a port of a switch, e.g. `vale0:a`, `vale0:p{1`. */
 export function openPort(name: string, opts: OpenOptions = {}): Port {
   const spec = parsePortName(name);
+  // --- kernel interfaces (tap:, netmap:, xdp:, packet:) are served by lib/backends.ts ---
+  if (spec.kind === "tap" || spec.kind === "netmap") return openKernelPort(spec, opts);
   if (spec.kind !== "vale") {
     throw new ValeError(
       95,

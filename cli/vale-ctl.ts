@@ -1,0 +1,514 @@
+/**
+ * vale-ctl: netmap's switch control tool. Create and remove persistent
+ * ports, attach them to switches and detach them, list switches and ports,
+ * show a port's geometry; beyond netmap, owners, counters and drops in the
+ * listing, the learned MAC table with ages, removing a whole switch, and
+ * JSON output for every listing.
+ *
+ *   vale-ctl -n vi0 && vale-ctl -a vale0:vi0 && vale-ctl -l
+ *
+ * @module
+ */
+import { ValeError } from "../lib/errors.ts";
+import { formatPortName, parsePortName, PortNameError } from "../lib/names.ts";
+import { openPort } from "../lib/port.ts";
+import {
+  attachPersistent,
+  createPersistent,
+  detachPort,
+  findPersistent,
+  isHiddenSwitch,
+  listPersistent,
+  type PersistentPort,
+  removePersistent,
+  validPersistentName,
+} from "../lib/persistent.ts";
+import {
+  listSwitches,
+  type PortInfo,
+  removeSwitch,
+  type SwitchInfo,
+  switchInfo,
+} from "../lib/switch.ts";
+import { err, getopt, type NmrConfig, out, parseNmrConfig } from "./common.ts";
+import {
+  attachInterfaceSync,
+  attachmentNote,
+  detachInterfaceSync,
+  findAttachment,
+  listAttachments,
+} from "../lib/attach.ts";
+
+/** The usage text (`vale-ctl --help`). */
+export const USAGE = `Usage:
+vale-ctl arguments
+	-g interface	interface name to get info
+	-d interface	interface name to be detached
+	-a interface	interface name to be attached
+	-h interface	interface name to be attached with the host stack
+	-n interface	interface name to be created
+	-r interface	interface name to be deleted
+	-l [interface]	list all or specified bridge's interfaces (default)
+	-C string ring/slot setting of an interface creating by -n
+	-p interface start polling. Additional -C x,y,z configures
+		 x: 0 (REG_ALL_NIC) or 1 (REG_ONE_NIC),
+		 y: CPU core id for ALL_NIC and core/ring for ONE_NIC
+		 z: (ONE_NIC only) num of total cores/rings
+	-P interface stop polling
+	-m memid to use when creating a new interface
+	-v	verbose: more detail in listings and messages
+	--macs [valeX]	learned MAC addresses with their ages (like brctl showmacs)
+	--remove-switch valeX	remove a switch and every port on it (fails if one is open)
+	--json	listings (-l, -g, --macs) as JSON
+	--help	this text
+
+Interfaces:
+	vale-ctl -n vi0			create persistent port vi0, attached to no switch
+					(-C tx_slots[,rx_slots[,tx_rings[,rx_rings]]] sets its rings)
+	vale-ctl -a vale0:vi0		attach vi0 to switch vale0 (the switch appears if needed);
+					processes then open it as vale0:vi0 and it outlives them
+	vale-ctl -d vale0:vi0		detach it from vale0 (it still exists)
+	vale-ctl -r vi0			remove it (fails while attached or open)
+	vale-ctl -a vale0:eth1		attach kernel interface eth1 (AF_XDP when it can be set up,
+					AF_PACKET otherwise; the method is printed): a forwarder
+					process serves port vale0:eth1, restarted if it dies
+	vale-ctl -h vale0:eth1		the same, plus the host stack as port vale0:eth1-h through
+					TAP eth1-h (give it the host's IP configuration)
+	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
+	vale-ctl -d vale0:eth1		stop the forwarder, remove its port(s) and TAPs
+
+Listing (-l): one line per port, netmap's "NAME bridge:B port:P" followed by
+	pid:OWNER (- when no process has it open), tx:PACKETS rx:PACKETS drops:PACKETS;
+	-v adds bytes, drops by reason and the port's kind; with -v, persistent ports
+	attached nowhere are listed too.
+
+Errors are printed as "failed to <create|remove|attach|detach|list|...> NAME: <reason>"
+	and make vale-ctl exit with status 1.
+
+Environment:
+	VALE_RUN_DIR	where switches live (default /dev/shm/vale)
+`;
+
+type Cmd =
+  | "list"
+  | "create"
+  | "remove"
+  | "attach"
+  | "attach-host"
+  | "detach"
+  | "info"
+  | "poll-on"
+  | "poll-off"
+  | "macs"
+  | "remove-switch";
+
+const ERRNO = { ENXIO: 6, EBUSY: 16, EINVAL: 22, EOPNOTSUPP: 95 } as const;
+
+/** strerror() for the errnos vale-ctl reports. */
+function strerror(e: unknown): string {
+  if (e instanceof ValeError) return e.strerror;
+  if (e instanceof PortNameError) return "Invalid argument";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Switches as listings show them: sorted, the holding switch hidden; index = netmap's bridge number. */
+function visibleSwitches(): string[] {
+  return listSwitches().filter((s) => !isHiddenSwitch(s));
+}
+
+function tryInfo(sw: string): SwitchInfo | null {
+  try {
+    return switchInfo(sw);
+  } catch (e) {
+    if (e instanceof ValeError && (e.code === "ENOENT" || e.code === "EPROTO")) return null;
+    throw e;
+  }
+}
+
+function drops(p: PortInfo): number {
+  const d = p.counters.drops;
+  return d.ring_full + d.bad_slot + d.no_dest + d.lookup;
+}
+
+function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): string {
+  const c = p.counters;
+  let s = `${sw}:${p.name} bridge:${bridge} port:${p.index} pid:${p.in_use ? p.owner_pid : "-"} ` +
+    `tx:${c.tx_packets} rx:${c.rx_packets} drops:${drops(p)}`;
+  if (verbose) {
+    const d = c.drops;
+    const kind = [
+      p.persistent ? "persistent" : "ephemeral",
+      ...(p.pipe ? ["pipe"] : []),
+      ...(p.exclusive ? ["exclusive"] : []),
+    ].join(",");
+    s += ` tx_bytes:${c.tx_bytes} rx_bytes:${c.rx_bytes} ring_full:${d.ring_full}` +
+      ` bad_slot:${d.bad_slot} no_dest:${d.no_dest} lookup:${d.lookup}` +
+      ` sync_errors:${c.sync_errors} kind:${kind} mem_id:${p.mem_id}` +
+      (p.fwd_pid ? ` fwd_pid:${p.fwd_pid}` : "") + (p.info ? ` info:"${p.info}"` : "");
+  }
+  const note = kernelNote(sw, p); // kernel interfaces: see below
+  return note ? `${s} ${note}` : s;
+}
+
+/** A name given to -l/-g/-a/-d: `valeX:Y` (maybe with suffixes) → [switch, port]. */
+function switchPort(name: string): [string, string] {
+  const spec = parsePortName(name);
+  if (spec.kind !== "vale") throw new ValeError(ERRNO.EINVAL, `${name} is not a vale port`);
+  const key = spec.port +
+    (spec.pipe ? (spec.pipe.role === "master" ? "{" : "}") + spec.pipe.id : "");
+  return [spec.switchName!, key];
+}
+
+function persistentJson(p: PersistentPort) {
+  const i = p.info;
+  return {
+    name: p.name,
+    attached_to: p.attachedTo,
+    tx_rings: i.tx_rings,
+    rx_rings: i.rx_rings,
+    tx_slots: i.tx_slots,
+    rx_slots: i.rx_slots,
+    memsize: i.memsize,
+  };
+}
+
+function list(name: string | undefined, json: boolean, verbose: boolean): void {
+  const sws = visibleSwitches();
+  if (name === undefined) {
+    const all = sws.map((sw, b) => ({ sw, b, info: tryInfo(sw) }));
+    const persistent = listPersistent();
+    if (json) {
+      out(
+        JSON.stringify({
+          switches: all.filter((x) => x.info).map((x) => ({ bridge: x.b, ...x.info })),
+          persistent: persistent.map(persistentJson),
+        }) + "\n",
+      );
+      return;
+    }
+    for (const { sw, b, info } of all) {
+      for (const p of info?.ports ?? []) out(portLine(sw, b, p, verbose) + "\n");
+    }
+    listDetachedKernelInterfaces(); // kernel interfaces: see below
+    if (verbose) {
+      for (const p of persistent.filter((p) => !p.attachedTo)) {
+        out(`${p.name} persistent, attached to no switch\n`);
+      }
+    }
+    return;
+  }
+  // "-l vale0" lists one switch; "-l vale0:a" one port
+  if (/^vale[A-Za-z0-9_]*$/.test(name)) {
+    const b = sws.indexOf(name);
+    const info = b >= 0 ? tryInfo(name) : null;
+    if (!info) throw new ValeError(ERRNO.ENXIO, `no switch ${name}`);
+    if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
+    else for (const p of info.ports) out(portLine(name, b, p, verbose) + "\n");
+    return;
+  }
+  const [sw, key] = switchPort(name);
+  const b = sws.indexOf(sw);
+  const p = b >= 0 ? tryInfo(sw)?.ports.find((q) => q.name === key) : undefined;
+  if (!p) throw new ValeError(ERRNO.ENXIO, `no port ${sw}:${key}`);
+  if (json) out(JSON.stringify({ switch: sw, bridge: b, ...p }) + "\n");
+  else out(portLine(sw, b, p, verbose) + "\n");
+}
+
+interface Geometry {
+  name: string;
+  memsize: number;
+  tx_slots: number;
+  rx_slots: number;
+  tx_rings: number;
+  rx_rings: number;
+  mem_id: number;
+}
+
+/** -g: a port's geometry; a vale port that does not exist is created for the question, as netmap does. */
+function info(name: string, conf: NmrConfig): Geometry {
+  const geo = (p: PortInfo): Geometry => ({
+    name,
+    memsize: p.memsize,
+    tx_slots: p.tx_slots,
+    rx_slots: p.rx_slots,
+    tx_rings: p.tx_rings,
+    rx_rings: p.rx_rings,
+    mem_id: p.mem_id,
+  });
+  if (!name.includes(":")) {
+    const p = validPersistentName(name) ? findPersistent(name) : null;
+    if (!p) throw new ValeError(ERRNO.ENXIO, `no persistent port ${name}`);
+    return geo(p.info);
+  }
+  const [sw, key] = switchPort(name);
+  const existing = tryInfo(sw)?.ports.find((q) => q.name === key);
+  if (existing) return geo(existing);
+  const spec = parsePortName(name);
+  spec.conf.txSlots ??= conf.txSlots || undefined;
+  spec.conf.rxSlots ??= conf.rxSlots || undefined;
+  spec.conf.txRings ??= conf.txRings || undefined;
+  spec.conf.rxRings ??= conf.rxRings || undefined;
+  const port = openPort(formatPortName(spec));
+  try {
+    const p = switchInfo(sw).ports.find((q) => q.index === port.index);
+    if (!p) throw new ValeError(ERRNO.ENXIO, `no port ${name}`);
+    return geo(p);
+  } finally {
+    port.close();
+  }
+}
+
+function macs(sw: string | undefined, json: boolean, verbose: boolean): void {
+  const names = sw === undefined ? visibleSwitches() : [sw];
+  const tables = names.map((n) => {
+    const info = tryInfo(n);
+    if (!info) throw new ValeError(ERRNO.ENXIO, `no switch ${n}`);
+    const byIdx = new Map(info.ports.map((p) => [p.index, p.name]));
+    return {
+      switch: n,
+      age_limit_s: info.age_s,
+      macs: info.macs
+        .filter((m) => verbose || json || !m.expired)
+        .map((m) => ({ ...m, port_name: byIdx.get(m.port) ?? "?" }))
+        .sort((x, y) => x.port - y.port || x.mac.localeCompare(y.mac)),
+    };
+  });
+  if (json) {
+    out(JSON.stringify(sw === undefined ? tables : tables[0]) + "\n");
+    return;
+  }
+  for (const t of tables) {
+    if (sw === undefined) out(`${t.switch}:\n`);
+    out("port no\tmac addr\t\tport name\tageing timer\n");
+    for (const m of t.macs) {
+      out(
+        `${String(m.port).padStart(3)}\t${m.mac}\t${m.port_name.padEnd(15)}\t${
+          String(m.age_s).padStart(4)
+        }${m.expired ? " (expired)" : ""}\n`,
+      );
+    }
+  }
+}
+
+// --- kernel interfaces (lib/attach.ts, owned by the kernel-interfaces work) ---
+
+/** `-a`/`-h valeX:IF` for a kernel interface: start its forwarder, say which method it uses. */
+function attachKernelInterface(name: string, host: boolean, verbose: boolean): void {
+  let a;
+  try {
+    a = attachInterfaceSync(name, { host });
+  } catch (e) {
+    // the reason (a missing privilege, the method's error) matters here: always say it
+    if (!verbose && e instanceof ValeError) err(`vale-ctl: ${e.message}\n`);
+    throw e;
+  }
+  out(
+    `${a.name}: ${a.iface} attached via ${a.mode ?? a.method} (${a.why}), forwarder pid ${a.pid}` +
+      (a.host ? `; host stack: ${a.switch}:${a.host.port} <-> TAP ${a.host.tap}` : "") + "\n",
+  );
+  if (verbose) out(`vale-ctl: log in ${a.log}\n`);
+}
+
+/** `-d` of an attached kernel interface; false if `name` is not one. */
+function detachKernelInterface(name: string, verbose: boolean): boolean {
+  if (!findAttachment(name)) return false;
+  const a = detachInterfaceSync(name);
+  if (a.status === "gone" || a.status === "dead" || a.status === "failed") {
+    out(`${a.name}: detached (it was ${a.status}: ${a.message})\n`);
+  } else if (verbose) {
+    out(`${a.name}: forwarder stopped, ${a.iface} detached\n`);
+  }
+  return true;
+}
+
+const kernelNotes = new Map<string, boolean>();
+/** Listing note of an attached kernel interface's port (status, method, forwarder pid). */
+function kernelNote(sw: string, p: PortInfo): string {
+  if (!kernelNotes.has(sw)) kernelNotes.set(sw, listAttachments(sw).length > 0);
+  return kernelNotes.get(sw) ? attachmentNote(sw, p) : "";
+}
+
+/** Attachments whose interface went away (or that failed): their ports are gone, say why. */
+function listDetachedKernelInterfaces(): void {
+  for (const a of listAttachments()) {
+    if (a.status === "gone" || a.status === "failed") {
+      out(`${a.name} ${a.status}: ${a.message} ('vale-ctl -d ${a.name}' forgets it)\n`);
+    }
+  }
+}
+
+// --- end kernel interfaces ---
+
+function attach(name: string, host: boolean, verbose: boolean): void {
+  if (/^vale[A-Za-z0-9_]*:(tap|netmap|xdp|packet):/.test(name)) {
+    return attachKernelInterface(name, host, verbose); // valeX:tap:NAME, valeX:xdp:IF, ...
+  }
+  const [sw, key] = switchPort(name);
+  if (findPersistent(key)) {
+    attachPersistent(sw, key);
+    if (host && verbose) out(`${key} is a vale port: it has no host stack, attached as with -a\n`);
+    return;
+  }
+  attachKernelInterface(name, host, verbose);
+}
+
+/** vale-ctl's main(); returns the exit status. */
+export function main(argv: string[]): number {
+  const g = getopt("vale-ctl", argv, "d:a:h:g:l::n:r:C:p:P:m:v", [
+    { name: "help", arg: "none" },
+    { name: "json", arg: "none" },
+    { name: "macs", arg: "optional" },
+    { name: "showmacs", arg: "optional" },
+    { name: "remove-switch", arg: "required" },
+  ]);
+  if (g.error) {
+    err(`${g.error}\n`);
+    err(`bad option ${g.badOpt} (null)\n`);
+    err(USAGE);
+    return 255;
+  }
+  let cmd: Cmd | undefined, name: string | undefined, config = "";
+  let json = false, verbose = false, memid = 0;
+  for (const { opt, arg } of g.opts) {
+    switch (opt) {
+      case "help":
+        out(USAGE);
+        return 0;
+      case "json":
+        json = true;
+        break;
+      case "v":
+        verbose = true;
+        break;
+      case "C":
+        config = arg!;
+        break;
+      case "m":
+        memid = parseInt(arg!, 10) || 0;
+        break;
+      default: {
+        const map: Record<string, Cmd> = {
+          d: "detach",
+          a: "attach",
+          h: "attach-host",
+          n: "create",
+          r: "remove",
+          g: "info",
+          l: "list",
+          p: "poll-on",
+          P: "poll-off",
+          macs: "macs",
+          showmacs: "macs",
+          "remove-switch": "remove-switch",
+        };
+        cmd = map[opt];
+        name = arg;
+      }
+    }
+  }
+  // -l and --macs take their (optional) argument as a separate word too: -l -v vale0
+  if ((cmd === "macs" || cmd === "list") && name === undefined && g.operands.length === 1) {
+    name = g.operands.shift();
+  }
+  if (g.operands.length) {
+    err(USAGE);
+    return 255;
+  }
+  cmd ??= "list";
+  if (memid && verbose) {
+    err(`vale-ctl: -m ${memid} ignored: every vale port has its own memory region\n`);
+  }
+  const conf = parseNmrConfig(config);
+  const verb: Record<Cmd, string> = {
+    list: "list",
+    create: "create",
+    remove: "remove",
+    attach: "attach",
+    "attach-host": "attach",
+    detach: "detach",
+    info: "get info for",
+    "poll-on": "start polling on",
+    "poll-off": "stop polling on",
+    macs: "list MAC addresses of",
+    "remove-switch": "remove switch",
+  };
+  try {
+    switch (cmd) {
+      case "list":
+        list(name, json, verbose);
+        break;
+      case "create":
+        createPersistent(name!, conf);
+        if (verbose) out(`created ${name}\n`);
+        break;
+      case "remove":
+        if (name!.includes(":")) {
+          // a persistent port made on a switch directly (lib createPersistentPort)
+          const [sw, key] = switchPort(name!);
+          detachPort(sw, key);
+        } else {
+          removePersistent(name!);
+        }
+        if (verbose) out(`removed ${name}\n`);
+        break;
+      case "attach":
+      case "attach-host":
+        attach(name!, cmd === "attach-host", verbose);
+        if (verbose) out(`attached ${name}\n`);
+        break;
+      case "detach": {
+        if (detachKernelInterface(name!, verbose)) break; // kernel interfaces: see above
+        const [sw, key] = switchPort(name!);
+        detachPort(sw, key);
+        if (verbose) out(`detached ${name}\n`);
+        break;
+      }
+      case "info": {
+        const i = info(name!, conf);
+        if (json) out(JSON.stringify(i) + "\n");
+        else {
+          out(
+            `${name}: memsize ${i.memsize} tx_slots ${i.tx_slots} rx_slots ${i.rx_slots} ` +
+              `tx_rings ${i.tx_rings} rx_rings ${i.rx_rings} mem_id ${i.mem_id}\n`,
+          );
+        }
+        break;
+      }
+      case "poll-on":
+      case "poll-off":
+        throw new ValeError(
+          ERRNO.EOPNOTSUPP,
+          "vale has no kernel polling threads: forwarding runs in each sender's txsync",
+        );
+      case "macs":
+        macs(name, json, verbose);
+        break;
+      case "remove-switch":
+        if (!/^vale[A-Za-z0-9_]*$/.test(name!)) {
+          throw new ValeError(ERRNO.EINVAL, `${name} is not a switch name (valeX)`);
+        }
+        try {
+          removeSwitch(name!);
+        } catch (e) {
+          if (e instanceof ValeError && e.code === "ENOENT") {
+            throw new ValeError(ERRNO.ENXIO, `no switch ${name}`);
+          }
+          throw e;
+        }
+        if (verbose) out(`removed switch ${name}\n`);
+        break;
+    }
+  } catch (e) {
+    if (!(e instanceof ValeError || e instanceof PortNameError)) throw e;
+    err(`failed to ${verb[cmd]} ${name ?? ""}: ${strerror(e)}\n`);
+    if (verbose || (e instanceof ValeError && e.code === "EOPNOTSUPP")) {
+      err(`vale-ctl: ${e.message}\n`);
+    }
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(main(Deno.args));
+}

@@ -1,0 +1,128 @@
+#!/bin/sh
+# Installs what the kernel-interface tests need (tests/kernel_*_test.ts),
+# from Debian packages. Idempotent: installs only what is missing and runs
+# `apt-get update` only when a package is unknown to apt. Without root it
+# only prints what is missing and the command to install it.
+#
+#   scripts/install-deps.sh            # install what is missing
+#   scripts/install-deps.sh --qemu     # also QEMU (the QEMU case of tests/kernel_attach_test.ts)
+#   scripts/install-deps.sh --check    # only report (exit 1 if something is missing)
+#
+# Package → program:
+#   iproute2      → ip        namespaces, veth pairs, TAP devices, links
+#   iputils-ping  → ping      ping between namespaces through the switch
+#   iperf3        → iperf3    the TCP transfer between namespaces
+#   ethtool       → ethtool   offloads on the peers of AF_PACKET ports
+#   tcpdump       → tcpdump   looking at traffic when a test fails
+#   procps        → sysctl    IPv6 off inside the test namespaces
+#   kmod          → modprobe  loading tun / veth when they are modules
+#   util-linux    → setpriv   the "without privileges" case
+#   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
+#
+# Exit status: 0 when everything is there or was installed, and also when it
+# cannot install (not root, no apt-get: the tests then skip, saying why);
+# 1 when an install failed; with --check, 1 when something is missing.
+set -eu
+
+check_only=0
+with_qemu=0
+for a in "$@"; do
+  case "$a" in
+  --check) check_only=1 ;;
+  --qemu) with_qemu=1 ;;
+  -h | --help)
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "install-deps: unknown option $a (try --help)" >&2
+    exit 2
+    ;;
+  esac
+done
+
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump procps:sysctl kmod:modprobe util-linux:setpriv"
+if [ "$with_qemu" = 1 ]; then
+  wanted="$wanted qemu-system-x86:qemu-system-x86_64"
+fi
+
+have_prog() {
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1
+}
+
+have_pkg() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=""
+report() {
+  missing=""
+  for pair in $wanted; do
+    pkg=${pair%%:*}
+    prog=${pair#*:}
+    if have_prog "$prog" || have_pkg "$pkg"; then
+      printf '  installed  %-14s (%s)\n' "$pkg" "$prog"
+    else
+      printf '  missing    %-14s (%s)\n' "$pkg" "$prog"
+      missing="$missing $pkg"
+    fi
+  done
+}
+
+echo "kernel-interface test dependencies:"
+report
+if [ -z "$missing" ]; then
+  echo "install-deps: everything is installed."
+  exit 0
+fi
+if [ "$check_only" = 1 ]; then
+  echo "install-deps: missing:$missing"
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: no apt-get here (not Debian/Ubuntu); install by hand:$missing" >&2
+  echo "install-deps: the tests that need them will be skipped" >&2
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: installing needs root. Run:" >&2
+  echo "  sudo $0 $*" >&2
+  echo "or: sudo apt-get install -y$missing" >&2
+  echo "install-deps: the tests that need them will be skipped" >&2
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+need_update=0
+for pkg in $missing; do
+  if ! apt-cache show "$pkg" >/dev/null 2>&1; then need_update=1; fi
+done
+# another apt may be running (other setup scripts): wait for its lock, bounded
+apt_wait() {
+  i=0
+  while fuser /var/lib/dpkg/lock-frontend /var/lib/apt/lists/lock >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -gt 300 ]; then
+      echo "install-deps: apt is busy (another install running for 5 min)" >&2
+      return 1
+    fi
+    [ "$i" = 1 ] && echo "install-deps: waiting for another apt to finish..."
+    sleep 1
+  done
+}
+if command -v fuser >/dev/null 2>&1; then apt_wait; fi
+if [ "$need_update" = 1 ]; then
+  echo "install-deps: apt-get update"
+  apt-get update -qq
+fi
+echo "install-deps: apt-get install$missing"
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 $missing
+
+echo "after installing:"
+report
+if [ -n "$missing" ]; then
+  echo "install-deps: still missing:$missing" >&2
+  exit 1
+fi
+echo "install-deps: done."

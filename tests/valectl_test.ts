@@ -1,0 +1,246 @@
+// vale-ctl as a user runs it (bin/vale-ctl in a subprocess): netmap's
+// persistent-port lifecycle and its error cases (double create, double
+// attach, remove while attached), listings, info, MAC table, removing a switch.
+import assert from "node:assert/strict";
+import { buildUdpFrame } from "../lib/packet.ts";
+import { openPort } from "../lib/port.ts";
+import { tempRunDir } from "./helpers/procs.ts";
+import { portOf, runTool, startTool, summary } from "./helpers/tools.ts";
+
+const ctl = (dir: string, ...args: string[]) => runTool("vale-ctl", args, dir);
+
+Deno.test("vale-ctl --help and wrong options", async () => {
+  await using run = await tempRunDir();
+  const h = await ctl(run.dir, "--help");
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /^Usage:\nvale-ctl arguments\n/);
+  for (
+    const o of [
+      "-g interface",
+      "-d interface",
+      "-a interface",
+      "-h interface",
+      "-n interface",
+      "-r interface",
+      "-l [interface]",
+      "-C string",
+      "-m memid",
+      "--macs",
+      "--remove-switch",
+      "--json",
+    ]
+  ) {
+    assert.ok(h.stdout.includes(o), `documents ${o}`);
+  }
+  for (const args of [["-x"], ["-n"], ["-l", "vale0", "extra"], ["--bogus"]]) {
+    const r = await ctl(run.dir, ...args);
+    assert.notEqual(r.code, 0, args.join(" "));
+    assert.match(r.stderr, /Usage:\nvale-ctl arguments/);
+  }
+  // no arguments: list (nothing yet)
+  const l = await ctl(run.dir);
+  assert.deepEqual([l.code, l.stdout, l.stderr], [0, "", ""]);
+});
+
+Deno.test("vale-ctl: create / attach / detach / remove and netmap's error cases", async (t) => {
+  await using run = await tempRunDir();
+  await t.step("-n creates; creating twice fails with EEXIST", async () => {
+    assert.deepEqual(await ctl(run.dir, "-n", "vi0"), { code: 0, stdout: "", stderr: "" });
+    const r = await ctl(run.dir, "-n", "vi0");
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "failed to create vi0: File exists\n");
+  });
+  await t.step("a persistent port attached nowhere is not on any switch", async () => {
+    assert.equal((await ctl(run.dir, "-l")).stdout, "");
+    assert.match(
+      (await ctl(run.dir, "-l", "-v")).stdout,
+      /^vi0 persistent, attached to no switch$/m,
+    );
+    const g = await ctl(run.dir, "-g", "vi0");
+    assert.match(
+      g.stdout,
+      /^vi0: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id \d+$/m,
+    );
+  });
+  await t.step("-a attaches; attaching twice fails with EBUSY", async () => {
+    assert.equal((await ctl(run.dir, "-a", "vale0:vi0")).code, 0);
+    const r = await ctl(run.dir, "-a", "vale0:vi0");
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "failed to attach vale0:vi0: Device or resource busy\n");
+    const r2 = await ctl(run.dir, "-a", "vale1:vi0");
+    assert.equal(r2.stderr, "failed to attach vale1:vi0: Device or resource busy\n");
+    const l = await ctl(run.dir, "-l");
+    assert.equal(l.stdout, "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0\n");
+    assert.equal((await ctl(run.dir, "-l", "vale0:vi0")).stdout, l.stdout);
+  });
+  await t.step("remove while attached fails with EBUSY", async () => {
+    const r = await ctl(run.dir, "-r", "vi0");
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "failed to remove vi0: Device or resource busy\n");
+  });
+  await t.step("the attached port is a port of vale0 that outlives its users", async () => {
+    const rx = startTool("pkt-gen", ["-i", "vale0:vi0", "-f", "rx", "-n", "100"], run.dir);
+    await rx.waitFor(/reading from/);
+    // in use: detaching it fails, the listing shows its owner
+    const d = await ctl(run.dir, "-d", "vale0:vi0");
+    assert.equal(d.stderr, "failed to detach vale0:vi0: Device or resource busy\n");
+    assert.match((await ctl(run.dir, "-l")).stdout, /^vale0:vi0 bridge:0 port:0 pid:\d+ /);
+    const tx = await runTool("pkt-gen", [
+      "-i",
+      "vale0:tx",
+      "-f",
+      "tx",
+      "-n",
+      "100",
+      "-S",
+      "02:00:00:00:00:07",
+    ], run.dir);
+    assert.equal(summary(tx.stdout)!.pkts, 100);
+    assert.equal(summary((await rx.within()).stdout)!.pkts, 100);
+    const p = portOf(run.dir, "vale0", "vi0")!;
+    assert.ok(p.persistent && !p.in_use, "still there, nobody has it open");
+    assert.equal(p.counters.rx_packets, 100);
+    assert.equal(
+      (await ctl(run.dir, "-l")).stdout,
+      "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:100 drops:0\n",
+    );
+  });
+  await t.step(
+    "-d detaches (it still exists), -r removes; both fail when there is nothing",
+    async () => {
+      assert.equal((await ctl(run.dir, "-d", "vale0:vi0")).code, 0);
+      assert.equal(portOf(run.dir, "vale0", "vi0"), undefined);
+      assert.deepEqual([...Deno.readDirSync(run.dir)].map((e) => e.name), ["vale-persistent"]);
+      const d = await ctl(run.dir, "-d", "vale0:vi0");
+      assert.equal(d.stderr, "failed to detach vale0:vi0: No such device or address\n");
+      // attach again after a detach, detach again
+      assert.equal((await ctl(run.dir, "-a", "vale0:vi0")).code, 0);
+      assert.equal((await ctl(run.dir, "-d", "vale0:vi0")).code, 0);
+      assert.equal((await ctl(run.dir, "-r", "vi0")).code, 0);
+      const r = await ctl(run.dir, "-r", "vi0");
+      assert.equal(r.stderr, "failed to remove vi0: No such device or address\n");
+      assert.deepEqual([...Deno.readDirSync(run.dir)], [], "nothing left");
+    },
+  );
+  await t.step("-C sets the geometry of -n; bad names and geometry are EINVAL", async () => {
+    assert.equal((await ctl(run.dir, "-n", "vi1", "-C", "256,512,2")).code, 0);
+    assert.match(
+      (await ctl(run.dir, "-g", "vi1")).stdout,
+      /tx_slots 256 rx_slots 512 tx_rings 2 rx_rings 2/,
+    );
+    assert.equal((await ctl(run.dir, "-a", "vale3:vi1")).code, 0);
+    assert.match(
+      (await ctl(run.dir, "-g", "vale3:vi1")).stdout,
+      /^vale3:vi1: .*tx_slots 256 rx_slots 512 tx_rings 2/,
+    );
+    assert.equal((await ctl(run.dir, "-d", "vale3:vi1")).code, 0);
+    assert.equal((await ctl(run.dir, "-r", "vi1")).code, 0);
+    assert.equal(
+      (await ctl(run.dir, "-n", "vi2", "-C", "5")).stderr,
+      "failed to create vi2: Invalid argument\n",
+    );
+    assert.equal(
+      (await ctl(run.dir, "-n", "bad name!")).stderr,
+      "failed to create bad name!: Invalid argument\n",
+    );
+  });
+  await t.step(
+    "an ephemeral port cannot be detached; unknown names cannot be attached",
+    async () => {
+      using _p = openPort("vale0:eph", { runDir: run.dir });
+      assert.equal(
+        (await ctl(run.dir, "-d", "vale0:eph")).stderr,
+        "failed to detach vale0:eph: Invalid argument\n",
+      );
+      // neither a persistent port nor a kernel interface (those: tests/kernel_attach_test.ts)
+      const none = await ctl(run.dir, "-a", "vale0:nosuchif0");
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /^failed to attach vale0:nosuchif0: No such device or address$/m);
+      const p = await ctl(run.dir, "-p", "vale0:eph");
+      assert.match(p.stderr, /^failed to start polling on vale0:eph: Operation not supported\n/);
+    },
+  );
+});
+
+Deno.test("vale-ctl listings: owners, counters, drops, MAC table, JSON, info, removing a switch", async () => {
+  await using run = await tempRunDir();
+  assert.equal((await ctl(run.dir, "-n", "vi5")).code, 0);
+  assert.equal((await ctl(run.dir, "-a", "vale0:vi5")).code, 0);
+  // this process has vale0:a open and announces its MAC with one broadcast
+  using a = openPort("vale0:a", { runDir: run.dir });
+  a.send(buildUdpFrame({ srcMac: "02:00:00:00:00:0a" }));
+  a.txsync();
+  // 2000 broadcasts from vale0:c; nobody reads vi5 or a: 1023 fit in each RX ring
+  const tx = await runTool(
+    "pkt-gen",
+    ["-i", "vale0:c", "-f", "tx", "-n", "2000", "-R", "20000"],
+    run.dir,
+  );
+  assert.equal(tx.code, 0, tx.stderr);
+
+  const l = await ctl(run.dir, "-l");
+  assert.equal(l.code, 0);
+  assert.equal(
+    l.stdout,
+    "vale0:vi5 bridge:0 port:0 pid:- tx:0 rx:1023 drops:978\n" +
+      `vale0:a bridge:0 port:1 pid:${Deno.pid} tx:1 rx:1023 drops:977\n`,
+  );
+  const v = await ctl(run.dir, "-l", "-v", "vale0:a");
+  assert.match(
+    v.stdout,
+    / rx_bytes:61380 ring_full:977 bad_slot:0 no_dest:0 lookup:0 .*kind:ephemeral/,
+  );
+  assert.match((await ctl(run.dir, "-l", "-v")).stdout, /^vale0:vi5 .*kind:persistent/m);
+  assert.equal((await ctl(run.dir, "-l", "vale0")).stdout, l.stdout);
+
+  const j = JSON.parse((await ctl(run.dir, "-l", "--json")).stdout);
+  assert.equal(j.switches.length, 1);
+  assert.deepEqual([j.switches[0].name, j.switches[0].bridge], ["vale0", 0]);
+  const ja = j.switches[0].ports.find((p: { name: string }) => p.name === "a");
+  assert.equal(ja.owner_pid, Deno.pid);
+  assert.equal(ja.counters.drops.ring_full, 977);
+  assert.deepEqual(
+    j.persistent.map((p: { name: string; attached_to: string }) => [p.name, p.attached_to]),
+    [["vi5", "vale0"]],
+  );
+
+  // the learned MAC of vale0:a, with its age (brctl showmacs style)
+  const m = await ctl(run.dir, "--macs", "vale0");
+  assert.match(m.stdout, /^port no\tmac addr\t\tport name\tageing timer\n/);
+  assert.match(m.stdout, /^ {2}1\t02:00:00:00:00:0a\ta {14}\t {3}\d$/m);
+  const mj = JSON.parse((await ctl(run.dir, "--macs=vale0", "--json")).stdout);
+  assert.equal(mj.switch, "vale0");
+  assert.ok(
+    mj.macs.some((e: { mac: string; port_name: string; age_s: number }) =>
+      e.mac === "02:00:00:00:00:0a" && e.port_name === "a" && e.age_s >= 0
+    ),
+  );
+
+  // -g of an existing port, and of one that does not exist (created for the question, as netmap)
+  assert.match(
+    (await ctl(run.dir, "-g", "vale0:a")).stdout,
+    /^vale0:a: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id 1\n$/,
+  );
+  const g = JSON.parse((await ctl(run.dir, "-g", "vale9:new", "-C", "64", "--json")).stdout);
+  assert.deepEqual([g.tx_slots, g.rx_slots, g.tx_rings], [64, 64, 1]);
+  assert.ok(!Deno.readDirSync(run.dir).some((e) => e.name === "vale9"), "and gone again");
+  assert.equal(
+    (await ctl(run.dir, "-l", "vale0:zz")).stderr,
+    "failed to list vale0:zz: No such device or address\n",
+  );
+
+  // removing a switch: refused while a port is open, then everything goes
+  const busy = await ctl(run.dir, "--remove-switch", "vale0");
+  assert.equal(busy.stderr, "failed to remove switch vale0: Device or resource busy\n");
+  a.close();
+  assert.equal((await ctl(run.dir, "--remove-switch", "vale0")).code, 0);
+  assert.ok(!Deno.readDirSync(run.dir).some((e) => e.name === "vale0"));
+  assert.equal(
+    (await ctl(run.dir, "--remove-switch", "vale0")).stderr,
+    "failed to remove switch vale0: No such device or address\n",
+  );
+  // the persistent port survives its switch, attached nowhere, and can be removed
+  assert.match((await ctl(run.dir, "-l", "-v")).stdout, /^vi5 persistent, attached to no switch$/m);
+  assert.equal((await ctl(run.dir, "-r", "vi5")).code, 0);
+  assert.deepEqual([...Deno.readDirSync(run.dir)], []);
+});
