@@ -41,3 +41,12 @@ export {
   switchInfo,
 } from "./switch.ts";
 export { DEFAULT_RUN_DIR, runDir } from "./rundir.ts";
+export { type KernelPort, openAnyPort } from "./backends.ts";
+export {
+  type AttachOptions,
+  attachInterface,
+  type Attachment,
+  detachInterface,
+  listAttachments,
+} from "./attach.ts";
+export { PktGen, type PktGenConf } from "./pktgen.ts";

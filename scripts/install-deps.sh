@@ -13,7 +13,8 @@
 #   iputils-ping  → ping      ping between namespaces through the switch
 #   iperf3        → iperf3    the TCP transfer between namespaces
 #   ethtool       → ethtool   offloads on the peers of AF_PACKET ports
-#   tcpdump       → tcpdump   looking at traffic when a test fails
+#   tcpdump       → tcpdump   pcap interop tests (tcpdump -r), debugging
+#   tshark        → tshark    pcap interop tests (checksums, pcapng)
 #   procps        → sysctl    IPv6 off inside the test namespaces
 #   kmod          → modprobe  loading tun / veth when they are modules
 #   util-linux    → setpriv   the "without privileges" case
@@ -41,7 +42,7 @@ for a in "$@"; do
   esac
 done
 
-wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump procps:sysctl kmod:modprobe util-linux:setpriv"
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv"
 if [ "$with_qemu" = 1 ]; then
   wanted="$wanted qemu-system-x86:qemu-system-x86_64"
 fi
