@@ -7,8 +7,9 @@
 //
 // The rate is the receiver's: packets received / time from its first to its
 // last packet (the sender is faster; what does not fit is dropped and counted
-// by the switch). The machine's load average is printed with each result:
-// numbers taken while other benchmarks run are not worth much.
+// by the switch). The receiver runs on CPU 1, the sender on CPU 0 (taskset).
+// The machine's load average is printed with each result: numbers taken
+// while other benchmarks run are not worth much.
 import { parseArgs } from "node:util";
 import { buildLibrary } from "../scripts/build.ts";
 
@@ -85,8 +86,13 @@ async function once(side: Side, len: number): Promise<{ rx: number; tx: number }
   const env = { VALE_RUN_DIR: dir };
   try {
     const count = Math.round((len <= 128 ? 12e6 : 3e6) * SECS);
-    const [rc, ...ra] = side.cmd("rx", "vale0:rx", 0, len);
-    const rx = new Deno.Command(rc, { args: ra, env, stdout: "piped", stderr: "piped" }).spawn();
+    // each process on its own CPU (taskset), as the peers are measured
+    const rx = new Deno.Command("taskset", {
+      args: ["-c", "1", ...side.cmd("rx", "vale0:rx", 0, len)],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
     // wait until the receiver has its port open
     let out = "", errs = "";
     const dec = new TextDecoder();

@@ -629,18 +629,24 @@ static int receiver_body(struct pg_thread *t, bool seq)
 		if (vale_rxsync(t->port, -1) > 0 || vale_wait(t->port, 1000) > 0)
 			break;
 	}
-	STORE_RLX(&st->tic_ns, mono_ns());
+	uint64_t last_rx = mono_ns();
+	STORE_RLX(&st->tic_ns, last_rx);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || pkts < n)) {
 		if (vale_rxsync(t->port, -1) <= 0) {
 			if (rx_wait(t, 1000) <= 0 && !LOAD_RLX(&st->stop)) {
-				if (!g->c.forever && vale_rxsync(t->port, -1) <= 0) {
-					STORE_RLX(&st->toc_ns, mono_ns() - 1000000000ull); /* minus the idle second */
+				/* -W: a second without traffic ends it (a wait also returns early
+				 * when another thread's ring of this port was woken) */
+				uint64_t now = mono_ns();
+				if (!g->c.forever && now - last_rx >= 1000000000ull &&
+				    vale_rxsync(t->port, -1) <= 0) {
+					STORE_RLX(&st->toc_ns, now - 1000000000ull); /* minus the idle second */
 					goto out;
 				}
 				continue;
 			}
 		}
 		uint64_t cur_space = 0;
+		bool got_any = false;
 		for (uint32_t i = 0; i < t->nrx; i++) {
 			struct vale_ring *r = t->rx[i];
 			uint32_t ns = r->num_slots, head = r->head, tail = LOAD_ACQ(&r->tail);
@@ -662,6 +668,9 @@ static int receiver_body(struct pg_thread *t, bool seq)
 					avail = (uint32_t)(n - pkts);
 				for (uint32_t k = 0; k < avail; k++) {
 					const struct vale_slot *s = &r->slot[head];
+					/* the sender just wrote these slots on another CPU: ask for
+					 * the lines ahead so that their transfers overlap */
+					__builtin_prefetch(&r->slot[head + 16 < ns ? head + 16 : head + 16 - ns]);
 					bytes += s->len;
 					got += !(s->flags & VS_MOREFRAG);
 					head = nxt(head, ns);
@@ -699,9 +708,13 @@ static int receiver_body(struct pg_thread *t, bool seq)
 			STORE_REL(&r->cur, head);
 			STORE_REL(&r->head, head);
 			pkts += got;
-			if (got)
+			if (got) {
 				events++;
+				got_any = true;
+			}
 		}
+		if (got_any)
+			last_rx = mono_ns();
 		if (cur_space < LOAD_RLX(&st->min_space))
 			STORE_RLX(&st->min_space, cur_space);
 		STORE_RLX(&st->pkts, pkts);

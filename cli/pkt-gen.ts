@@ -766,7 +766,7 @@ export async function main(argv: string[]): Promise<number> {
       `sequence: ${s.gaps} gaps (${s.lost} packets missing), ${s.ooo} out of order`,
     );
   }
-  if (sender || a.func === "ping") {
+  if (sender) {
     for (const p of ports.slice(0, 1)) {
       const r = p.txRings[0];
       if (r) {

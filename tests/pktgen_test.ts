@@ -330,12 +330,15 @@ Deno.test("pkt-gen -R holds the rate within 2 % over 5 s; -n stops at exactly N"
   assert.equal(summary(r.stdout)!.pkts + dropped, N, "all of them arrived or were counted");
   // 50000 packets at 10000 pps: 5 s by pkt-gen's own clock, within 2 %
   assert.ok(Math.abs(s.secs - 5) <= 0.1, `took ${s.secs} s`);
-  // the report intervals in between show about 10000 pps each
-  const lines = rateLines(tx.stderr).filter((l) => l.usec > 400000);
+  // the rate lines (every 500 ms) add up to the packets sent, and show the rate
+  const lines = rateLines(tx.stderr);
   assert.ok(lines.length >= 8, tx.stderr);
-  for (const l of lines.slice(1, -1)) {
-    assert.ok(Math.abs(l.pps - 10000) <= 500, `rate line ${l.pps} pps`);
-  }
+  assert.equal(lines.reduce((t, l) => t + l.pkts, 0), N);
+  const mid = lines.slice(1, -1).map((l) => l.pps).sort((x, y) => x - y);
+  assert.ok(
+    Math.abs(mid[mid.length >> 1] - 10000) <= 200,
+    `median rate line ${mid[mid.length >> 1]} pps`,
+  );
 });
 
 Deno.test("pkt-gen on a pipe: back-pressure, no drops, exact at full speed; SIGINT prints the summary", async () => {
