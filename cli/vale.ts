@@ -29,6 +29,10 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./bridge.ts"),
     summary: "forward between two ports (netmap's bridge)",
   },
+  capture: {
+    module: () => import("./capture.ts"),
+    summary: "write what reaches a port to a pcap file (tcpdump -r reads it)",
+  },
   list: {
     module: () => import("./vale-ctl.ts"),
     summary: "list switches and ports (vale-ctl -l)",
