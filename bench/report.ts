@@ -5,6 +5,42 @@ import { type Measurement, type RowProvider, VALE_REF } from "./rows.ts";
 /** Cores busy machine-wide before a run above which it is marked as disturbed by other load. */
 export const BUSY = 0.25;
 
+/**
+ * A quantity a row measures besides (or instead of) the rate: a latency, a CPU
+ * share, a ratio to another row. Rows return them in {@link MetricMeasurement};
+ * the report gives their medians in a second table, with the DESIGN.md bar.
+ */
+export interface Metric {
+  /** What it is, e.g. "RTT p50", "rate ÷ 2 ports". */
+  name: string;
+  value: number;
+  /** "ns" (shown in µs), "%" (a fraction: 0.5 = 50 %), "pps" (shown in Mpps), "n" (a count). */
+  unit: "ns" | "%" | "pps" | "n";
+  /** The bar it is held to, in the same unit (met when the median satisfies it). */
+  bar?: { op: "<=" | ">=" | "<" | "="; value: number };
+}
+
+/** A Measurement with metrics (rows that measure more than a rate). */
+export interface MetricMeasurement extends Measurement {
+  metrics?: Metric[];
+  /** Its pps is no throughput (latency, idle rows): it is left out of the rate table. */
+  rateless?: boolean;
+}
+
+/** The median of one metric over a row's runs. */
+export interface MetricSummary {
+  name: string;
+  unit: Metric["unit"];
+  bar?: Metric["bar"];
+  median: number;
+  min: number;
+  max: number;
+  /** Runs that reported it. */
+  runs: number;
+  /** Whether the median meets the bar (undefined without one). */
+  met?: boolean;
+}
+
 /** All measurements of one row at one frame size. */
 export interface Cell {
   row: RowProvider;
@@ -37,6 +73,10 @@ export interface Summary {
   /** This row's pps as a fraction of the physical limit at the same size. */
   ofLimit: number | undefined;
   errors: string[];
+  /** Medians of the metrics the runs reported, in the order they first appear. */
+  metrics?: MetricSummary[];
+  /** The row measures no throughput (see MetricMeasurement.rateless). */
+  rateless?: boolean;
 }
 
 export interface Report {
@@ -114,8 +154,50 @@ export function summarize(cells: Cell[], ref: string | undefined): Summary[] {
       refRatio: runs.length && refPps > 0 ? refPps / pps : undefined,
       ofLimit: runs.length && limitPps > 0 ? pps / limitPps : undefined,
       errors: c.errors,
+      ...summarizeMetrics(runs),
     };
   });
+}
+
+function meets(v: number, bar: NonNullable<Metric["bar"]>): boolean {
+  switch (bar.op) {
+    case "<=":
+      return v <= bar.value;
+    case ">=":
+      return v >= bar.value;
+    case "<":
+      return v < bar.value;
+    case "=":
+      return v === bar.value;
+  }
+}
+
+function summarizeMetrics(runs: Measurement[]): { metrics?: MetricSummary[]; rateless?: boolean } {
+  const ms = runs as MetricMeasurement[];
+  const names: string[] = [];
+  for (const m of ms) {
+    for (const x of m.metrics ?? []) if (!names.includes(x.name)) names.push(x.name);
+  }
+  const out: { metrics?: MetricSummary[]; rateless?: boolean } = {};
+  if (ms.some((m) => m.rateless)) out.rateless = true;
+  if (!names.length) return out;
+  out.metrics = names.map((name) => {
+    const xs = ms.flatMap((m) => (m.metrics ?? []).filter((x) => x.name === name));
+    const vals = xs.map((x) => x.value).filter(Number.isFinite);
+    const med = median(vals);
+    const bar = xs.find((x) => x.bar)?.bar;
+    return {
+      name,
+      unit: xs[0].unit,
+      bar,
+      median: med,
+      min: Math.min(...vals),
+      max: Math.max(...vals),
+      runs: vals.length,
+      met: bar && Number.isFinite(med) ? meets(med, bar) : undefined,
+    };
+  });
+  return out;
 }
 
 const f = (x: number, digits: number) => Number.isFinite(x) ? x.toFixed(digits) : "–";
@@ -128,8 +210,65 @@ function ratio(x: number | undefined): string {
   return x >= 10 ? `${x.toFixed(0)}×` : `${x.toFixed(2)}×`;
 }
 
-/** The results table (markdown). */
+/** A metric value in its unit. */
+export function metricText(v: number, unit: Metric["unit"]): string {
+  if (!Number.isFinite(v)) return "–";
+  switch (unit) {
+    case "ns":
+      return `${(v / 1000).toFixed(v < 10_000 ? 2 : 1)} µs`;
+    case "%":
+      return `${(v * 100).toFixed(Math.abs(v) < 0.01 ? 3 : Math.abs(v) < 0.1 ? 2 : 1)} %`;
+    case "pps":
+      return `${mpps(v)} Mpps`;
+    case "n":
+      return String(Math.round(v));
+  }
+}
+
+const OPS = { "<=": "≤", ">=": "≥", "<": "<", "=": "=" };
+
+/** The second table: every row's metrics (medians, spread, bar and verdict). */
+export function metricsTable(summaries: Summary[]): string {
+  const with_ = summaries.filter((s) => s.metrics?.length);
+  if (!with_.length) return "";
+  const lines = [
+    "| system | frame | measure | median | runs: min–max | bar |",
+    "|---|---|---|---:|---:|---|",
+  ];
+  for (const s of with_) {
+    for (const m of s.metrics!) {
+      const spread = m.runs > 1 && m.min !== m.max
+        ? `${metricText(m.min, m.unit)}–${metricText(m.max, m.unit)} (${m.runs})`
+        : `(${m.runs})`;
+      const bar = m.bar
+        ? `${OPS[m.bar.op]} ${metricText(m.bar.value, m.unit)}: ${m.met ? "met" : "**missed**"}`
+        : "";
+      lines.push(
+        `| ${s.name} | ${s.size} B | ${m.name} | ${metricText(m.median, m.unit)}` +
+          `${s.disturbed ? " \\*" : ""} | ${spread} | ${bar} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** The results table (markdown), then the metrics table when rows reported metrics. */
 export function table(summaries: Summary[], ref: string | undefined): string {
+  const withRate = summaries.filter((s) => !s.rateless);
+  const more = metricsTable(summaries);
+  const rates = withRate.length || !more ? rateTable(withRate, ref) : "";
+  const lines = [[rates, more].filter(Boolean).join("\n\n")];
+  if (summaries.some((s) => s.disturbed)) {
+    lines.push(
+      "",
+      `\\* every run of this row was disturbed: other processes used ≥ ${BUSY * 100} % of a ` +
+        "CPU before or during it, also after the retries.",
+    );
+  }
+  return lines.join("\n");
+}
+
+function rateTable(summaries: Summary[], ref: string | undefined): string {
   const head = [
     "system",
     "frame",
@@ -167,13 +306,6 @@ export function table(summaries: Summary[], ref: string | undefined): string {
       } |`,
     );
   }
-  if (summaries.some((s) => s.disturbed)) {
-    lines.push(
-      "",
-      `\\* every run of this row was disturbed: other processes used ≥ ${BUSY * 100} % of a ` +
-        "CPU before or during it, also after the retries.",
-    );
-  }
   return lines.join("\n");
 }
 
@@ -197,6 +329,14 @@ export function markdown(r: Report): string {
         `reference moves 30 times as many frames).`
       : ""),
   ];
+  if (r.summaries.some((s) => s.metrics?.length)) {
+    out.push(
+      "",
+      "The second table: what rows measure besides the rate (latencies, CPU shares, ratios " +
+        "to a row of the same run), medians over the same runs as the first; a bar " +
+        "(DESIGN.md §5) is judged on the median.",
+    );
+  }
   const failed = r.summaries.filter((s) => s.errors.length);
   if (failed.length) {
     out.push("", "## Errors", "");

@@ -24,6 +24,10 @@ import { senderKind } from "./peers/common.ts";
 // Row providers register themselves when imported. Add new row files here.
 import "./peers/limit.ts";
 import "./vale_rows.ts";
+import "./vale_pipe.ts";
+import "./vale_scaling.ts";
+import "./vale_fanout.ts";
+import "./vale_latency.ts";
 import "./peers/memif.ts";
 import "./peers/linux.ts";
 import "./peers/ovs.ts";

@@ -111,7 +111,8 @@ struct vale_pg_stats {
 	volatile uint64_t frag_mismatch;       /* 664 packets with another fragment count */
 	volatile uint64_t unparsed;            /* 672 frames too short or not IPv4 */
 	uint32_t seq_log[8][4];                /* 680 the last events: exp, found, kind, 0 */
-	uint8_t _pad[1024 - 808];
+	volatile uint64_t sleeps;              /* 808 times the loop slept in vale_wait() */
+	uint8_t _pad[1024 - 816];
 };
 _Static_assert(sizeof(struct vale_pg_stats) == 1024, "pg stats");
 _Static_assert(__builtin_offsetof(struct vale_pg_stats, rep_buckets) == 88, "buckets");
@@ -446,8 +447,10 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 			if (unlikely(s->flags & VS_BUF_CHANGED) || vary) {
 				uint8_t *p = bufp(t, s->buf_idx);
 				if (p) {
+					/* a fresh buffer gets the whole frame (the longest length:
+					 * a later, longer packet only rewrites the headers) */
 					if (s->flags & VS_BUF_CHANGED)
-						memcpy(p, t->pkt, len);
+						memcpy(p, t->pkt, g->len < VALE_BUF_SIZE ? g->len : VALE_BUF_SIZE);
 					else
 						memcpy(p + hoff, t->pkt + hoff, hlen);
 				}
@@ -470,7 +473,8 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 				if (p)
 					memcpy(p, t->pkt + off, l);
 				s->len = (uint16_t)l;
-				s->flags = f + 1 == nf ? 0 : VS_MOREFRAG;
+				/* it holds a piece now: a single-slot packet must copy the frame again */
+				s->flags = VS_BUF_CHANGED | (f + 1 == nf ? 0 : VS_MOREFRAG);
 				if (unlikely(dump) && p)
 					dump_payload(g, p, l, ring, head);
 				off += l;
@@ -572,6 +576,7 @@ static int rx_wait(struct pg_thread *t, int timeout_ms)
 			return 0;
 		__builtin_ia32_pause();
 	} while (mono_ns() < until);
+	STORE_RLX(&t->st->sleeps, t->st->sleeps + 1);
 	int r = vale_wait(t->port, timeout_ms);
 	if (r > 0)
 		vale_rxsync(t->port, -1);

@@ -41,7 +41,8 @@ pkt-gen arguments
              created on the fly if it does not exist, and the switch with it), one end
              of a pipe (valeSSS:PPP{N master, valeSSS:PPP}N slave), with netmap's
              suffixes: -N binds ring pair N only, /x opens exclusively,
-             @conf:rings=N,slots=M sets the geometry of a port created on the fly.
+             @conf:rings=N,slots=M sets the geometry of a port created on the fly;
+             or a kernel interface: tap:NAME, netmap:IF (AF_XDP or PACKET_MMAP).
 
      -f function
              The function to be executed by pkt-gen: tx for transmission, rx for
@@ -735,6 +736,7 @@ export async function main(argv: string[]): Promise<number> {
     if (s.done !== 1) {
       D("main_thread", 2831, `ouch, thread ${i} exited with error (${-s.error})`);
     }
+    if (a.verbose) D("main_thread", 2835, `thread ${i}: slept ${s.sleeps} times`);
   }
   const delta = toc > tic ? Number((toc - tic) / 1000n) / 1e6 : 0;
   if (a.func === "ping") {

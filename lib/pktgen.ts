@@ -120,6 +120,8 @@ export interface PktGenThreadStats {
   ticNs: bigint;
   /** End of the loop; for rx with -W one idle second is already subtracted. */
   tocNs: bigint;
+  /** rx, rxseq, ping, pong: times the loop found nothing for spinUs and slept. */
+  sleeps: number;
   /** ping: replies received, smallest and summed round-trip time (ns). */
   rtt: { count: number; min: number; sum: number };
   /** rxseq: gaps (and packets missing in them), reorderings, the last event. */
@@ -245,6 +247,7 @@ export class PktGen {
       timeouts: dv.getUint32(o + 44, true),
       ticNs: dv.getBigUint64(o + 48, true),
       tocNs: dv.getBigUint64(o + 56, true),
+      sleeps: u64(808),
       rtt: { count: u64(600), min: u64(608), sum: u64(616) },
       seq: {
         gaps: u64(624),

@@ -281,6 +281,7 @@ export class Port implements Disposable {
     }
     const out: Uint8Array[] = [];
     if (count === 0) return out;
+    // (the slots are given back by the rxsync below, once copied)
     const all = new Uint8Array(total);
     let off = 0;
     for (let k = 0; k < spans.length; k += 4) {
@@ -293,6 +294,7 @@ export class Port implements Disposable {
       }
       out.push(all.subarray(start, off));
     }
+    this.rxsync(); // copied out: give the slots back to the senders now
     return out;
   }
 

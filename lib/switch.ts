@@ -97,7 +97,9 @@ export function listSwitches(opts: ControlOptions = {}): string[] {
   const out: string[] = [];
   try {
     for (const e of Deno.readDirSync(dir)) {
-      if (!e.isDirectory || e.name.startsWith(".")) continue;
+      // only valeX names: internal switches (the holding switch of unattached
+      // persistent ports, ".kernel", ".attach") are not the user's
+      if (!e.isDirectory || !/^vale[A-Za-z0-9_]*$/.test(e.name)) continue;
       try {
         if (Deno.statSync(`${dir}/${e.name}/ctl`).isFile) out.push(e.name);
       } catch { /* not a switch */ }

@@ -33,6 +33,7 @@ async function collect(port: ReturnType<typeof openPort>, n: number, timeoutMs =
   const got: Uint8Array[] = [];
   const t0 = Date.now();
   while (got.length < n && Date.now() - t0 < timeoutMs) got.push(...await port.receive(200));
+  port.rxsync(); // give the slots just read back to the switch (netmap: at the next sync)
   return got;
 }
 
@@ -137,7 +138,7 @@ Deno.test("pkt-gen tx -> vale0 -> pkt-gen rx: exact counts with -n, netmap's lin
 
 Deno.test("pkt-gen frames: Ethernet + IPv4 + UDP, valid checksums, ranges cycle as netmap's", async (t) => {
   await using run = await tempRunDir();
-  using port = openPort("vale0:check@conf:slots=2048", { runDir: run.dir });
+  using port = openPort("vale0:check@conf:slots=4096", { runDir: run.dir });
 
   await t.step("address and port ranges, netmap's order", async () => {
     const src = "10.0.0.1:1234-10.0.0.2:1235", dst = "10.1.0.1-10.1.0.3";
@@ -190,32 +191,38 @@ Deno.test("pkt-gen frames: Ethernet + IPv4 + UDP, valid checksums, ranges cycle 
   });
 
   await t.step("-l twice: random lengths in [min, max), headers and checksums follow", async () => {
+    // more packets than slots, so buffers are reused by longer and shorter packets,
+    // and lengths beyond a buffer (several slots) mixed with single-slot ones
+    const N = 3000;
     const r = await runTool("pkt-gen", [
       "-i",
       "vale0:gen",
       "-f",
       "tx",
       "-n",
-      "500",
+      `${N}`,
       "-l",
-      "300",
+      "3000",
       "-l",
       "60",
       "-b",
       "64",
+      "-R",
+      "10000",
     ], run.dir);
     assert.equal(r.code, 0, r.stderr);
-    const frames = await collect(port, 500);
-    assert.equal(frames.length, 500);
+    const frames = await collect(port, N);
+    assert.equal(frames.length, N);
     const lens = new Set<number>();
     for (const f of frames) {
-      assert.ok(f.length >= 60 && f.length < 300, `length ${f.length}`);
+      assert.ok(f.length >= 60 && f.length < 3000, `length ${f.length}`);
       lens.add(f.length);
       const ip = parseIPv4(f), udp = parseUDP(f);
-      assert.ok(ip.checksumValid && udp.checksumValid);
+      assert.ok(ip.checksumValid && udp.checksumValid, `checksums of a ${f.length}-byte frame`);
       assert.equal(ip.totalLength, f.length - 14);
     }
-    assert.ok(lens.size > 50, `lengths vary (${lens.size} distinct)`);
+    assert.ok(lens.size > 1000, `lengths vary (${lens.size} distinct)`);
+    assert.ok([...lens].some((l) => l > 2048) && [...lens].some((l) => l <= 2048));
     assert.equal(summary(r.stdout)!.bytes, frames.reduce((s, f) => s + f.length, 0));
   });
 
@@ -227,8 +234,9 @@ Deno.test("pkt-gen frames: Ethernet + IPv4 + UDP, valid checksums, ranges cycle 
     );
     assert.equal(r.code, 0, r.stderr);
     const frames = await collect(port, 100);
+    assert.equal(frames.length, 100, JSON.stringify(portOf(run.dir, "vale0", "check")));
     const srcs = new Set(frames.map((f) => parseIPv4(f).src));
-    assert.ok(srcs.size > 90);
+    assert.ok(srcs.size > 90, `${srcs.size} distinct sources: ${[...srcs].slice(0, 5)}`);
     for (const f of frames) assert.ok(parseIPv4(f).checksumValid && parseUDP(f).checksumValid);
   });
 
