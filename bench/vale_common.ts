@@ -388,8 +388,9 @@ export async function measureTopology(
     if (topo.receivers.some((e) => e.mac)) {
       const st = await switchStats(probe, env);
       for (const e of topo.receivers) {
-        if (!e.mac) continue;
-        const learned = st.macs.find((x) => x.mac === e.mac.toLowerCase());
+        const mac = e.mac?.toLowerCase();
+        if (!mac) continue;
+        const learned = st.macs.find((x) => x.mac === mac);
         if (learned?.port !== st.ports.get(e.port)?.index) {
           throw new Error(
             `${e.mac} is not learned on ${SW}:${e.port} (${JSON.stringify(learned)})`,

@@ -38,6 +38,13 @@
 //       sends one stamped frame every INTERVAL_US, until SIGINT/SIGTERM; then
 //       prints `result sent= txsync_p50_ns= txsync_p99_ns=` (txsync includes
 //       the wake-up system call).
+//   kring SWITCH:PORT SECS
+//       diagnosis, not used by the rows: samples the port's RX kring 0 every
+//       ~100 µs (sleeping in between) and prints `result samples= empty_pending=
+//       full_unpublished=`: the shares of samples where the receiver had nothing
+//       published to read although producers held leases, and where moreover
+//       the ring was completely leased (producers drop) — a producer preempted
+//       between its lease and its publish blocks everyone behind it.
 //   idle SWITCH:PORT
 //       sleeps in vale_wait(-1), releases what arrives; prints `ready`; until
 //       SIGINT/SIGTERM, then `result wakeups= frames= cpu_ns=`.
@@ -603,6 +610,37 @@ static int do_wake_tx(int argc, char **argv)
 	return 0;
 }
 
+static int do_kring(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	double secs = atof(argv[1]);
+	struct port o;
+	open_port(argv[0], VO_NO_CREATE, &o);
+	const struct vale_region_hdr *h = (const void *)o.base;
+	const struct vale_kring *k =
+	    (const void *)(o.base + h->kring_ofs + (uint64_t)h->ntx * sizeof(struct vale_kring));
+	uint32_t n = h->rx_slots;
+	uint64_t samples = 0, pending = 0, full = 0, t_end = now_ns() + (uint64_t)(secs * 1e9);
+	while (!stop && now_ns() < t_end) {
+		uint32_t cur = __atomic_load_n(&k->hwcur, __ATOMIC_ACQUIRE);
+		uint32_t tail = __atomic_load_n(&k->hwtail, __ATOMIC_ACQUIRE);
+		uint32_t lease = __atomic_load_n(&k->hwlease, __ATOMIC_ACQUIRE);
+		samples++;
+		if (tail == cur && lease != tail) {
+			pending++;
+			if (lease + 1 == cur || (lease + 1 == n && cur == 0))
+				full++;
+		}
+		usleep(100);
+	}
+	printf("result samples=%llu empty_pending=%.4f full_unpublished=%.4f\n",
+	       (unsigned long long)samples, samples ? (double)pending / (double)samples : 0.0,
+	       samples ? (double)full / (double)samples : 0.0);
+	vale_close(o.p);
+	return 0;
+}
+
 static int do_idle(int argc, char **argv)
 {
 	if (argc < 1)
@@ -654,6 +692,8 @@ int main(int argc, char **argv)
 		r = do_wake_rx(argc - 2, argv + 2);
 	else if (!strcmp(m, "wake-tx"))
 		r = do_wake_tx(argc - 2, argv + 2);
+	else if (!strcmp(m, "kring"))
+		r = do_kring(argc - 2, argv + 2);
 	else if (!strcmp(m, "idle"))
 		r = do_idle(argc - 2, argv + 2);
 	if (r != 2)
@@ -661,7 +701,7 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: vale_probe hold SWITCH N [NAME...] | announce SWITCH:PORT MAC | "
 			"stats SWITCH | counters SWITCH | ping SWITCH:PORT WARMUP_S SECS [LEN [DST_MAC]] | pong SWITCH:PORT "
-			"| wake-rx SWITCH:PORT WARMUP_S SECS | wake-tx SWITCH:PORT INTERVAL_US | idle "
+			"| kring SWITCH:PORT SECS | wake-rx SWITCH:PORT WARMUP_S SECS | wake-tx SWITCH:PORT INTERVAL_US | idle "
 			"SWITCH:PORT\n");
 	return 2;
 }
