@@ -82,29 +82,29 @@ const CHARS = "allowed: letters, digits, '_', '.', '-'";
 
 const VALID: Valid[] = [
   // --- netmap's table, valid rows ---
-  { input: "netmap:eth0", spec: nic("eth0") },
-  { input: "netmap:eth0-1", spec: nic("eth0", { mode: "one-nic", ring: 1 }) },
-  { input: "netmap:eth0/x", spec: nic("eth0", { flags: "x" }) },
-  { input: "netmap:eth0/z", spec: nic("eth0", { flags: "z" }) },
-  { input: "netmap:eth0/r", spec: nic("eth0", { flags: "r" }) },
-  { input: "netmap:eth0/t", spec: nic("eth0", { flags: "t" }) },
+  { input: "netmap:nic0", spec: nic("nic0") },
+  { input: "netmap:nic0-1", spec: nic("nic0", { mode: "one-nic", ring: 1 }) },
+  { input: "netmap:nic0/x", spec: nic("nic0", { flags: "x" }) },
+  { input: "netmap:nic0/z", spec: nic("nic0", { flags: "z" }) },
+  { input: "netmap:nic0/r", spec: nic("nic0", { flags: "r" }) },
+  { input: "netmap:nic0/t", spec: nic("nic0", { flags: "t" }) },
   {
-    input: "netmap:eth0-2/Tx",
-    spec: nic("eth0", { mode: "one-nic", ring: 2, flags: "xT" }),
-    canonical: "netmap:eth0-2/xT",
+    input: "netmap:nic0-2/Tx",
+    spec: nic("nic0", { mode: "one-nic", ring: 2, flags: "xT" }),
+    canonical: "netmap:nic0-2/xT",
   },
-  { input: "netmap:eth0*", spec: nic("eth0", { mode: "nic-host" }) },
-  { input: "netmap:eth0^", spec: nic("eth0", { mode: "host" }) },
-  { input: "netmap:eth0@2", spec: nic("eth0", { memId: 2 }) },
+  { input: "netmap:nic0*", spec: nic("nic0", { mode: "nic-host" }) },
+  { input: "netmap:nic0^", spec: nic("nic0", { mode: "host" }) },
+  { input: "netmap:nic0@2", spec: nic("nic0", { memId: 2 }) },
   {
-    input: "netmap:eth0@2/R",
-    spec: nic("eth0", { memId: 2, flags: "R" }),
-    canonical: "netmap:eth0/R@2",
+    input: "netmap:nic0@2/R",
+    spec: nic("nic0", { memId: 2, flags: "R" }),
+    canonical: "netmap:nic0/R@2",
   },
   {
-    input: "netmap:eth0@2/R@2",
-    spec: nic("eth0", { memId: 2, flags: "R" }),
-    canonical: "netmap:eth0/R@2",
+    input: "netmap:nic0@2/R@2",
+    spec: nic("nic0", { memId: 2, flags: "R" }),
+    canonical: "netmap:nic0/R@2",
   },
   { input: "vale0:0", spec: vale("vale0", "0") },
   { input: "vale:0", spec: vale("vale", "0") },
@@ -128,14 +128,14 @@ const VALID: Valid[] = [
     spec: vale("vale0", "0", { mode: "one-nic", ring: 3, conf: { txSlots: 512, rxSlots: 512 } }),
   },
   // --- more modes, pipes and flags ---
-  { input: "netmap:eth0^1", spec: nic("eth0", { mode: "one-host", ring: 1 }) },
-  { input: "netmap:eth0*/x", spec: nic("eth0", { mode: "nic-host", flags: "x" }) },
+  { input: "netmap:nic0^1", spec: nic("nic0", { mode: "one-host", ring: 1 }) },
+  { input: "netmap:nic0*/x", spec: nic("nic0", { mode: "nic-host", flags: "x" }) },
   { input: "vale0:p{3", spec: vale("vale0", "p", { pipe: { role: "master", id: "3" } }) },
   {
     input: "vale0:p}3/x",
     spec: vale("vale0", "p", { pipe: { role: "slave", id: "3" }, flags: "x" }),
   },
-  { input: "netmap:eth0{1", spec: nic("eth0", { pipe: { role: "master", id: "1" } }) },
+  { input: "netmap:nic0{1", spec: nic("nic0", { pipe: { role: "master", id: "1" } }) },
   { input: "vale0:v0/z", spec: vale("vale0", "v0", { flags: "z" }) },
   {
     input: "vale0:v0/rt/x",
@@ -145,16 +145,16 @@ const VALID: Valid[] = [
   { input: "vale_1:port_2", spec: vale("vale_1", "port_2") },
   { input: "valeABCDEFGHIJK:a", spec: vale("valeABCDEFGHIJK", "a") }, // ':' is the 16th character
   { input: "vale0:abcdefghijklmno", spec: vale("vale0", "abcdefghijklmno") }, // 15 characters
-  { input: "netmap:eth0-4094", spec: nic("eth0", { mode: "one-nic", ring: 4094 }) },
+  { input: "netmap:nic0-4094", spec: nic("nic0", { mode: "one-nic", ring: 4094 }) },
   { input: "vale0:a@65535", spec: vale("vale0", "a", { memId: 65535 }) },
   // --- kernel interface names with '.' and '-' (a trailing -N still selects a ring) ---
-  { input: "netmap:eth0.100", spec: nic("eth0.100") },
+  { input: "netmap:nic0.100", spec: nic("nic0.100") },
   { input: "netmap:br-lan", spec: nic("br-lan") },
   { input: "netmap:br-lan-2", spec: nic("br-lan", { mode: "one-nic", ring: 2 }) },
   { input: "vale0:veth-a", spec: vale("vale0", "veth-a") },
   // --- forced access methods ---
-  { input: "xdp:eth0", spec: nic("eth0", {}, "xdp") },
-  { input: "packet:eth0^", spec: nic("eth0", { mode: "host" }, "packet") },
+  { input: "xdp:nic0", spec: nic("nic0", {}, "xdp") },
+  { input: "packet:nic0^", spec: nic("nic0", { mode: "host" }, "packet") },
   { input: "xdp:veth1-0/R", spec: nic("veth1", { mode: "one-nic", ring: 0, flags: "R" }, "xdp") },
   // --- @conf and @share ---
   {
@@ -168,8 +168,8 @@ const VALID: Valid[] = [
     canonical: "vale0:a@conf:tx-slots=64,rx-slots=128",
   },
   {
-    input: "netmap:eth0^@conf:host-rings=2",
-    spec: nic("eth0", { mode: "host", conf: { hostTxRings: 2, hostRxRings: 2 } }),
+    input: "netmap:nic0^@conf:host-rings=2",
+    spec: nic("nic0", { mode: "host", conf: { hostTxRings: 2, hostRxRings: 2 } }),
   },
   {
     input: "vale0:a@conf:rings=16,slots=8@conf:rings=1",
@@ -178,9 +178,9 @@ const VALID: Valid[] = [
   },
   { input: "vale0:a@share=vale1:b", spec: vale("vale0", "a", { share: "vale1:b" }) },
   {
-    input: "vale0:a@share:port=netmap:eth0^",
-    spec: vale("vale0", "a", { share: "netmap:eth0" }),
-    canonical: "vale0:a@share=netmap:eth0",
+    input: "vale0:a@share:port=netmap:nic0^",
+    spec: vale("vale0", "a", { share: "netmap:nic0" }),
+    canonical: "vale0:a@share=netmap:nic0",
   },
   // --- tap ---
   { input: "tap:tap0", spec: mk({ name: "tap:tap0", kind: "tap", port: "tap0", iface: "tap0" }) },
@@ -265,18 +265,18 @@ const VALID: Valid[] = [
 const INVALID: Invalid[] = [
   // --- netmap's table, invalid rows (and rows whose '@...' suffix vale rejects) ---
   {
-    input: "netmap:eth0-",
-    error: E("netmap:eth0-", "missing ring number after '-' (write '-N' to bind ring pair N)"),
+    input: "netmap:nic0-",
+    error: E("netmap:nic0-", "missing ring number after '-' (write '-N' to bind ring pair N)"),
     position: 12,
   },
   {
-    input: "netmap:eth0@2/R@3",
-    error: E("netmap:eth0@2/R@3", "memory region id set twice ('@2', then '@3')"),
+    input: "netmap:nic0@2/R@3",
+    error: E("netmap:nic0@2/R@3", "memory region id set twice ('@2', then '@3')"),
     position: 16,
   },
   {
-    input: "netmap:eth0@",
-    error: E("netmap:eth0@", "empty option after '@' (expected '@N' or '@conf:...')"),
+    input: "netmap:nic0@",
+    error: E("netmap:nic0@", "empty option after '@' (expected '@N' or '@conf:...')"),
   },
   { input: "netmap:", error: E("netmap:", "empty interface name"), position: 7 },
   { input: "netmap:^", error: E("netmap:^", "empty interface name before '^'") },
@@ -286,20 +286,20 @@ const INVALID: Invalid[] = [
     error: E("netmap:vale0:0", "'vale0:0' is a VALE port; write it without the 'netmap:' prefix"),
   },
   {
-    input: "eth0",
+    input: "nic0",
     error: E(
-      "eth0",
-      "a bare interface name is not a port name; write 'netmap:eth0' for a kernel interface " +
+      "nic0",
+      "a bare interface name is not a port name; write 'netmap:nic0' for a kernel interface " +
         "(or use 'xdp:', 'packet:', 'tap:')",
     ),
   },
   {
-    input: "netmapXXX:eth0",
-    error: E("netmapXXX:eth0", "nothing may come between 'netmap' and ':' (got 'netmapXXX:')"),
+    input: "netmapXXX:nic0",
+    error: E("netmapXXX:nic0", "nothing may come between 'netmap' and ':' (got 'netmapXXX:')"),
   },
   {
-    input: "netmap:eth0&",
-    error: E("netmap:eth0&", `invalid character '&' in interface name 'eth0&' (${CHARS})`),
+    input: "netmap:nic0&",
+    error: E("netmap:nic0&", `invalid character '&' in interface name 'nic0&' (${CHARS})`),
     position: 11,
   },
   {
@@ -316,8 +316,8 @@ const INVALID: Invalid[] = [
     error: E("", "empty name (expected e.g. 'vale0:p1', 'netmap:eth0' or 'tap:tap0')"),
   },
   {
-    input: "netmap:eth0@netmap:lo/R",
-    error: E("netmap:eth0@netmap:lo/R", `unknown option 'netmap' (${OPTIONS})`),
+    input: "netmap:nic0@netmap:lo/R",
+    error: E("netmap:nic0@netmap:lo/R", `unknown option 'netmap' (${OPTIONS})`),
     position: 12,
   },
   { input: "vale0:0@opt", error: E("vale0:0@opt", `unknown option 'opt' (${OPTIONS})`) },
@@ -366,10 +366,10 @@ const INVALID: Invalid[] = [
     error: E("vale0:..", "port name '..' must start with a letter, a digit or '_'"),
   },
   {
-    input: "netmap:eth0\t",
+    input: "netmap:nic0\t",
     error: E(
-      "netmap:eth0\\x09",
-      `invalid character U+0009 in interface name 'eth0\\x09' (${CHARS})`,
+      "netmap:nic0\\x09",
+      `invalid character U+0009 in interface name 'nic0\\x09' (${CHARS})`,
     ),
   },
   {
@@ -384,10 +384,10 @@ const INVALID: Invalid[] = [
     error: E("VALE0:a", "unknown port type 'VALE0:' (port types are lower case)"),
   },
   {
-    input: "eth0:1",
+    input: "nic0:1",
     error: E(
-      "eth0:1",
-      "unknown port type 'eth0:' (expected 'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', " +
+      "nic0:1",
+      "unknown port type 'nic0:' (expected 'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', " +
         "'memif:' or 'pcap:')",
     ),
   },
@@ -409,28 +409,28 @@ const INVALID: Invalid[] = [
     ),
   },
   {
-    input: "xdp:eth0{1",
-    error: E("xdp:eth0{1", "a pipe takes no access method; write 'netmap:eth0{1'"),
+    input: "xdp:nic0{1",
+    error: E("xdp:nic0{1", "a pipe takes no access method; write 'netmap:nic0{1'"),
   },
   // --- modes ---
   {
-    input: "netmap:eth0-1^",
+    input: "netmap:nic0-1^",
     error: E(
-      "netmap:eth0-1^",
+      "netmap:nic0-1^",
       "'^' cannot follow the ring selector '-1' (give one of '^', '^N', '*', '-N')",
     ),
   },
   {
-    input: "netmap:eth0^*",
-    error: E("netmap:eth0^*", "'*' after '^': give only one of '^', '^N', '*', '-N'"),
+    input: "netmap:nic0^*",
+    error: E("netmap:nic0^*", "'*' after '^': give only one of '^', '^N', '*', '-N'"),
   },
   {
     input: "vale0:a^x",
     error: E("vale0:a^x", "unexpected character 'x' after '^' (expected '/', '@' or the end)"),
   },
   {
-    input: "netmap:eth0-4095",
-    error: E("netmap:eth0-4095", "ring number 4095 is out of range (0..4094)"),
+    input: "netmap:nic0-4095",
+    error: E("netmap:nic0-4095", "ring number 4095 is out of range (0..4094)"),
     position: 12,
   },
   {
@@ -448,9 +448,9 @@ const INVALID: Invalid[] = [
   { input: "vale0:a/q", error: E("vale0:a/q", `unknown flag 'q' (${FLAG_HELP})`), position: 8 },
   { input: "vale0:a/", error: E("vale0:a/", `empty flag list after '/' (${FLAG_HELP})`) },
   {
-    input: "netmap:eth0/RT",
+    input: "netmap:nic0/RT",
     error: E(
-      "netmap:eth0/RT",
+      "netmap:nic0/RT",
       "flags 'R' (RX rings only) and 'T' (TX rings only) exclude each other",
     ),
   },
@@ -530,15 +530,15 @@ const INVALID: Invalid[] = [
     ),
   },
   {
-    input: "netmap:eth0@extmem:file=/tmp/x",
-    error: E("netmap:eth0@extmem:file=/tmp/x", "option 'extmem' is not supported by vale"),
+    input: "netmap:nic0@extmem:file=/tmp/x",
+    error: E("netmap:nic0@extmem:file=/tmp/x", "option 'extmem' is not supported by vale"),
   },
   {
-    input: "vale0:a@share=eth0",
+    input: "vale0:a@share=nic0",
     error: E(
-      "vale0:a@share=eth0",
-      "option 'share': port 'eth0': a bare interface name is not a port name; write " +
-        "'netmap:eth0' for a kernel interface (or use 'xdp:', 'packet:', 'tap:')",
+      "vale0:a@share=nic0",
+      "option 'share': port 'nic0': a bare interface name is not a port name; write " +
+        "'netmap:nic0' for a kernel interface (or use 'xdp:', 'packet:', 'tap:')",
     ),
   },
   // --- memif ---
@@ -651,11 +651,11 @@ Deno.test("port names: switchPortKey", async (t) => {
   }
   await t.step("not a switch port", () => {
     assert.throws(
-      () => switchPortKey(parsePortName("netmap:eth0")),
+      () => switchPortKey(parsePortName("netmap:nic0")),
       (e: unknown) =>
         e instanceof PortNameError &&
         e.message ===
-          "invalid port name 'netmap:eth0': a netmap port is not on a switch (expected 'valeX:PORT')",
+          "invalid port name 'netmap:nic0': a netmap port is not on a switch (expected 'valeX:PORT')",
     );
   });
 });
