@@ -204,13 +204,7 @@ static int port_setup(struct br_port *bp, vale_port *p)
 		return r;
 	bp->p = p;
 	bp->base = (uint8_t *)(uintptr_t)bp->info.region_base;
-	bp->ntx = bp->nrx = 0;
-	for (uint32_t k = bp->info.first_ring; k < bp->info.last_ring; k++) {
-		if (k < bp->info.ntx)
-			bp->tx[bp->ntx++] = (struct vale_ring *)(bp->base + bp->info.tx_ring_ofs[k]);
-		if (k < bp->info.nrx)
-			bp->rx[bp->nrx++] = (struct vale_ring *)(bp->base + bp->info.rx_ring_ofs[k]);
-	}
+	vale_info_rings(&bp->info, bp->tx, &bp->ntx, bp->rx, &bp->nrx);
 	return bp->ntx && bp->nrx ? 0 : -EINVAL;
 }
 

@@ -1113,13 +1113,7 @@ VALE_API int vale_pg_set_port(void *ctx, uint32_t i, vale_port *p)
 		return r;
 	t->port = p;
 	t->base = (uint8_t *)(uintptr_t)t->info.region_base;
-	t->ntx = t->nrx = 0;
-	for (uint32_t k = t->info.first_ring; k < t->info.last_ring; k++) {
-		if (k < t->info.ntx)
-			t->tx[t->ntx++] = (struct vale_ring *)(t->base + t->info.tx_ring_ofs[k]);
-		if (k < t->info.nrx)
-			t->rx[t->nrx++] = (struct vale_ring *)(t->base + t->info.rx_ring_ofs[k]);
-	}
+	vale_info_rings(&t->info, t->tx, &t->ntx, t->rx, &t->nrx);
 	if (!t->ntx || !t->nrx)
 		return -EINVAL;
 	return 0;

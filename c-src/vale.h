@@ -247,6 +247,21 @@ struct vale_port_info {
 	uint64_t buf_ofs;
 };
 
+/* The rings an open port binds (its -N selection), from vale_info(): the
+ * loops of pkt-gen, bridge and the forwarders all start from this. */
+static inline void vale_info_rings(const struct vale_port_info *i, struct vale_ring **tx,
+				   uint32_t *ntx, struct vale_ring **rx, uint32_t *nrx)
+{
+	uint8_t *base = (uint8_t *)(uintptr_t)i->region_base;
+	*ntx = *nrx = 0;
+	for (uint32_t k = i->first_ring; k < i->last_ring; k++) {
+		if (k < i->ntx)
+			tx[(*ntx)++] = (struct vale_ring *)(base + i->tx_ring_ofs[k]);
+		if (k < i->nrx)
+			rx[(*nrx)++] = (struct vale_ring *)(base + i->rx_ring_ofs[k]);
+	}
+}
+
 #ifdef __cplusplus
 extern "C" {
 #endif
