@@ -55,8 +55,9 @@ export function pktGenCommand(root: string): string[] | undefined {
 async function measure(size: number, seconds: number, ctx: RowContext): Promise<Measurement> {
   const pg = pktGenCommand(ctx.root)!;
   const cpu = cpusFor(ctx);
-  const runDir = `${ctx.tmpDir}/vale-run`;
-  Deno.mkdirSync(runDir, { recursive: true });
+  // the switch's memory on tmpfs: a run dir on a disk would write the rings back
+  const runDir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: `${ctx.prefix}vale-` });
+  ctx.cleanup.add(`remove ${runDir}`, () => Deno.removeSync(runDir, { recursive: true }));
   const env = { VALE_RUN_DIR: runDir };
   const rx = spawn(
     ctx,

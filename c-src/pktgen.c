@@ -548,8 +548,18 @@ static int sender_body(struct pg_thread *t, bool seq)
 		STORE_RLX(&st->pkts, sent);
 		STORE_RLX(&st->bytes, bytes);
 		STORE_RLX(&st->events, events);
-		if (!progress && pipe) /* the peer is slow: sleep until it frees room */
-			vale_wait(t->port, 100);
+		if (!progress && pipe) {
+			/* The peer is slow: spin a while as rx does (a sleep and its
+			 * wake-up cost tens of µs each), then sleep until it frees room. */
+			uint64_t until = mono_ns() + (uint64_t)t->g->c.spin_us * 1000;
+			bool moved = false;
+			while (!moved && mono_ns() < until && !LOAD_RLX(&st->stop)) {
+				moved = vale_txsync(t->port, -1) > 0;
+				__builtin_ia32_pause();
+			}
+			if (!moved)
+				vale_wait(t->port, 100);
+		}
 	}
 	/* flush, and for pipes wait until the peer took everything */
 	vale_txsync(t->port, -1);
