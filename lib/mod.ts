@@ -43,9 +43,9 @@ export {
 export { DEFAULT_RUN_DIR, runDir } from "./rundir.ts";
 export { type KernelPort, openAnyPort } from "./backends.ts";
 export {
-  type AttachOptions,
   attachInterface,
   type Attachment,
+  type AttachOptions,
   detachInterface,
   listAttachments,
 } from "./attach.ts";
