@@ -46,6 +46,21 @@ Deno.test("SIGKILL a sender mid-burst, 24 times: nothing wedges, dead ports vani
       // R keeps draining what the victims left
       await R.cmd("recv 300");
     }
+    // and one kill that surely lands inside a lease: the victim sleeps 300 ms
+    // between reserving room in R's ring and publishing it
+    const held = spawnPeer(run.dir, {
+      port: "vale0:held",
+      mode: "send",
+      id: 99,
+      dst: 3,
+      count: 1_000_000,
+      burst: 64,
+    }, { VALE_TEST_LEASE_DELAY_US: "300000" });
+    await held.ready;
+    await sleep(150);
+    held.kill("SIGKILL");
+    await held.proc.status;
+    await R.cmd("recv 1500"); // R sleeps, finds the dead lease, reclaims it
     // dead ports are gone (listing reclaims them), their MACs forgotten
     const info = switchInfo("vale0", { runDir: run.dir });
     assert.deepEqual(info.ports.map((p) => p.name).sort(), ["r", "x", "y"]);
