@@ -34,6 +34,7 @@ struct vale_map {
 	uint64_t kring_ofs, buf_ofs;
 	uint64_t ring_ofs[2][2 * VALE_MAX_RINGS];
 	int bell_fd[2]; /* write side of each end's doorbell, opened lazily (-1) */
+	volatile uint32_t bus; /* the file shrank under us: mapping replaced (guard.c) */
 };
 
 struct vale_grave { /* a stale mapping unmapped once no sync can be using it */
@@ -58,6 +59,8 @@ struct vale_sw {
 	int ctl_fd;
 	struct vale_ctl_hdr *ctl;
 	uint64_t ctl_size;
+	volatile uint32_t ctl_bus; /* ctl shrank under us: mapping replaced (guard.c) */
+	uint64_t ports_ofs, active_ofs, mac_ofs, priv_ofs; /* as validated at map time */
 	struct vale_port_ent *ports;
 	uint32_t *active;
 	struct vale_mac_ent *mac;
@@ -69,6 +72,7 @@ struct vale_sw {
 	pthread_mutex_t mlock; /* maps slow path and graveyard */
 	pthread_rwlock_t sync_rw; /* syncs hold it shared; unmapping takes it exclusive */
 	struct vale_grave *graves;
+	uint32_t ngraves;
 	/* lookup module as loaded in this process */
 	uint32_t lookup_gen;
 	int lookup_kind; /* LK_* */
@@ -108,19 +112,27 @@ struct vale_port {
 	uint32_t ntouched;
 };
 
+/* ---- guard.c: mappings of files that may shrink under us ---- */
+void vale_guard_add(void *base, uint64_t size, volatile uint32_t *flag);
+void vale_guard_flag(void *base, volatile uint32_t *flag);
+void vale_guard_del(void *base);
+
 /* ---- helpers (shm.c) ---- */
+bool vale_ctl_damaged(struct vale_sw *sw);
+int vale_ctl_damage_err(struct vale_sw *sw);
 int vale_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t vale_now_ns(void);
 int vale_ctl_lock(struct vale_sw *sw);
 void vale_ctl_unlock(struct vale_sw *sw);
-int vale_mutex_lock(pthread_mutex_t *m, bool *recovered);
-int vale_mutex_init(pthread_mutex_t *m);
 struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *end);
 bool vale_pid_alive(int32_t pid);
 int vale_switch_get(const char *run_dir, const char *sw, bool create, struct vale_sw **out);
 void vale_switch_put(struct vale_sw *sw);
 void vale_reap_locked(struct vale_sw *sw, bool force);
 int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
+/* Unmap stale mappings once no sync in this process can be inside them
+ * (wait == false: only if that is so right now). */
+void vale_graves_sweep(struct vale_sw *sw, bool wait);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)
@@ -150,6 +162,35 @@ static inline uint32_t ring_add(uint32_t i, uint32_t k, uint32_t n)
 static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
 { /* slots from `from` up to `to` (exclusive) */
 	return to >= from ? to - from : to + n - from;
+}
+
+/* ---- lock.c: locks in shared memory (see there why not pthread mutexes) ---- */
+#define VALE_KRING_STALE_MS 200 /* a kring lock unchanged this long is taken over */
+#define VALE_CTL_STALE_MS 2000	/* the control lock: port-table changes do file I/O */
+extern uint32_t vale_g_pid;	/* our pid, kept right across fork() */
+void vale_lock_init(struct vale_lock *l);
+int vale_lock_slow(struct vale_lock *l, uint32_t stale_ms, bool *recovered);
+void vale_unlock_slow(struct vale_lock *l);
+/* Lock; *recovered is set when the lock was taken over from a dead, stuck or
+ * garbage owner, so the caller repairs what it protects. Never fails. */
+static inline void vale_lock(struct vale_lock *l, uint32_t stale_ms, bool *recovered)
+{
+	uint32_t z = 0;
+	*recovered = false;
+	if (likely(__atomic_compare_exchange_n(&l->owner, &z, vale_g_pid, false, __ATOMIC_ACQUIRE,
+					       __ATOMIC_RELAXED))) {
+		ADD_RLX(&l->seq, 1);
+		return;
+	}
+	vale_lock_slow(l, stale_ms, recovered);
+}
+static inline void vale_unlock(struct vale_lock *l)
+{
+	uint32_t me = vale_g_pid;
+	if (likely(__atomic_compare_exchange_n(&l->owner, &me, 0, false, __ATOMIC_RELEASE,
+					       __ATOMIC_RELAXED)))
+		return;
+	vale_unlock_slow(l); /* waiters to wake, or not ours any more */
 }
 
 /* ---- lookup.c ---- */

@@ -107,6 +107,8 @@ static int etype_config(const char *req, uint32_t len, void *priv, uint32_t priv
 	struct etype_tab *t = priv;
 	unsigned type, dst;
 	char word[16];
+	if (t->n > 1024) /* the table is shared memory: never trust its count */
+		t->n = 1024;
 	if (sscanf(req, "ethertype %i %u", (int *)&type, &dst) == 2 && type <= 0xffff) {
 		uint32_t i;
 		for (i = 0; i < t->n && t->e[i].type != type; i++)

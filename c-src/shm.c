@@ -51,53 +51,29 @@ bool vale_pid_alive(int32_t pid)
 	return !(kill(pid, 0) == -1 && errno == ESRCH);
 }
 
-/* ---------------- robust process-shared mutexes ---------------- */
-
-int vale_mutex_init(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	int r = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return r;
-}
-
-/* Lock; if the previous owner died holding it, make it consistent and tell
- * the caller so it can repair what the lock protects. */
-int vale_mutex_lock(pthread_mutex_t *m, bool *recovered)
-{
-	int r = pthread_mutex_lock(m);
-	if (recovered)
-		*recovered = false;
-	if (r == EOWNERDEAD) {
-		pthread_mutex_consistent(m);
-		if (recovered)
-			*recovered = true;
-		return 0;
-	}
-	if (r == ENOTRECOVERABLE) { /* someone unlocked without making it consistent */
-		vale_mutex_init(m);
-		return vale_mutex_lock(m, recovered);
-	}
-	return r;
-}
+/* ---------------- the control lock ---------------- */
 
 static void active_rebuild(struct vale_sw *sw);
 
+/* Take the switch's control lock (c-src/lock.c: never aborts, never waits
+ * forever), then make sure the control segment is still the one we
+ * validated when we mapped it: a client may have scribbled on its header. */
 int vale_ctl_lock(struct vale_sw *sw)
 {
+	if (vale_ctl_damaged(sw))
+		return vale_ctl_damage_err(sw);
 	bool rec;
-	int r = vale_mutex_lock(&sw->ctl->lock, &rec);
-	if (r)
-		return vale_err(r, "cannot lock switch %s: %s", sw->name, strerror(r));
-	if (rec) /* a process died while changing the port table: redo derived state */
+	vale_lock(&sw->ctl->lock, VALE_CTL_STALE_MS, &rec);
+	if (vale_ctl_damaged(sw)) {
+		vale_unlock(&sw->ctl->lock);
+		return vale_ctl_damage_err(sw);
+	}
+	if (rec) /* a process died (or a client scribbled) while the port table changed */
 		active_rebuild(sw);
 	return 0;
 }
 
-void vale_ctl_unlock(struct vale_sw *sw) { pthread_mutex_unlock(&sw->ctl->lock); }
+void vale_ctl_unlock(struct vale_sw *sw) { vale_unlock(&sw->ctl->lock); }
 
 /* ---------------- names and paths ---------------- */
 
@@ -178,6 +154,7 @@ static int ctl_init(int fd, const char *name)
 	struct vale_ctl_hdr *h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED)
 		return -errno;
+	vale_guard_add(h, size, NULL); /* another process may truncate it right now */
 	h->version = VALE_LAYOUT_VERSION;
 	h->size = size;
 	h->max_ports = max_ports;
@@ -190,8 +167,9 @@ static int ctl_init(int fd, const char *name)
 	h->created_ns = vale_now_ns();
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	snprintf(h->lookup, sizeof(h->lookup), "learning");
-	vale_mutex_init(&h->lock);
+	vale_lock_init(&h->lock);
 	STORE_REL(&h->magic, VALE_MAGIC); /* last: the segment is now usable */
+	vale_guard_del(h);
 	munmap(h, size);
 	return 0;
 }
@@ -207,27 +185,63 @@ static int ctl_map(struct vale_sw *sw)
 	    mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, sw->ctl_fd, 0);
 	if (h == MAP_FAILED)
 		return -errno;
+	sw->ctl_bus = 0;
+	vale_guard_add(h, (uint64_t)st.st_size, &sw->ctl_bus);
+	/* Read every field once into locals, validate the locals, keep them:
+	 * the shared copy may change under us at any time. */
 	uint64_t po, ao, mo, pr, size;
-	if (LOAD_ACQ(&h->magic) != VALE_MAGIC || h->version != VALE_LAYOUT_VERSION ||
-	    h->max_ports < 2 || h->max_ports > VALE_LIMIT_PORTS || h->mac_entries < 16 ||
-	    (h->mac_entries & (h->mac_entries - 1)))
+	uint32_t magic = LOAD_ACQ(&h->magic), version = LOAD_RLX(&h->version);
+	uint32_t max_ports = LOAD_RLX(&h->max_ports), macs = LOAD_RLX(&h->mac_entries);
+	uint32_t age_s = LOAD_RLX(&h->age_s);
+	if (magic != VALE_MAGIC || version != VALE_LAYOUT_VERSION || max_ports < 2 ||
+	    max_ports > VALE_LIMIT_PORTS || macs < 16 || macs > (1u << 22) || (macs & (macs - 1)) ||
+	    age_s == 0)
 		goto bad;
-	ctl_layout(h->max_ports, h->mac_entries, &po, &ao, &mo, &pr, &size);
-	if (size != (uint64_t)st.st_size || h->ports_ofs != po || h->mac_ofs != mo)
+	ctl_layout(max_ports, macs, &po, &ao, &mo, &pr, &size);
+	if (size != (uint64_t)st.st_size || LOAD_RLX(&h->ports_ofs) != po ||
+	    LOAD_RLX(&h->active_ofs) != ao || LOAD_RLX(&h->mac_ofs) != mo ||
+	    LOAD_RLX(&h->priv_ofs) != pr || sw->ctl_bus)
 		goto bad;
 	sw->ctl = h;
 	sw->ctl_size = size;
-	sw->max_ports = h->max_ports;
-	sw->mac_mask = h->mac_entries - 1;
-	sw->age_s = h->age_s;
+	sw->max_ports = max_ports;
+	sw->mac_mask = macs - 1;
+	sw->age_s = age_s;
+	sw->ports_ofs = po;
+	sw->active_ofs = ao;
+	sw->mac_ofs = mo;
+	sw->priv_ofs = pr;
 	sw->ports = (struct vale_port_ent *)((uint8_t *)h + po);
 	sw->active = (uint32_t *)((uint8_t *)h + ao);
 	sw->mac = (struct vale_mac_ent *)((uint8_t *)h + mo);
 	sw->priv = (uint8_t *)h + pr;
 	return 0;
 bad:
+	vale_guard_del(h);
 	munmap(h, (size_t)st.st_size);
 	return -EPROTO;
+}
+
+/* Is the control segment still the one ctl_map() validated? One look at the
+ * header fields everything else was derived from (and the SIGBUS flag). */
+bool vale_ctl_damaged(struct vale_sw *sw)
+{
+	const struct vale_ctl_hdr *h = sw->ctl;
+	return sw->ctl_bus || LOAD_RLX(&h->magic) != VALE_MAGIC ||
+	       LOAD_RLX(&h->version) != VALE_LAYOUT_VERSION ||
+	       LOAD_RLX(&h->max_ports) != sw->max_ports ||
+	       LOAD_RLX(&h->mac_entries) != sw->mac_mask + 1 ||
+	       LOAD_RLX(&h->ports_ofs) != sw->ports_ofs || LOAD_RLX(&h->active_ofs) != sw->active_ofs ||
+	       LOAD_RLX(&h->mac_ofs) != sw->mac_ofs || LOAD_RLX(&h->priv_ofs) != sw->priv_ofs;
+}
+
+int vale_ctl_damage_err(struct vale_sw *sw)
+{
+	return vale_err(EPROTO,
+			"switch %s is damaged (its control segment was %s by a process on it); "
+			"open ports keep working as far as they can, nothing new can join: remove "
+			"it with 'vale-ctl --remove-switch %s'",
+			sw->name, sw->ctl_bus ? "truncated" : "overwritten", sw->name);
 }
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -238,8 +252,10 @@ static void sw_free(struct vale_sw *sw)
 	if (sw->maps) {
 		for (uint32_t i = 0; i < sw->max_ports; i++) {
 			struct vale_map *m = &sw->maps[i];
-			if (m->region_gen)
+			if (m->region_gen) {
+				vale_guard_del(m->base);
 				munmap(m->base, m->size);
+			}
 			for (int e = 0; e < 2; e++)
 				if (m->bell_fd[e] >= 0)
 					close(m->bell_fd[e]);
@@ -248,6 +264,7 @@ static void sw_free(struct vale_sw *sw)
 	}
 	for (struct vale_grave *g = sw->graves, *n; g; g = n) {
 		n = g->next;
+		vale_guard_del(g->base);
 		munmap(g->base, g->size);
 		for (int e = 0; e < 2; e++)
 			if (g->bell_fd[e] >= 0)
@@ -256,8 +273,10 @@ static void sw_free(struct vale_sw *sw)
 	}
 	if (sw->dl)
 		dlclose(sw->dl);
-	if (sw->ctl)
+	if (sw->ctl) {
+		vale_guard_del(sw->ctl);
 		munmap(sw->ctl, sw->ctl_size);
+	}
 	if (sw->ctl_fd >= 0)
 		close(sw->ctl_fd);
 	pthread_mutex_destroy(&sw->mlock);
@@ -280,7 +299,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 
 	pthread_mutex_lock(&g_lock);
 	for (struct vale_sw *s = g_switches; s; s = s->next) {
-		if (strcmp(s->dir, dir) == 0 && !LOAD_ACQ(&s->ctl->dead)) {
+		if (strcmp(s->dir, dir) == 0 && !LOAD_ACQ(&s->ctl->dead) && !vale_ctl_damaged(s)) {
 			s->refs++;
 			pthread_mutex_unlock(&g_lock);
 			*out = s;
@@ -368,12 +387,14 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		r = ctl_map(sw);
 		if (r) {
 			r = vale_err(EPROTO,
-				     "switch %s: control segment %s is not a vale v%u switch "
-				     "(another version, or damaged)",
-				     name, ctl, VALE_LAYOUT_VERSION);
+				     "switch %s is damaged: its control segment %s is not a vale v%u "
+				     "switch (damaged, or made by another version of vale); remove it "
+				     "with 'vale-ctl --remove-switch %s'",
+				     name, ctl, VALE_LAYOUT_VERSION, name);
 			goto fail;
 		}
 		if (LOAD_ACQ(&sw->ctl->dead)) {
+			vale_guard_del(sw->ctl);
 			munmap(sw->ctl, sw->ctl_size);
 			sw->ctl = NULL;
 			close(sw->ctl_fd);
@@ -476,6 +497,7 @@ static void map_from_geom(struct vale_map *m, const struct geom *g, uint8_t *bas
 	m->size = g->size;
 	m->region_gen = gen;
 	m->bell_fd[0] = m->bell_fd[1] = -1;
+	m->bus = 0;
 }
 
 static int region_create(const char *path, struct geom *g, struct vale_map *m, uint32_t gen,
@@ -502,6 +524,7 @@ static int region_create(const char *path, struct geom *g, struct vale_map *m, u
 		return -e;
 	}
 	map_from_geom(m, g, base, gen);
+	vale_guard_add(base, g->size, &m->bus);
 	struct vale_region_hdr *h = (struct vale_region_hdr *)base;
 	h->version = VALE_LAYOUT_VERSION;
 	h->size = g->size;
@@ -524,7 +547,7 @@ static int region_create(const char *path, struct geom *g, struct vale_map *m, u
 			for (uint32_t i = 0; i < nr; i++) {
 				struct vale_kring *k = vale_kring(m, e, rx, i);
 				struct vale_ring *ring = vale_ring(m, e, rx, i);
-				vale_mutex_init(&k->lock);
+				vale_lock_init(&k->lock);
 				ring->num_slots = ns;
 				ring->nr_buf_size = VALE_BUF_SIZE;
 				ring->ringid = (uint16_t)i;
@@ -572,6 +595,7 @@ static int region_map(const char *path, uint32_t gen, struct vale_map *m, int *f
 		return -e;
 	}
 	map_from_geom(m, &g, base, gen);
+	vale_guard_add(base, g.size, &m->bus); /* callers that move *m re-point the flag */
 	if (fd_out)
 		*fd_out = fd;
 	else
@@ -594,8 +618,8 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t idx, uint32_t *end)
 		return NULL;
 	struct vale_map *m = &sw->maps[ridx];
 	if (likely(LOAD_ACQ(&m->region_gen) == rgen && rgen != 0)) {
-		if (pend >= m->nends)
-			return NULL;
+		if (unlikely(pend >= m->nends || m->bus))
+			return NULL; /* damaged entry, or its file was truncated */
 		*end = pend;
 		return m;
 	}
@@ -605,13 +629,18 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t idx, uint32_t *end)
 		memset(&nm, 0, sizeof(nm));
 		char path[PATH_MAX + 32];
 		region_path(sw, ridx, rgen, path, sizeof(path));
-		if (rgen == 0 || region_map(path, rgen, &nm, NULL)) {
+		/* A client flipping region numbers in the port table must not make us
+		 * map without end: stale mappings wait in the graveyard until no sync
+		 * can use them, and past a bound we stop remapping. */
+		if (rgen == 0 || sw->ngraves >= 64 || region_map(path, rgen, &nm, NULL)) {
 			pthread_mutex_unlock(&sw->mlock);
 			return NULL;
 		}
 		if (m->region_gen) { /* a sync elsewhere in this process may still copy into it */
 			struct vale_grave *g = malloc(sizeof(*g));
+			vale_guard_flag(m->base, NULL);
 			if (g) {
+				sw->ngraves++;
 				g->base = m->base;
 				g->size = m->size;
 				g->bell_fd[0] = m->bell_fd[0];
@@ -624,6 +653,7 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t idx, uint32_t *end)
 		uint32_t g2 = nm.region_gen;
 		nm.region_gen = 0;
 		*m = nm;
+		vale_guard_flag(m->base, &m->bus);
 		STORE_REL(&m->region_gen, g2);
 	}
 	pthread_mutex_unlock(&sw->mlock);
@@ -634,18 +664,23 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t idx, uint32_t *end)
 }
 
 /* Unmap stale mappings once no sync in this process can be inside them. */
-static void graves_sweep(struct vale_sw *sw)
+void vale_graves_sweep(struct vale_sw *sw, bool wait)
 {
-	if (!sw->graves)
+	if (!LOAD_RLX(&sw->graves))
 		return;
-	pthread_rwlock_wrlock(&sw->sync_rw);
+	if (wait)
+		pthread_rwlock_wrlock(&sw->sync_rw);
+	else if (pthread_rwlock_trywrlock(&sw->sync_rw))
+		return; /* a sync is running here: next time */
 	pthread_mutex_lock(&sw->mlock);
 	struct vale_grave *g = sw->graves;
 	sw->graves = NULL;
+	sw->ngraves = 0;
 	pthread_mutex_unlock(&sw->mlock);
 	pthread_rwlock_unlock(&sw->sync_rw);
 	for (struct vale_grave *n; g; g = n) {
 		n = g->next;
+		vale_guard_del(g->base);
 		munmap(g->base, g->size);
 		for (int e = 0; e < 2; e++)
 			if (g->bell_fd[e] >= 0)
@@ -1021,8 +1056,10 @@ static void port_unmap(vale_port *p)
 			close(p->m.bell_fd[e]);
 		p->m.bell_fd[e] = -1;
 	}
-	if (p->m.base)
+	if (p->m.base) {
+		vale_guard_del(p->m.base);
 		munmap(p->m.base, p->m.size);
+	}
 	p->m.base = NULL;
 	if (p->region_fd >= 0)
 		close(p->region_fd);
@@ -1146,7 +1183,7 @@ VALE_API void vale_close(vale_port *p)
 			switch_destroy_locked(sw);
 		vale_ctl_unlock(sw);
 	}
-	graves_sweep(sw);
+	vale_graves_sweep(sw, true);
 	port_free_scratch(p);
 	vale_switch_put(sw);
 	free(p);
@@ -1260,7 +1297,7 @@ VALE_API int vale_reap(const char *run_dir, const char *swname)
 			switch_destroy_locked(sw);
 		vale_ctl_unlock(sw);
 	}
-	graves_sweep(sw);
+	vale_graves_sweep(sw, true);
 	vale_switch_put(sw);
 	return r;
 }

@@ -66,6 +66,8 @@ static void lease_publish(struct vale_kring *k, uint32_t nslots)
 {
 	uint32_t first = k->lease_first, next = k->lease_next;
 	bool moved = false;
+	if (unlikely(next - first > VALE_NLEASES)) /* scribbled on: bound the walk */
+		first = next - VALE_NLEASES;
 	while (first != next) {
 		struct vale_lease *l = &k->leases[first % VALE_NLEASES];
 		if (!LOAD_RLX(&l->done))
@@ -81,7 +83,8 @@ static void lease_publish(struct vale_kring *k, uint32_t nslots)
 	}
 }
 
-/* Make lease state consistent after a producer died inside the lock. */
+/* Make lease state consistent after a producer died inside the lock (or the
+ * lock was taken over from a garbage owner). */
 static void lease_repair(struct vale_kring *k, uint32_t nslots)
 {
 	if (k->lease_next - k->lease_first > VALE_NLEASES)
@@ -94,15 +97,12 @@ static void lease_repair(struct vale_kring *k, uint32_t nslots)
 	lease_publish(k, nslots);
 }
 
-static int kring_lock(struct vale_kring *k, uint32_t nslots)
+static inline void kring_lock(struct vale_kring *k, uint32_t nslots)
 {
 	bool rec;
-	int r = vale_mutex_lock(&k->lock, &rec);
-	if (r)
-		return r;
+	vale_lock(&k->lock, VALE_KRING_STALE_MS, &rec);
 	if (unlikely(rec))
 		lease_repair(k, nslots);
-	return 0;
 }
 
 /* Turn leases of dead producers into zero-length slots and publish them, so
@@ -113,8 +113,7 @@ void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t 
 {
 	if (LOAD_RLX(&k->lease_first) == LOAD_RLX(&k->lease_next))
 		return;
-	if (kring_lock(k, nslots))
-		return;
+	kring_lock(k, nslots);
 	uint32_t first = k->lease_first, next = k->lease_next;
 	if (next - first > VALE_NLEASES)
 		first = next - VALE_NLEASES;
@@ -137,7 +136,7 @@ void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t 
 	}
 	lease_publish(k, nslots);
 	k->first_since = k->lease_ops;
-	pthread_mutex_unlock(&k->lock);
+	vale_unlock(&k->lock);
 }
 
 /* ---------------- slot validation ---------------- */
@@ -178,9 +177,13 @@ static inline void pkt_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
 static uint32_t active_snapshot(struct vale_sw *sw, uint32_t *out)
 {
 	struct vale_ctl_hdr *h = sw->ctl;
-	for (;;) {
+	/* A writer holds the sequence odd for a few hundred ns. A sequence that
+	 * stays odd, or keeps moving, is a dead writer or a scribbling client:
+	 * after a bounded number of tries take the list as it is. Every entry is
+	 * checked by the caller, so the worst is a misdirected flood. */
+	for (uint32_t tries = 0;; tries++) {
 		uint32_t s1 = LOAD_ACQ(&h->active_seq);
-		if (s1 & 1) {
+		if ((s1 & 1) && tries < 100000) {
 			__builtin_ia32_pause();
 			continue;
 		}
@@ -189,7 +192,7 @@ static uint32_t active_snapshot(struct vale_sw *sw, uint32_t *out)
 			n = sw->max_ports;
 		memcpy(out, sw->active, n * sizeof(uint32_t));
 		FENCE();
-		if (LOAD_ACQ(&h->active_seq) == s1)
+		if (LOAD_ACQ(&h->active_seq) == s1 || tries >= 100000)
 			return n;
 	}
 }
@@ -236,10 +239,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 			return;
 		}
 	}
-	if (kring_lock(k, n)) {
-		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
-		return;
-	}
+	kring_lock(k, n);
 	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
 	uint32_t lease = k->hwlease;
 	if (unlikely(hwcur >= n || lease >= n)) { /* damaged by a client: take the consumer's word */
@@ -252,12 +252,9 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	uint32_t space = (room == 0 ? n : room) - 1;
 	if (unlikely(k->lease_next - k->lease_first >= VALE_NLEASES)) {
 		/* too many producers in flight: is the oldest one dead? */
-		pthread_mutex_unlock(&k->lock);
+		vale_unlock(&k->lock);
 		vale_reclaim_leases(k, rxr, n, false, dc);
-		if (kring_lock(k, n)) {
-			ADD_RLX(&dc->drops[VD_RING_FULL], npk);
-			return;
-		}
+		kring_lock(k, n);
 		if (k->lease_next - k->lease_first >= VALE_NLEASES)
 			space = 0;
 	}
@@ -276,7 +273,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	if (take_pk == 0) {
 		/* Full. If a dead producer holds the front, reclaim now and then. */
 		bool stuck = k->lease_first != k->lease_next && k->lease_ops - k->first_since > 256;
-		pthread_mutex_unlock(&k->lock);
+		vale_unlock(&k->lock);
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 		if (stuck)
 			vale_reclaim_leases(k, rxr, n, false, dc);
@@ -294,12 +291,15 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	k->lease_ops++;
 	if (my == k->lease_first)
 		k->first_since = k->lease_ops;
-	pthread_mutex_unlock(&k->lock);
+	vale_unlock(&k->lock);
 
 	if (unlikely(sw->test_lease_delay_us)) /* tests kill senders inside this window */
 		usleep(sw->test_lease_delay_us);
-	/* copy without the lock */
-	uint32_t j = start, got = 0, bad = 0, nbufs = dm->nbufs, tn = txr->num_slots;
+	/* Copy without the lock. Every index and length is read once from shared
+	 * memory and checked right before use: phase 1 checked the source slots,
+	 * but another process mapping the same region may change them since. */
+	uint32_t j = start, got = 0, bad = 0, nbufs = dm->nbufs, snbufs = src_m->nbufs;
+	uint32_t tn = src_m->tx_slots;
 	uint64_t bytes = 0;
 	uint8_t *dbase = dm->base + dm->buf_ofs;
 	const uint8_t *sbase = src_m->base + src_m->buf_ofs;
@@ -308,20 +308,22 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		uint32_t s = ft[i].slot, nf = ft[i].nfrags;
 		if (likely(nf == 1)) {
 			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
-			uint32_t bidx = ds->buf_idx;
+			uint32_t bidx = LOAD_RLX(&ds->buf_idx), sidx = LOAD_RLX(&ss->buf_idx);
+			uint32_t len = LOAD_RLX(&ss->len);
 			{ /* the next destination buffer: start owning its lines early */
 				uint32_t pb = rxr->slot[ring_add(j, 2, n)].buf_idx;
 				if (pb < nbufs)
 					__builtin_prefetch(dbase + (uint64_t)pb * VALE_BUF_SIZE, 1);
 			}
-			if (likely(bidx >= 2 && bidx < nbufs)) {
+			if (likely(bidx >= 2 && bidx < nbufs && sidx >= 2 && sidx < snbufs &&
+				   len <= VALE_BUF_SIZE)) {
 				pkt_copy(dbase + (uint64_t)bidx * VALE_BUF_SIZE,
-					 sbase + (uint64_t)ss->buf_idx * VALE_BUF_SIZE, ss->len);
-				ds->len = ss->len;
+					 sbase + (uint64_t)sidx * VALE_BUF_SIZE, len);
+				ds->len = (uint16_t)len;
 				ds->flags = 0;
 				got++;
-				bytes += ss->len;
-			} else { /* the receiver left a bad buffer index: publish it empty */
+				bytes += len;
+			} else { /* a bad buffer index or length: publish the slot empty */
 				ds->len = 0;
 				ds->flags = 0;
 				bad++;
@@ -331,26 +333,33 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		}
 		bool ok = true;
 		uint32_t j0 = j;
-		for (uint32_t f = 0; f < nf; f++) {
-			if (unlikely(rxr->slot[j].buf_idx < 2 || rxr->slot[j].buf_idx >= nbufs))
-				ok = false;
-			j = ring_next(j, n);
-		}
-		j = j0;
+		uint64_t plen = 0;
 		for (uint32_t f = 0; f < nf; f++) {
 			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
-			if (likely(ok))
-				pkt_copy(dbase + (uint64_t)ds->buf_idx * VALE_BUF_SIZE,
-					 sbase + (uint64_t)ss->buf_idx * VALE_BUF_SIZE, ss->len);
-			ds->len = ok ? ss->len : 0;
-			ds->flags = ok ? (uint16_t)(ss->flags & VS_MOREFRAG) : 0;
+			uint32_t bidx = LOAD_RLX(&ds->buf_idx), sidx = LOAD_RLX(&ss->buf_idx);
+			uint32_t len = LOAD_RLX(&ss->len);
+			if (likely(ok && bidx >= 2 && bidx < nbufs && sidx >= 2 && sidx < snbufs &&
+				   len <= VALE_BUF_SIZE)) {
+				pkt_copy(dbase + (uint64_t)bidx * VALE_BUF_SIZE,
+					 sbase + (uint64_t)sidx * VALE_BUF_SIZE, len);
+				ds->len = (uint16_t)len;
+				/* the chain ends where phase 1 said it does, whatever the flags say now */
+				ds->flags = f + 1 < nf ? VS_MOREFRAG : 0;
+				plen += len;
+			} else {
+				ok = false;
+			}
 			s = ring_next(s, tn);
 			j = ring_next(j, n);
 		}
-		if (ok) {
+		if (likely(ok)) {
 			got++;
-			bytes += ft[i].len;
-		} else {
+			bytes += plen;
+		} else { /* publish the whole chain as empty slots */
+			for (uint32_t f = 0, x = j0; f < nf; f++, x = ring_next(x, n)) {
+				rxr->slot[x].len = 0;
+				rxr->slot[x].flags = 0;
+			}
 			bad++;
 		}
 	}
@@ -360,7 +369,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	STORE_REL(&l->done, 1);
 	if (k->lease_first == my)
 		lease_publish(k, n);
-	pthread_mutex_unlock(&k->lock);
+	vale_unlock(&k->lock);
 	vale_wake_end(dm, dend, sw, d);
 
 	ADD_RLX(&dc->rx_pkts, got);
@@ -397,11 +406,14 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 		while (j != head && nft < VALE_MAX_BATCH) {
 			struct vale_slot *sl = &txr->slot[j];
 			uint32_t s, nf, len;
-			if (likely(!(sl->flags & VS_MOREFRAG))) { /* one slot: the common case */
+			/* the first slot read once: what is checked is what is used */
+			uint32_t fidx = LOAD_RLX(&sl->buf_idx), first_len = LOAD_RLX(&sl->len);
+			uint16_t fflags = LOAD_RLX(&sl->flags);
+			if (likely(!(fflags & VS_MOREFRAG))) { /* one slot: the common case */
 				nf = 1;
-				len = sl->len;
+				len = first_len;
 				s = ring_next(j, n);
-				if (unlikely(sl->buf_idx < 2 || sl->buf_idx >= nbufs || len > VALE_BUF_SIZE)) {
+				if (unlikely(fidx < 2 || fidx >= nbufs || len > VALE_BUF_SIZE)) {
 					bad++;
 					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
 					sl->len = 0;
@@ -445,15 +457,19 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 					continue;
 				}
 			}
-			const uint8_t *buf = bufs + (uint64_t)sl->buf_idx * VALE_BUF_SIZE;
-			uint32_t first_len = sl->len;
+			if (unlikely(fidx < 2 || fidx >= nbufs || first_len > VALE_BUF_SIZE)) {
+				bad++; /* a chain whose first slot changed under us */
+				j = s;
+				continue;
+			}
+			const uint8_t *buf = bufs + (uint64_t)fidx * VALE_BUF_SIZE;
 			uint8_t dring = 0;
 			uint32_t dst;
 			tx_bytes += len;
 			if (unlikely(first_len < 14))
 				dst = VALE_DROP;
 			else if (likely(learning))
-				dst = vale_learning_lookup(sw, buf, p->idx, !(sl->flags & VS_NO_LEARN), now_s);
+				dst = vale_learning_lookup(sw, buf, p->idx, !(fflags & VS_NO_LEARN), now_s);
 			else
 				dst = sw->lookup(buf, first_len, &dring, p->idx, sw->priv);
 			if (unlikely(dst == VALE_DROP || dst == p->idx ||
@@ -557,8 +573,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 	struct vale_ring *rxr = vale_ring(m, pend, true, r);
 	uint32_t n = m->tx_slots, rn = m->rx_slots;
 	struct vale_sw *sw = p->sw;
-	if (kring_lock(k, rn))
-		return 0;
+	kring_lock(k, rn);
 	uint32_t tail = k->hwtail, rcur = LOAD_ACQ(&k->hwcur);
 	if (tail >= rn || rcur >= rn) {
 		lease_repair(k, rn);
@@ -599,15 +614,22 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		}
 		for (uint32_t f = 0; f < nf; f++) {
 			struct vale_slot *ts = &txr->slot[j], *rs = &rxr->slot[tail];
-			uint32_t rb = rs->buf_idx;
+			/* each index read once and checked again: the check above was of
+			 * shared memory that may have changed since */
+			uint32_t tb = LOAD_RLX(&ts->buf_idx), rb = LOAD_RLX(&rs->buf_idx);
+			uint32_t len = LOAD_RLX(&ts->len);
+			if (tb < 2 || tb >= m->nbufs || len > VALE_BUF_SIZE) {
+				tb = 0; /* publish an empty slot; the sender's slot is reset below */
+				len = 0;
+			}
 			if (rb < 2 || rb >= m->nbufs)
-				rb = ts->buf_idx; /* receiver broke its slot: give it ours, keep a copy */
-			rs->buf_idx = ts->buf_idx;
-			rs->len = ts->len;
-			rs->flags = (uint16_t)(ts->flags & VS_MOREFRAG);
+				rb = tb; /* receiver broke its slot: give it ours, keep a copy */
+			rs->buf_idx = tb;
+			rs->len = (uint16_t)len;
+			rs->flags = (uint16_t)(f + 1 < nf ? VS_MOREFRAG : 0);
 			ts->buf_idx = rb;
 			ts->flags |= VS_BUF_CHANGED;
-			bytes += ts->len;
+			bytes += len;
 			j = ring_next(j, n);
 			tail = ring_next(tail, rn);
 			moved++;
@@ -616,7 +638,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 	}
 	STORE_REL(&k->hwtail, tail);
 	k->hwlease = tail;
-	pthread_mutex_unlock(&k->lock);
+	vale_unlock(&k->lock);
 	uint32_t peer = pipe_peer(p);
 	if (moved)
 		vale_wake_end(m, pend, sw, peer);
@@ -707,6 +729,14 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	return (int)ring_dist(head, tail, n);
 }
 
+/* Our own region's file was truncated and its mapping replaced (guard.c). */
+static int region_gone(void)
+{
+	return vale_err(EIO, "the port's memory region was truncated by another process; "
+			     "what it held is lost: close the port (and remove the switch if "
+			     "others are damaged too)");
+}
+
 VALE_API int vale_txsync(vale_port *p, int ring)
 {
 	int total = 0, err = 0;
@@ -719,6 +749,10 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 	}
 	if (b > p->m.ntx)
 		b = p->m.ntx;
+	if (unlikely(p->m.bus))
+		return region_gone();
+	if (unlikely(LOAD_RLX(&p->sw->graves)))
+		vale_graves_sweep(p->sw, false);
 	pthread_rwlock_rdlock(&p->sw->sync_rw);
 	for (uint32_t i = a; i < b; i++) {
 		int r = txsync_one(p, i);
@@ -743,6 +777,8 @@ VALE_API int vale_rxsync(vale_port *p, int ring)
 	}
 	if (b > p->m.nrx)
 		b = p->m.nrx;
+	if (unlikely(p->m.bus))
+		return region_gone();
 	for (uint32_t i = a; i < b; i++) {
 		int r = rxsync_one(p, i);
 		if (r < 0)

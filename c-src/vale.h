@@ -24,7 +24,7 @@
 #define VALE_API __attribute__((visibility("default")))
 
 #define VALE_MAGIC 0x454c4156u /* "VALE" little endian */
-#define VALE_LAYOUT_VERSION 1u
+#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/lock.c) */
 
 /* slot flags, as netmap */
 #define VS_BUF_CHANGED 0x0001
@@ -100,16 +100,24 @@ struct vale_lease {
 	uint32_t done;       /* 0 pending, 1 filled */
 };
 
+/* A lock in shared memory that garbage cannot turn into an abort or an
+ * endless wait (c-src/lock.c): owner pid (| a waiters bit), 0 when free,
+ * and a count of acquisitions. */
+struct vale_lock {
+	volatile uint32_t owner;
+	volatile uint32_t seq;
+};
+
 struct vale_kring {
 	/* producers' line(s) */
-	pthread_mutex_t lock; /* robust, process shared */
+	struct vale_lock lock;
 	uint32_t hwlease;     /* next slot to lease */
 	uint32_t lease_first; /* oldest lease not yet published (counter) */
 	uint32_t lease_next;  /* next lease number */
 	uint32_t _p0;
 	uint64_t lease_ops;   /* leases granted, to spot a lease stuck for long */
 	uint64_t first_since; /* lease_ops when lease_first last moved */
-	uint8_t _pad_p[64 - ((sizeof(pthread_mutex_t) + 32) % 64)];
+	uint8_t _pad_p[64 - ((sizeof(struct vale_lock) + 32) % 64)];
 	/* published */
 	_Alignas(64) volatile uint32_t hwtail; /* first slot not yet published */
 	uint32_t _p1[15];
@@ -201,7 +209,7 @@ struct vale_ctl_hdr {
 	uint32_t max_ports, mac_entries;
 	uint32_t age_s;
 	volatile uint32_t dead;     /* switch being removed: reopen */
-	pthread_mutex_t lock;       /* port table changes; robust */
+	struct vale_lock lock;      /* port table changes */
 	char name[VALE_SW_NAME_MAX];
 	char lookup[64];            /* "learning" (default), "portmap", "ethertype", or a .so path */
 	volatile uint32_t lookup_gen; /* bumped when lookup/config changes */

@@ -8,7 +8,7 @@
 import { symbols, type ValeSymbols } from "./symbols.ts";
 
 /** Layout version this TypeScript code was written against (c-src/vale.h). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 const root = new URL("..", import.meta.url);
 
