@@ -174,6 +174,27 @@ static int ctl_init(int fd, const char *name)
 	return 0;
 }
 
+/* A control segment without the magic is either one whose creator died
+ * before finishing it (then it is initialised again) or a damaged one. It is
+ * half-made only if it is empty, or has no magic at all and no port was ever
+ * created next to it (the first port's region is made after the magic). */
+static bool ctl_never_finished(const char *dir, const struct stat *st, uint32_t magic)
+{
+	if (st->st_size == 0)
+		return true;
+	if (magic != 0)
+		return false;
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool ports = false;
+	struct dirent *de;
+	while (!ports && (de = readdir(d)))
+		ports = de->d_name[0] == 'p';
+	closedir(d);
+	return !ports;
+}
+
 static int ctl_map(struct vale_sw *sw)
 {
 	struct stat st;
@@ -370,6 +391,13 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		if (st.st_size >= (off_t)sizeof(uint32_t) &&
 		    pread(sw->ctl_fd, &magic, sizeof(magic), 0) != sizeof(magic))
 			magic = 0;
+		if (magic != VALE_MAGIC && !ctl_never_finished(dir, &st, magic)) {
+			/* not a half-made switch: a damaged one. Never initialise it
+			 * again under processes that still use it; report it. */
+			flock(sw->ctl_fd, LOCK_UN);
+			r = -EPROTO; /* the message is set below, as for a failed ctl_map */
+			goto damaged;
+		}
 		if (magic != VALE_MAGIC) {
 			if (!create) {
 				flock(sw->ctl_fd, LOCK_UN);
@@ -386,6 +414,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		flock(sw->ctl_fd, LOCK_UN);
 		r = ctl_map(sw);
 		if (r) {
+		damaged:
 			r = vale_err(EPROTO,
 				     "switch %s is damaged: its control segment %s is not a vale v%u "
 				     "switch (damaged, or made by another version of vale); remove it "
@@ -1254,13 +1283,80 @@ out:
 	return r;
 }
 
+/* Remove a switch whose control segment cannot be trusted any more: its
+ * port table is not read at all. Ports still in use are found by their
+ * liveness locks on the region files (held while a process has one open). */
+static int switch_remove_damaged(const char *run_dir, const char *swname)
+{
+	if (!run_dir || !*run_dir)
+		run_dir = getenv("VALE_RUN_DIR");
+	if (!run_dir || !*run_dir)
+		run_dir = "/dev/shm/vale";
+	int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rfd < 0)
+		return vale_err(errno, "cannot open run directory %s: %s", run_dir, strerror(errno));
+	int dfd = openat(rfd, swname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		close(rfd);
+		return vale_err(e, "cannot open switch %s in %s: %s", swname, run_dir, strerror(e));
+	}
+	DIR *d = fdopendir(dup(dfd));
+	int r = 0, busy = 0;
+	if (!d)
+		r = vale_err(errno, "cannot list switch %s: %s", swname, strerror(errno));
+	for (int pass = 0; d && !r && pass < 2; pass++) { /* 0: look for users, 1: remove */
+		rewinddir(d);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			const char *n = de->d_name;
+			if (n[0] == '.')
+				continue;
+			if (pass == 1) {
+				unlinkat(dfd, n, 0);
+				continue;
+			}
+			if (n[0] != 'p' || strstr(n, ".bell"))
+				continue;
+			int fd = openat(dfd, n, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			for (uint32_t end = 0; end < 2; end++)
+				if (ofd_lock(fd, end, true, true) == 1) {
+					busy++;
+					break;
+				}
+			close(fd);
+		}
+		if (pass == 0 && busy)
+			r = vale_err(EBUSY,
+				     "switch %s is damaged and %d of its ports are still open: stop the "
+				     "processes using them, then remove it",
+				     swname, busy);
+	}
+	if (d)
+		closedir(d);
+	if (!r && unlinkat(rfd, swname, AT_REMOVEDIR))
+		r = vale_err(errno, "cannot remove switch directory %s/%s: %s", run_dir, swname,
+			     strerror(errno));
+	close(dfd);
+	close(rfd);
+	return r;
+}
+
 VALE_API int vale_remove_switch(const char *run_dir, const char *swname)
 {
 	struct vale_sw *sw;
 	int r = vale_switch_get(run_dir, swname, false, &sw);
+	if (r == -EPROTO) /* damaged: its port table means nothing */
+		return switch_remove_damaged(run_dir, swname);
 	if (r)
 		return r;
 	r = vale_ctl_lock(sw);
+	if (r == -EPROTO) {
+		vale_switch_put(sw);
+		return switch_remove_damaged(run_dir, swname);
+	}
 	if (r)
 		goto out;
 	vale_reap_locked(sw, true);

@@ -58,7 +58,8 @@ vale-ctl arguments
 	-m memid to use when creating a new interface
 	-v	verbose: more detail in listings and messages
 	--macs [valeX]	learned MAC addresses with their ages (like brctl showmacs)
-	--remove-switch valeX	remove a switch and every port on it (fails if one is open)
+	--remove-switch valeX	remove a switch and every port on it (fails if one is open);
+				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
 	--help	this text
 
@@ -116,10 +117,14 @@ function visibleSwitches(): string[] {
   return listSwitches().filter((s) => !isHiddenSwitch(s));
 }
 
+/** Switches found damaged while listing, with the library's reason. */
+const damaged = new Map<string, string>();
+
 function tryInfo(sw: string): SwitchInfo | null {
   try {
     return switchInfo(sw);
   } catch (e) {
+    if (e instanceof ValeError && e.code === "EPROTO") damaged.set(sw, e.message);
     if (e instanceof ValeError && (e.code === "ENOENT" || e.code === "EPROTO")) return null;
     throw e;
   }
@@ -182,12 +187,15 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
         JSON.stringify({
           switches: all.filter((x) => x.info).map((x) => ({ bridge: x.b, ...x.info })),
           persistent: persistent.map(persistentJson),
+          damaged: [...damaged].map(([name, error]) => ({ name, error })),
         }) + "\n",
       );
       return;
     }
     for (const { sw, b, info } of all) {
       for (const p of info?.ports ?? []) out(portLine(sw, b, p, verbose) + "\n");
+      // a damaged switch is listed, not hidden: the user must learn it is there
+      if (!info && damaged.has(sw)) out(`${sw} bridge:${b} DAMAGED: ${damaged.get(sw)}\n`);
     }
     listDetachedKernelInterfaces(); // kernel interfaces: see below
     if (verbose) {
@@ -201,6 +209,7 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
   if (/^vale[A-Za-z0-9_]*$/.test(name)) {
     const b = sws.indexOf(name);
     const info = b >= 0 ? tryInfo(name) : null;
+    if (!info && damaged.has(name)) throw new ValeError(71, damaged.get(name)!);
     if (!info) throw new ValeError(ERRNO.ENXIO, `no switch ${name}`);
     if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
     else for (const p of info.ports) out(portLine(name, b, p, verbose) + "\n");
@@ -501,7 +510,13 @@ export function main(argv: string[]): number {
   } catch (e) {
     if (!(e instanceof ValeError || e instanceof PortNameError)) throw e;
     err(`failed to ${verb[cmd]} ${name ?? ""}: ${strerror(e)}\n`);
-    if (verbose || (e instanceof ValeError && e.code === "EOPNOTSUPP")) {
+    // netmap's one line first; then vale's reason when the errno alone cannot say
+    // what to do (a damaged switch, a refusal for safety, an unsupported request)
+    const explain = ["EOPNOTSUPP", "EPROTO", "EACCES", "EPERM", "ELOOP"];
+    if (
+      verbose || (e instanceof ValeError && (explain.includes(e.code) ||
+        (e.code === "EBUSY" && cmd === "remove-switch")))
+    ) {
       err(`vale-ctl: ${e.message}\n`);
     }
     return 1;
