@@ -515,7 +515,7 @@ export function main(argv: string[]): number {
     const explain = ["EOPNOTSUPP", "EPROTO", "EACCES", "EPERM", "ELOOP"];
     if (
       verbose || (e instanceof ValeError && (explain.includes(e.code) ||
-        (e.code === "EBUSY" && cmd === "remove-switch")))
+        /\bdamaged\b/.test(e.message)))
     ) {
       err(`vale-ctl: ${e.message}\n`);
     }
