@@ -166,7 +166,7 @@ static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
 
 /* ---- lock.c: locks in shared memory (see there why not pthread mutexes) ---- */
 #define VALE_KRING_STALE_MS 200 /* a kring lock unchanged this long is taken over */
-#define VALE_CTL_STALE_MS 2000	/* the control lock: port-table changes do file I/O */
+#define VALE_CTL_STALE_MS 1000	/* the control lock: port-table changes do file I/O */
 extern uint32_t vale_g_pid;	/* our pid, kept right across fork() */
 void vale_lock_init(struct vale_lock *l);
 int vale_lock_slow(struct vale_lock *l, uint32_t stale_ms, bool *recovered);

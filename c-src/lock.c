@@ -21,7 +21,8 @@
  *   - the owner value is not a possible pid (garbage), or
  *   - no process with that pid exists (the holder died: robust-mutex duty), or
  *   - (owner, seq) did not change for `stale_ms` (a holder that is alive but
- *     stuck, stopped, or a value scribbled to look like a live pid).
+ *     stuck, stopped, or a value scribbled to look like a live pid), or
+ *   - it waited 4 x stale_ms in all (a word that a scribbler keeps changing).
  * Critical sections are short (a lease is reserved or published under the
  * kring lock in well under a microsecond; the control lock covers port-table
  * changes), so stale_ms is generous: a holder that is merely preempted is
@@ -88,7 +89,10 @@ int vale_lock_slow(struct vale_lock *l, uint32_t stale_ms, bool *recovered)
 {
 	const uint32_t me = vale_g_pid;
 	uint32_t seen_owner = ~0u, seen_seq = 0;
-	uint64_t seen_since = 0;
+	uint64_t seen_since = 0, started = 0;
+	/* a word that keeps changing to other live-looking pids is a scribbler,
+	 * not progress: whatever happens, we wait at most 4 x stale_ms */
+	const uint64_t stale_ns = (uint64_t)stale_ms * 1000000ull;
 	for (uint32_t spins = 0;; spins++) {
 		uint32_t v = LOAD_ACQ(&l->owner);
 		if (v == 0) {
@@ -105,13 +109,17 @@ int vale_lock_slow(struct vale_lock *l, uint32_t stale_ms, bool *recovered)
 		}
 		uint32_t who = v & ~VL_WAITERS, seq = LOAD_RLX(&l->seq);
 		uint64_t now = vale_now_ns();
+		if (!started)
+			started = now;
+		if (now - started > 4 * stale_ns)
+			goto steal;
 		if (who != seen_owner || seq != seen_seq) { /* progress, or a new holder */
 			seen_owner = who;
 			seen_seq = seq;
 			seen_since = now;
 			if (who != me && !owner_alive(who))
 				goto steal;
-		} else if (now - seen_since > (uint64_t)stale_ms * 1000000ull) {
+		} else if (now - seen_since > stale_ns) {
 			goto steal;
 		} else if (who != me && (spins & 63) == 0 && !owner_alive(who)) {
 			goto steal; /* it died while we waited */
