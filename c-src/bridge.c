@@ -69,9 +69,12 @@ struct br_ctx {
 
 static inline uint32_t nxt(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
 
-static inline uint32_t ring_space(const struct vale_ring *r)
+/* Slots between head and tail. `n` is the ring's size as the library told us
+ * at open (vale_info), never the ring header's num_slots: the header is
+ * shared memory that another process may have scribbled on. */
+static inline uint32_t ring_space(const struct vale_ring *r, uint32_t n)
 {
-	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail), n = r->num_slots;
+	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail);
 	if (h >= n || t >= n)
 		return 0;
 	return t >= h ? t - h : t + n - h;
@@ -95,8 +98,12 @@ static uint64_t mono_ns(void)
 static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale_ring *rx,
 			      struct br_port *dst, struct vale_ring *tx, uint32_t limit, int dir)
 {
-	uint32_t j = rx->head, k = tx->head, rn = rx->num_slots, tn = tx->num_slots;
-	uint32_t m = ring_space(rx), room = ring_space(tx);
+	uint32_t rn = src->info.rx_slots, tn = dst->info.tx_slots;
+	uint32_t j = LOAD_RLX(&rx->head), k = LOAD_RLX(&tx->head);
+	uint32_t rt = LOAD_ACQ(&rx->tail), tt = LOAD_ACQ(&tx->tail);
+	if (j >= rn || rt >= rn || k >= tn || tt >= tn)
+		return 0; /* the ring view was scribbled on: the next sync resets it */
+	uint32_t m = rt >= j ? rt - j : rt + rn - j, room = tt >= k ? tt - k : tt + tn - k;
 	if (m < limit)
 		limit = m;
 	uint64_t pkts = 0, bytes = 0, bad = 0, empty = 0;
@@ -104,7 +111,7 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 	for (; taken < limit && room > 0; taken++) {
 		struct vale_slot *rs = &rx->slot[j];
 		uint16_t more = rs->flags & VS_MOREFRAG;
-		uint32_t len = rs->len;
+		uint32_t len = rs->len, ridx = LOAD_RLX(&rs->buf_idx);
 		j = nxt(j, rn);
 		if (unlikely(len == 0 && !more)) { /* an empty packet: nothing to forward */
 			empty++;
@@ -117,8 +124,8 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 		}
 		if (g->c.zerocopy) {
 			uint32_t b = ts->buf_idx;
-			if (likely(rs->buf_idx >= 2 && rs->buf_idx < src->info.nbufs)) {
-				ts->buf_idx = rs->buf_idx;
+			if (likely(ridx >= 2 && ridx < src->info.nbufs)) {
+				ts->buf_idx = ridx;
 				rs->buf_idx = b;
 			} else {
 				bad++;
@@ -127,8 +134,8 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 			ts->flags = (uint16_t)(VS_BUF_CHANGED | more);
 			rs->flags = VS_BUF_CHANGED;
 		} else {
-			const uint8_t *sp = bufp(src, rs->buf_idx);
-			uint8_t *dp = bufp(dst, ts->buf_idx);
+			const uint8_t *sp = bufp(src, ridx);
+			uint8_t *dp = bufp(dst, LOAD_RLX(&ts->buf_idx));
 			if (likely(sp && dp))
 				memcpy(dp, sp, len);
 			else
@@ -165,11 +172,11 @@ static uint32_t move(struct br_ctx *g, int dir)
 	uint32_t si = 0, di = 0, m = 0;
 	while (si < src->nrx && di < dst->ntx) {
 		struct vale_ring *rx = src->rx[si], *tx = dst->tx[di];
-		if (ring_space(rx) == 0) {
+		if (ring_space(rx, src->info.rx_slots) == 0) {
 			si++;
 			continue;
 		}
-		if (ring_space(tx) == 0) {
+		if (ring_space(tx, dst->info.tx_slots) == 0) {
 			di++;
 			continue;
 		}
@@ -181,7 +188,7 @@ static uint32_t move(struct br_ctx *g, int dir)
 static bool rx_pending(struct br_port *bp)
 {
 	for (uint32_t i = 0; i < bp->nrx; i++)
-		if (ring_space(bp->rx[i]))
+		if (ring_space(bp->rx[i], bp->info.rx_slots))
 			return true;
 	return false;
 }
@@ -190,7 +197,7 @@ static bool tx_pending(struct br_port *bp)
 {
 	for (uint32_t i = 0; i < bp->ntx; i++) {
 		struct vale_ring *r = bp->tx[i];
-		uint32_t h = r->head, n = r->num_slots;
+		uint32_t h = r->head, n = bp->info.tx_slots;
 		if ((h == 0 ? n - 1 : h - 1) != LOAD_ACQ(&r->tail))
 			return true;
 	}
