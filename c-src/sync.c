@@ -141,6 +141,10 @@ void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t 
 
 /* ---------------- slot validation ---------------- */
 
+/* A buffer index a slot may carry: 0 and 1 are reserved (as in netmap). One
+ * unsigned compare: indices below 2 wrap around to huge values. */
+static inline bool buf_ok(uint32_t idx, uint32_t nbufs) { return idx - 2u < nbufs - 2u; }
+
 static inline bool slot_ok(const struct vale_map *m, const struct vale_slot *s)
 {
 	return s->buf_idx >= 2 && s->buf_idx < m->nbufs && s->len <= VALE_BUF_SIZE;
@@ -315,8 +319,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 				if (pb < nbufs)
 					__builtin_prefetch(dbase + (uint64_t)pb * VALE_BUF_SIZE, 1);
 			}
-			if (likely(bidx >= 2 && bidx < nbufs && sidx >= 2 && sidx < snbufs &&
-				   len <= VALE_BUF_SIZE)) {
+			if (likely(buf_ok(bidx, nbufs) & buf_ok(sidx, snbufs) & (len <= VALE_BUF_SIZE))) {
 				pkt_copy(dbase + (uint64_t)bidx * VALE_BUF_SIZE,
 					 sbase + (uint64_t)sidx * VALE_BUF_SIZE, len);
 				ds->len = (uint16_t)len;
@@ -338,7 +341,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 			struct vale_slot *ss = &txr->slot[s], *ds = &rxr->slot[j];
 			uint32_t bidx = LOAD_RLX(&ds->buf_idx), sidx = LOAD_RLX(&ss->buf_idx);
 			uint32_t len = LOAD_RLX(&ss->len);
-			if (likely(ok && bidx >= 2 && bidx < nbufs && sidx >= 2 && sidx < snbufs &&
+			if (likely(ok && buf_ok(bidx, nbufs) && buf_ok(sidx, snbufs) &&
 				   len <= VALE_BUF_SIZE)) {
 				pkt_copy(dbase + (uint64_t)bidx * VALE_BUF_SIZE,
 					 sbase + (uint64_t)sidx * VALE_BUF_SIZE, len);
@@ -413,7 +416,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 				nf = 1;
 				len = first_len;
 				s = ring_next(j, n);
-				if (unlikely(fidx < 2 || fidx >= nbufs || len > VALE_BUF_SIZE)) {
+				if (unlikely(!(buf_ok(fidx, nbufs) & (len <= VALE_BUF_SIZE)))) {
 					bad++;
 					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
 					sl->len = 0;
@@ -457,7 +460,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 					continue;
 				}
 			}
-			if (unlikely(fidx < 2 || fidx >= nbufs || first_len > VALE_BUF_SIZE)) {
+			if (unlikely(!(buf_ok(fidx, nbufs) & (first_len <= VALE_BUF_SIZE)))) {
 				bad++; /* a chain whose first slot changed under us */
 				j = s;
 				continue;
