@@ -69,7 +69,7 @@ export class CProc {
   #done: Promise<Deno.CommandStatus>;
   #lineWaiters: { re: RegExp; res: (ok: boolean) => void }[] = [];
   constructor(bin: string, args: string[], env: Record<string, string>) {
-    this.proc = new Deno.Command(bin, {
+    const proc = this.proc = new Deno.Command(bin, {
       args,
       env,
       stdin: "null",
@@ -86,7 +86,7 @@ export class CProc {
     const p1 = pump(this.proc.stdout, (t) => this.out += t);
     const p2 = pump(this.proc.stderr, (t) => this.err += t);
     this.#done = (async () => {
-      const st = await this.proc.status;
+      const st = await proc.status;
       await Promise.all([p1, p2]);
       this.#check(true);
       return st;
@@ -122,7 +122,7 @@ export class CProc {
   }
   /** Wait for the exit; SIGKILL and report hung if it takes longer than timeoutMs. */
   async exit(timeoutMs: number): Promise<Exit> {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<"late">((r) => timer = setTimeout(() => r("late"), timeoutMs));
     const r = await Promise.race([this.#done, expired]);
     clearTimeout(timer);
