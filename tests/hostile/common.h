@@ -135,7 +135,7 @@ static inline int tf_check(const uint8_t *b, uint32_t len, uint32_t *src, uint32
  * The test classifies a signal death as a crash; a backtrace on stderr tells
  * the hardening engineer where (libvale.so(+0xOFS): addr2line -e build/libvale.so OFS).
  * Not installed under ASan: its own reports are better. */
-static void crash_handler(int sig)
+static __attribute__((unused)) void crash_handler(int sig)
 {
 	char msg[64];
 	int n = snprintf(msg, sizeof(msg), "CRASH signal %d pid %d\n", sig, (int)getpid());
