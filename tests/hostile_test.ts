@@ -20,8 +20,8 @@ import assert from "node:assert/strict";
 import { buildProg } from "./helpers/cprog.ts";
 import {
   type Case,
-  CASES,
   type CaseRow,
+  CASES,
   row,
   runTrial,
   table,

@@ -6,7 +6,14 @@
 import { CProc, type Exit, runProg, symbolize } from "./cprog.ts";
 import { runTool } from "./tools.ts";
 
-export const CASES = ["own-ring", "own-region", "other-kring", "ctl", "truncate", "unlink"] as const;
+export const CASES = [
+  "own-ring",
+  "own-region",
+  "other-kring",
+  "ctl",
+  "truncate",
+  "unlink",
+] as const;
 export type Case = typeof CASES[number];
 
 export interface Bins {

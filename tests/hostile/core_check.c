@@ -12,7 +12,7 @@
  *   pipe       a pipe pair both ways, by buffer swap
  *   persistent a port created persistent, opened, closed, still listed, removed
  *   reopen     close and reopen a port 20 times with traffic in between
- *   sigkill    a forked sender SIGKILLed mid-flood: the switch keeps working,
+ *   sigkill    a sender (this program, --victim) SIGKILLed mid-flood: the switch keeps working,
  *              the dead port is reaped
  */
 #include "common.h"
@@ -285,17 +285,12 @@ static void sigkill(void)
 	CHECK(port_open(&a, "ka", 0) == 0 && port_open(&b, "kb", 0) == 0, "sigkill", "open");
 	for (int round = 0; round < 5; round++) {
 		fflush(stdout);
+		/* exec, not just fork: a forked child would inherit this process's
+		 * switch handle (and its cached pid, recorded in leases) */
 		pid_t pid = fork();
 		if (pid == 0) {
-			struct port v;
-			if (port_open(&v, "victim", 0))
-				_exit(3);
-			for (uint32_t i = 0;; i++) { /* flood until killed */
-				queue_frame(&v, (uint8_t[64]){0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2}, 64);
-				vale_txsync(v.p, 0);
-				if (i % 64 == 0)
-					usleep(100);
-			}
+			execl("/proc/self/exe", "core_check", "--victim", g_sw, (char *)NULL);
+			_exit(127);
 		}
 		CHECK(pid > 0, "sigkill", "fork");
 		usleep(30000 + 20000 * (uint32_t)round);
@@ -322,9 +317,26 @@ static void sigkill(void)
 	printf("ok sigkill\n");
 }
 
+static int victim(void)
+{
+	struct port v;
+	if (port_open(&v, "victim", 0))
+		return 3;
+	for (uint32_t i = 0;; i++) { /* flood until killed */
+		queue_frame(&v, (uint8_t[64]){0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2}, 64);
+		vale_txsync(v.p, 0);
+		if (i % 64 == 0)
+			usleep(100);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "--victim")) {
+		g_sw = argv[2];
+		return victim();
+	}
 	if (argc < 2) {
 		fprintf(stderr, "usage: core_check SW\n");
 		return 64;

@@ -261,7 +261,8 @@ static void mutate_one(struct file *fs, uint64_t *rs)
 static void write_file(const char *dir, const struct file *f)
 {
 	char p[1200];
-	snprintf(p, sizeof(p), "%s/%s", dir, f->name);
+	if (snprintf(p, sizeof(p), "%s/%s", dir, f->name) >= (int)sizeof(p))
+		die("path too long");
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0666);
 	if (fd < 0 || (f->size && write(fd, f->data, f->size) != (ssize_t)f->size))
 		die("write");
