@@ -122,14 +122,15 @@ export async function runTrial(
       }
       if (SAN_RE.test(e.stderr)) res.sanitizer.push(e.stderr.slice(0, 4000));
     }
-    const probe = await runProg(bins.honest, ["probe", "vale0"], env, 8000);
+    const probe = await runProg(bins.honest, ["probe", "vale0"], env, 6000);
     if (SAN_RE.test(probe.stderr)) res.sanitizer.push(`probe: ${probe.stderr.slice(0, 4000)}`);
     res.works = classify(probe) === "ok";
     if (!res.works) {
-      const l = await runTool("vale-ctl", ["-l", "vale0"], dir, 15000);
+      // (bounded: on a damaged switch today's vale-ctl may hang in the same lock)
+      const l = await runTool("vale-ctl", ["-l", "vale0"], dir, 6000);
       res.listing = (l.stdout + l.stderr).trim().slice(0, 300) ||
         `(probe: ${probe.hung ? "hung" : crashText(probe, 300)})`;
-      const rm = await runTool("vale-ctl", ["--remove-switch", "vale0"], dir, 15000);
+      const rm = await runTool("vale-ctl", ["--remove-switch", "vale0"], dir, 6000);
       let gone = false;
       try {
         Deno.statSync(`${dir}/vale0/ctl`);

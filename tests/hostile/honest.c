@@ -13,7 +13,7 @@
  *   honest probe SW
  *       does the switch still work? Opens two fresh ports, sends 20 unicast
  *       frames from one to the other; exit 0 if all arrive intact within 1 s,
- *       2 if not, 3 if a port cannot be opened (message on stderr). alarm(6)
+ *       2 if not, 3 if a port cannot be opened (message on stderr). alarm(4)
  *       bounds it: a hang ends in SIGALRM.
  *
  * Every slot is checked before its buffer is touched: another process may
@@ -151,7 +151,7 @@ static int do_probe(int argc, char **argv)
 {
 	if (argc < 3)
 		return 64;
-	alarm(6);
+	alarm(4);
 	vale_port *a = NULL, *b = NULL;
 	if (vale_open(NULL, argv[2], "probe_a", NULL, &a) < 0 ||
 	    vale_open(NULL, argv[2], "probe_b", NULL, &b) < 0) {
