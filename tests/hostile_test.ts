@@ -14,8 +14,24 @@
 //   VALE_HOSTILE_SEED=S     first seed (trial i uses S + i; printed per failure)
 //   VALE_HOSTILE_CASES=a,b  only these cases
 //
-// BEFORE (the unhardened core, commit f2783c9; see the report in the commit
-// log for stacks): filled in below by the measurement run.
+// BEFORE: the unhardened core (main at f2783c9), VALE_HOSTILE_TRIALS=20, counts
+// are trials with >= 1 honest process crashed / hung; broken = the probe pair
+// failed, dead = broken and vale-ctl --remove-switch could not remove it either:
+//
+//   case         trials crashed   hung broken   dead   secs
+//   own-ring         20       0      0      0      0   28.9
+//   own-region       20       3     10      0      0   47.7
+//   other-kring      20      11     16      5      5  247.1
+//   ctl              20       0      9      4      4   47.8
+//   truncate         20      20      0      7      7   25.2
+//   unlink           20       0      0      0      0   19.9
+//
+// Causes seen: glibc robust-mutex assertions (`e != ESRCH || !robust`) and
+// futex waits forever in kring_lock (sync.c:100) on forged lock words; SIGSEGV
+// in the *next* pthread_mutex_lock (vale_ctl_lock in vale_close) after a
+// kring mutex's robust-list pointers were rewritten while held; the active-list
+// seqlock spinning forever on an odd active_seq (sync.c:185); SIGBUS in
+// deliver/vale_wait/vale_lookup_refresh on truncated files.
 import assert from "node:assert/strict";
 import { buildProg } from "./helpers/cprog.ts";
 import {
