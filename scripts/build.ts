@@ -2,7 +2,11 @@
 // the system C compiler. Re-runs only when a source or header is newer than
 // the library, so `deno task test` and the demo can call it every time.
 //
-//   deno run -A scripts/build.ts [--force] [--debug]
+//   deno run -A scripts/build.ts [--force] [--debug] [--sanitize]
+//
+// --sanitize builds build/asan/libvale.so instead, with AddressSanitizer and
+// UBSan (-O1, frame pointers kept): for C programs linked against it
+// (tests/sanitize_test.ts), not for Deno, which would need the runtime preloaded.
 //
 // CC and CFLAGS from the environment are honoured, like make.
 
@@ -11,11 +15,12 @@ import { parseArgs } from "node:util";
 const root = new URL("..", import.meta.url).pathname;
 const srcDir = `${root}c-src`;
 const outDir = `${root}build`;
-const out = `${outDir}/libvale.so`;
 
 export async function buildLibrary(
-  opts: { force?: boolean; debug?: boolean; quiet?: boolean } = {},
+  opts: { force?: boolean; debug?: boolean; sanitize?: boolean; quiet?: boolean } = {},
 ): Promise<string> {
+  const dir = opts.sanitize ? `${outDir}/asan` : outDir;
+  const out = `${dir}/libvale.so`;
   const sources: string[] = [];
   let newest = 0;
   for (const e of Deno.readDirSync(srcDir)) {
@@ -33,9 +38,11 @@ export async function buildLibrary(
   } catch { /* not built yet */ }
   if (!opts.force && built >= newest) return out;
 
-  Deno.mkdirSync(outDir, { recursive: true });
+  Deno.mkdirSync(dir, { recursive: true });
   const cc = Deno.env.get("CC") ?? "cc";
-  const flags = opts.debug
+  const flags = opts.sanitize
+    ? ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+    : opts.debug
     ? ["-O0", "-g", "-fsanitize=address,undefined"]
     : ["-O3", "-march=native", "-g"];
   const extra = (Deno.env.get("CFLAGS") ?? "").split(/\s+/).filter(Boolean);
@@ -57,7 +64,9 @@ export async function buildLibrary(
     "-lpthread",
     "-ldl",
   ];
-  if (!opts.quiet) console.error(`build: ${cc} … -o build/libvale.so (${sources.length} files)`);
+  if (!opts.quiet) {
+    console.error(`build: ${cc} … -o ${out.slice(root.length)} (${sources.length} files)`);
+  }
   let res;
   try {
     res = await new Deno.Command(cc, { args, stdout: "inherit", stderr: "inherit" }).output();
@@ -74,10 +83,14 @@ export async function buildLibrary(
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { force: { type: "boolean" }, debug: { type: "boolean" } },
+    options: {
+      force: { type: "boolean" },
+      debug: { type: "boolean" },
+      sanitize: { type: "boolean" },
+    },
   });
   try {
-    await buildLibrary({ force: values.force, debug: values.debug });
+    await buildLibrary({ force: values.force, debug: values.debug, sanitize: values.sanitize });
   } catch (e) {
     console.error((e as Error).message);
     Deno.exit(1);
