@@ -67,7 +67,7 @@ struct vale_sw {
 	uint8_t *priv;
 	uint32_t max_ports, mac_mask, age_s;
 	uint32_t test_lease_delay_us;
-	int32_t pid; /* ours, recorded in leases (getpid() once, not per batch) */ /* VALE_TEST_LEASE_DELAY_US: widen the lease window (crash tests) */
+	/* VALE_TEST_LEASE_DELAY_US above: widen the lease window (crash tests) */
 	struct vale_map *maps; /* indexed by region index */
 	pthread_mutex_t mlock; /* maps slow path and graveyard */
 	pthread_rwlock_t sync_rw; /* syncs hold it shared; unmapping takes it exclusive */

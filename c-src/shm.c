@@ -437,7 +437,6 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		}
 		break;
 	}
-	sw->pid = getpid();
 	sw->test_lease_delay_us = env_u32("VALE_TEST_LEASE_DELAY_US", 0, 0, 1000000);
 	sw->maps = calloc(sw->max_ports, sizeof(*sw->maps));
 	if (!sw->maps) {
@@ -1066,7 +1065,9 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 	e->last_probe_ns = vale_now_ns();
 	STORE_REL(&e->state, VP_ACTIVE);
 	if (!pipe) {
-		uint32_t na = sw->ctl->nactive;
+		uint32_t na = LOAD_RLX(&sw->ctl->nactive);
+		if (na >= sw->max_ports) /* shared memory: a count we cannot trust */
+			na = sw->max_ports - 1;
 		uint32_t *tmp = malloc((na + 1) * sizeof(uint32_t));
 		if (tmp) {
 			memcpy(tmp, sw->active, na * sizeof(uint32_t));

@@ -288,7 +288,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	uint32_t start = lease;
 	l->start = start;
 	l->end = ring_add(start, take_sl, n);
-	l->pid = sw->pid;
+	l->pid = (int32_t)vale_g_pid; /* right after fork() too */
 	l->done = 0;
 	k->lease_next = my + 1;
 	k->hwlease = l->end;
