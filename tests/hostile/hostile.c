@@ -77,28 +77,26 @@ static int32_t some_pid(void)
 	}
 }
 
-/* glibc's pthread_mutex_t on x86-64: int lock, count, owner, nusers, kind;
- * short spins, elision; a robust-list node (2 pointers). Any of it may be garbage. */
-static void scribble_mutex(pthread_mutex_t *m)
+/* vale's shared lock (c-src/lock.c): an owner word (pid | waiters bit 31) and
+ * an acquisition count. Any of it may be garbage: impossible pids, live pids
+ * (a holder that never lets go), the waiters bit, a count that keeps moving. */
+static void scribble_lock(struct vale_lock *l)
 {
-	uint32_t *w = (uint32_t *)m;
-	uint32_t nw = sizeof(*m) / 4;
-	switch (rndn(&rs, 8)) {
-	case 0: w[0] = rnd_edge32(&rs, 2); break;                            /* lock word */
-	case 1: w[0] = (uint32_t)some_pid() | (rndn(&rs, 2) ? 0x40000000u : 0); break; /* owner tid, OWNER_DIED */
-	case 2: w[2] = (uint32_t)some_pid(); break;                          /* __owner */
-	case 3: w[4] = rnd_edge32(&rs, 0x90); break;                         /* __kind */
-	case 4: w[1] = rnd_edge32(&rs, 1); break;                            /* __count */
-	case 5: ((uint64_t *)m)[3 + rndn(&rs, 2)] = rnd64(&rs); break;      /* robust list pointers */
-	case 6: w[rndn(&rs, nw)] = (uint32_t)rnd64(&rs); break;
-	default: memset(m, (int)rndn(&rs, 256), sizeof(*m)); break;
+	switch (rndn(&rs, 7)) {
+	case 0: l->owner = rnd_edge32(&rs, 2); break;
+	case 1: l->owner = (uint32_t)some_pid(); break;
+	case 2: l->owner = (uint32_t)some_pid() | 0x80000000u; break;
+	case 3: l->owner = (uint32_t)getpid(); break; /* "held" by us, never released */
+	case 4: l->seq = (uint32_t)rnd64(&rs); break;
+	case 5: l->owner = (uint32_t)rnd64(&rs); break;
+	default: memset(l, (int)rndn(&rs, 256), sizeof(*l)); break;
 	}
 }
 
 static void scribble_kring(struct vale_kring *k, uint32_t nslots)
 {
 	switch (rndn(&rs, 12)) {
-	case 0: case 1: scribble_mutex(&k->lock); break;
+	case 0: case 1: scribble_lock(&k->lock); break;
 	case 2: k->hwlease = rnd_edge32(&rs, nslots); break;
 	case 3: k->lease_first = rnd_edge32(&rs, k->lease_next); break;
 	case 4: k->lease_next = rnd_edge32(&rs, k->lease_first); break;
@@ -377,7 +375,7 @@ static void case_ctl(uint64_t deadline, struct out *o)
 			default: h->dead = rnd_edge32(&rs, 1); break;
 			}
 			break;
-		case 3: scribble_mutex(&h->lock); break;
+		case 3: scribble_lock(&h->lock); break;
 		case 4: { /* lookup module name */
 			const char *s = lookups[rndn(&rs, 6)];
 			if (rndn(&rs, 3) == 0)
