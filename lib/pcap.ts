@@ -555,6 +555,8 @@ export class PcapParser {
         const origLen = this.u32(b, body);
         let caplen = Math.min(origLen, end - (body + 4));
         if (iface.snaplen) caplen = Math.min(caplen, iface.snaplen);
+        // the block bounds the data, but it may be up to PCAPNG_BLOCK_SLACK over the limit
+        if (caplen > this.maxLen) this.tooLong(caplen, off);
         return {
           next: pos + total,
           rec: this.ngRecord(off, iface, 0, null, caplen, origLen, body + 4),
