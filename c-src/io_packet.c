@@ -42,7 +42,7 @@
 /* ------------------------------------------------------------------ */
 /* errors */
 
-static __thread char vio_msg[320];
+static __thread char vio_msg[512]; /* room for a hint with two interface names */
 
 int vio_err(int err, const char *fmt, ...)
 {

@@ -55,8 +55,17 @@ int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opt
 		int e = errno;
 		if (e == ENOENT)
 			return vio_err(-e, "no /dev/net/tun (CONFIG_TUN missing? modprobe tun)");
-		return vio_err(-e, "cannot open /dev/net/tun: %s%s", strerror(e),
-			       e == EACCES ? " (needs read/write permission on /dev/net/tun)" : "");
+		/* EACCES is the device's mode (0600 root on many hosts), EPERM a
+		 * security module: either way this user lacks a privilege, and
+		 * which one must not depend on how the host set the mode up */
+		if (e == EACCES || e == EPERM)
+			return vio_err(-e,
+				       "cannot open /dev/net/tun: %s (the device is not accessible "
+				       "to this user: needs read/write access to /dev/net/tun, and "
+				       "CAP_NET_ADMIN unless TAP '%s' is persistent and owned by "
+				       "this user: ip tuntap add %s mode tap user $USER)",
+				       strerror(e), ifname, ifname);
+		return vio_err(-e, "cannot open /dev/net/tun: %s", strerror(e));
 	}
 	h->fd = fd;
 	memset(&ifr, 0, sizeof ifr);

@@ -27,7 +27,7 @@ import {
   parseIpRange,
   parseMacArg,
 } from "../lib/packet.ts";
-import { readPcapFileSync } from "../lib/pcap.ts";
+import { PcapError, readPcapFileSync } from "../lib/pcap.ts";
 import { PktGen, PKTGEN_FUNCTIONS, type PktGenFunction } from "../lib/pktgen.ts";
 import { atoi, D, err, getopt, norm, out, parseNmrConfig, sleep } from "./common.ts";
 
@@ -168,8 +168,6 @@ const DEFAULT_BURST: Record<PktGenFunction, number> = {
   txseq: 512,
   rxseq: 512,
 };
-
-class UsageError extends Error {}
 
 function usage(code: number): number {
   err(USAGE);
@@ -417,22 +415,47 @@ function parse(argv: string[]): Args | number {
   return a;
 }
 
+/** A -P file that gives no packet to send; the message says why, without the path. */
+class PcapInputError extends Error {}
+
+/** Largest frame pkt-gen sends (-l's range); also the longest pcap record -P reads. */
+const MAX_PKT_SIZE = 65536;
+
+/**
+ * The first packet of a -P file. Reads only the header and that record: the
+ * file must be regular (a FIFO or device is refused before it is opened, so
+ * -P never blocks or reads forever), and a record longer than pkt-gen can
+ * send is refused from its header, before its bytes are read.
+ */
+function firstPcapPacket(file: string): Uint8Array {
+  let r;
+  try {
+    r = readPcapFileSync(file, { maxRecords: 1, maxRecordLen: MAX_PKT_SIZE, copy: true });
+  } catch (e) {
+    if (e instanceof PcapError) throw new PcapInputError(e.detail);
+    throw e;
+  }
+  if (!r.records.length) {
+    throw new PcapInputError(
+      r.error ? r.error.detail : `no packet in the file (a ${r.header?.format} header only)`,
+    );
+  }
+  const body = r.records[0].data;
+  if (body.length < 16 || body.length > MAX_PKT_SIZE) {
+    throw new PcapInputError(
+      `first packet is ${body.length} bytes, pkt-gen sends 16..${MAX_PKT_SIZE}`,
+    );
+  }
+  return body;
+}
+
 /** The frame to send: pkt-gen's Ethernet + IPv4 + UDP, or the first packet of -P FILE. */
 function buildFrame(a: Args): { frame: Uint8Array; cycle?: Uint32Array; raw: boolean } {
   let body: Uint8Array;
   let cycle: Uint32Array | undefined;
   let raw = false;
   if (a.pcap) {
-    const r = readPcapFileSync(a.pcap);
-    if (!r.records.length) {
-      throw new UsageError(
-        `failed to read packet from ${a.pcap}${r.error ? `: ${r.error.message}` : ""}`,
-      );
-    }
-    body = r.records[0].data.slice();
-    if (body.length < 16 || body.length > 65536) {
-      throw new UsageError(`${a.pcap}: packet of ${body.length} bytes [16..65536]`);
-    }
+    body = firstPcapPacket(a.pcap);
     a.size = body.length;
     if (a.minSize >= a.size) a.minSize = 0;
     raw = true;
@@ -536,12 +559,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     ({ frame, cycle, raw } = buildFrame(a));
   } catch (e) {
-    if (e instanceof PacketError || e instanceof UsageError) {
-      D("main", 3100, e.message);
-      return usage(255);
+    if (e instanceof PcapInputError) {
+      // a bad file is not a usage error: one line, what and where, no usage text
+      err(`pkt-gen: -P ${a.pcap}: ${e.message}\n`);
+      return 255;
     }
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) {
-      D("initialize_packet", 770, `failed to open pcap file ${a.pcap}`);
+    if (e instanceof PacketError) {
+      D("main", 3100, e.message);
       return usage(255);
     }
     throw e;

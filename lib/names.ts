@@ -507,6 +507,17 @@ class Parser {
       );
     }
     for (const c of digits) if (!isDigit(c)) return { base: seg, ringText: "" };
+    // "a-1-0" would be port "a-1", ring 0, whose own name "a-1" reads as port "a", ring 1
+    // (and "a--0" port "a-", whose name does not parse): a name ending in '-' or '-N' cannot
+    // carry a ring selector, or its identity name would mean another port (found by fuzzing)
+    const clash = /-\d*$/.exec(seg.slice(0, dash));
+    if (clash) {
+      this.fail(
+        `'${clash[0]}' before the ring selector '${seg.slice(dash)}': a name that ends in ` +
+          "'-' or '-N' cannot take a ring selector (give one '-N')",
+        segPos + clash.index,
+      );
+    }
     return {
       base: seg.slice(0, dash),
       ring: this.ringNumber(digits, segPos + dash + 1),

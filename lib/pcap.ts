@@ -25,6 +25,15 @@
  *
  * @module
  */
+import {
+  FileGuardError,
+  openGuarded,
+  openGuardedSync,
+  pathText,
+  readChunk,
+  readChunkSync,
+  tooLarge,
+} from "./file_guard.ts";
 
 /** pcap magic, microsecond timestamps. */
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
@@ -53,12 +62,19 @@ export type PcapErrorKind =
   | "truncated-record"
   | "caplen-exceeds-snaplen"
   | "absurd-length"
-  | "bad-block";
+  | "bad-block"
+  // the file itself, before any byte is parsed (file readers only)
+  | "not-a-file"
+  | "unreadable"
+  | "too-large";
 
 /**
  * A damaged or unsupported capture. `offset` is the byte offset in the file
  * of the structure that is wrong (the file header, a record header, a pcapng
  * block); `records` is how many complete records came before it.
+ *
+ * The file readers also throw it, with `path` set, for a file that cannot be
+ * read at all (`not-a-file`, `unreadable`, `too-large`; offset and records 0).
  */
 export class PcapError extends Error {
   /** Machine-readable reason. */
@@ -67,13 +83,31 @@ export class PcapError extends Error {
   readonly offset: number;
   /** Number of complete records read before the damage. */
   readonly records: number;
-  /** Create the error; `what` describes the damage. */
-  constructor(kind: PcapErrorKind, offset: number, records: number, what: string) {
-    super(`pcap: ${what} at byte offset ${offset} (after ${records} complete records)`);
+  /** What and where, without the `pcap: ` prefix (and without the path): for tools' own prefix. */
+  readonly detail: string;
+  /** The file, when a file reader raised the error about the file itself. */
+  readonly path: string | undefined;
+  /**
+   * Create the error; `what` describes the damage. With `file`, the error is
+   * about the file itself: the message names the path and no offset.
+   */
+  constructor(
+    kind: PcapErrorKind,
+    offset: number,
+    records: number,
+    what: string,
+    file?: { path: string; cause?: unknown },
+  ) {
+    const detail = file
+      ? what
+      : `${what} at byte offset ${offset} (after ${records} complete records)`;
+    super(file ? `pcap: ${file.path}: ${detail}` : `pcap: ${detail}`, { cause: file?.cause });
     this.name = "PcapError";
     this.kind = kind;
     this.offset = offset;
     this.records = records;
+    this.detail = detail;
+    this.path = file?.path;
   }
 }
 
@@ -127,7 +161,17 @@ export interface PcapReadOptions {
    * for the stream readers, whose chunks may be reused).
    */
   copy?: boolean;
+  /**
+   * Longest record accepted, in bytes (default and maximum {@link MAX_RECORD_LEN}).
+   * A longer caplen (pcapng: a longer block, less {@link PCAPNG_BLOCK_SLACK}) is
+   * reported as damage as soon as its header is read, before any of its bytes
+   * are buffered: this bounds the memory a reader uses whatever the file says.
+   */
+  maxRecordLen?: number;
 }
+
+/** Bytes a pcapng block may have beyond its packet data (headers, options) under maxRecordLen. */
+export const PCAPNG_BLOCK_SLACK = 65536;
 
 interface Iface {
   linkType: number;
@@ -157,6 +201,7 @@ export class PcapParser {
   private count = 0;
   private failed: PcapError | null = null;
   private readonly copy: boolean;
+  private readonly maxLen: number;
   // pcap
   private le = true;
   private nano = false;
@@ -168,6 +213,11 @@ export class PcapParser {
   /** Create a parser; `copy` defaults to true here. */
   constructor(opts: PcapReadOptions = {}) {
     this.copy = opts.copy ?? true;
+    const m = opts.maxRecordLen ?? MAX_RECORD_LEN;
+    if (!Number.isInteger(m) || m < 0 || m > MAX_RECORD_LEN) {
+      throw new RangeError(`maxRecordLen ${m} not in [0..${MAX_RECORD_LEN}]`);
+    }
+    this.maxLen = m;
   }
 
   /** Number of complete records produced so far. */
@@ -353,9 +403,7 @@ export class PcapParser {
     const frac = this.u32(b, pos + 4);
     const caplen = this.u32(b, pos + 8);
     const origLen = this.u32(b, pos + 12);
-    if (caplen > MAX_RECORD_LEN) {
-      this.fail("absurd-length", off, `absurd record length: caplen ${caplen}`);
-    }
+    if (caplen > this.maxLen) this.tooLong(caplen, off);
     if (this.snaplen !== 0 && caplen > this.snaplen) {
       this.fail(
         "caplen-exceeds-snaplen",
@@ -416,11 +464,19 @@ export class PcapParser {
       this.fail("bad-magic", off, "bad magic (not a pcap or pcapng file)");
     }
     const total = this.u32(b, pos + 4);
-    if (total < 12 || total % 4 !== 0 || total > MAX_RECORD_LEN + 64) {
+    if (total < 12 || total % 4 !== 0) {
       this.fail(
         "bad-block",
         off,
         `pcapng block of type 0x${type.toString(16)} with bad length ${total}`,
+      );
+    }
+    if (total > this.maxLen + PCAPNG_BLOCK_SLACK) {
+      this.fail(
+        "bad-block",
+        off,
+        `pcapng block of type 0x${type.toString(16)} with absurd length ${total} ` +
+          `(over the ${this.maxLen + PCAPNG_BLOCK_SLACK}-byte limit)`,
       );
     }
     if (avail < total) return this.wait(total);
@@ -499,6 +555,8 @@ export class PcapParser {
         const origLen = this.u32(b, body);
         let caplen = Math.min(origLen, end - (body + 4));
         if (iface.snaplen) caplen = Math.min(caplen, iface.snaplen);
+        // the block bounds the data, but it may be up to PCAPNG_BLOCK_SLACK over the limit
+        if (caplen > this.maxLen) this.tooLong(caplen, off);
         return {
           next: pos + total,
           rec: this.ngRecord(off, iface, 0, null, caplen, origLen, body + 4),
@@ -523,11 +581,18 @@ export class PcapParser {
     return i;
   }
 
+  /** A caplen over the limit: say which limit. */
+  private tooLong(caplen: number, off: number): never {
+    this.fail(
+      "absurd-length",
+      off,
+      `absurd record length: caplen ${caplen} is over the ${this.maxLen}-byte limit`,
+    );
+  }
+
   /** Validate a pcapng packet's lengths. */
   private checkLens(caplen: number, origLen: number, snaplen: number, off: number): void {
-    if (caplen > MAX_RECORD_LEN) {
-      this.fail("absurd-length", off, `absurd record length: caplen ${caplen}`);
-    }
+    if (caplen > this.maxLen) this.tooLong(caplen, off);
     if (snaplen !== 0 && caplen > snaplen) {
       this.fail(
         "caplen-exceeds-snaplen",
@@ -611,7 +676,7 @@ export class PcapReader implements Iterable<PcapRecord> {
   constructor(bytes: Uint8Array, opts: PcapReadOptions = {}) {
     this.bytes = bytes;
     this.opts = opts;
-    const p = new PcapParser({ copy: false });
+    const p = new PcapParser({ copy: false, maxRecordLen: opts.maxRecordLen });
     // parse up to the first record; damage after the header is reported by the iterator
     try {
       for (const _ of p.feed(bytes)) break;
@@ -624,7 +689,7 @@ export class PcapReader implements Iterable<PcapRecord> {
 
   /** Records in file order; throws {@link PcapError} after the last good one if damaged. */
   *[Symbol.iterator](): Generator<PcapRecord, void, undefined> {
-    const p = new PcapParser({ copy: this.opts.copy ?? false });
+    const p = new PcapParser({ ...this.opts, copy: this.opts.copy ?? false });
     yield* p.feed(this.bytes);
     p.finish();
   }
@@ -642,7 +707,7 @@ export interface PcapReadResult {
 
 /** Read a whole capture without throwing: the complete records and the error (if any). */
 export function readPcap(bytes: Uint8Array, opts: PcapReadOptions = {}): PcapReadResult {
-  const p = new PcapParser({ copy: opts.copy ?? false });
+  const p = new PcapParser({ ...opts, copy: opts.copy ?? false });
   const records: PcapRecord[] = [];
   try {
     for (const r of p.feed(bytes)) records.push(r);
@@ -654,17 +719,166 @@ export function readPcap(bytes: Uint8Array, opts: PcapReadOptions = {}): PcapRea
   return { header: p.header, records, error: null };
 }
 
-/** {@link readPcap} on a file. */
-export function readPcapFileSync(path: string | URL, opts: PcapReadOptions = {}): PcapReadResult {
-  return readPcap(Deno.readFileSync(path), opts);
+/** Options of the file readers. */
+export interface PcapFileOptions extends PcapReadOptions {
+  /**
+   * Most bytes read from the file (default {@link MAX_PCAP_FILE_BYTES}). A
+   * larger file is refused up front (kind `too-large`); one that turns out
+   * larger than its size said is refused when the limit is passed.
+   */
+  maxBytes?: number;
+  /** Stop after this many records and read no further (default: all). */
+  maxRecords?: number;
+  /**
+   * Most records a whole-file read keeps (default {@link MAX_PCAP_FILE_RECORDS});
+   * more is refused (kind `too-large`). Each record costs some 300 bytes of
+   * memory besides its data, so a file of empty records would otherwise cost
+   * twenty times its size.
+   */
+  recordLimit?: number;
 }
 
-/** {@link readPcap} on a file. */
+/** Default limit of the whole-file readers: 256 MiB (stream bigger files with {@link openPcap}). */
+export const MAX_PCAP_FILE_BYTES = 256 * 1024 * 1024;
+/** Default record limit of the whole-file readers (about 300 MB of record objects). */
+export const MAX_PCAP_FILE_RECORDS = 1_000_000;
+const FILE_CHUNK = 256 * 1024;
+
+/** A FileGuardError (or anything thrown while opening) as a PcapError about the file. */
+function fileError(e: unknown, path: string | URL): PcapError {
+  if (e instanceof PcapError) return e;
+  const p = pathText(path);
+  if (e instanceof FileGuardError) {
+    const kind = e.reason === "not-regular"
+      ? "not-a-file"
+      : e.reason === "too-large"
+      ? "too-large"
+      : "unreadable";
+    return new PcapError(kind, 0, 0, e.message, { path: p, cause: e });
+  }
+  return new PcapError("unreadable", 0, 0, `cannot read: ${e}`, { path: p, cause: e });
+}
+
+/** Shared loop of the whole-file readers: feed chunks until the end or maxRecords. */
+class FileLoad {
+  readonly records: PcapRecord[] = [];
+  readonly parser: PcapParser;
+  private total = 0;
+  private readonly max: number;
+  private readonly maxRecords: number;
+  private readonly recordLimit: number;
+
+  constructor(readonly path: string, opts: PcapFileOptions) {
+    this.max = opts.maxBytes ?? MAX_PCAP_FILE_BYTES;
+    this.maxRecords = opts.maxRecords ?? Infinity;
+    this.recordLimit = opts.recordLimit ?? MAX_PCAP_FILE_RECORDS;
+    if (!(this.max >= 0) || !(this.maxRecords >= 0)) {
+      throw new RangeError(`bad maxBytes ${opts.maxBytes} or maxRecords ${opts.maxRecords}`);
+    }
+    this.parser = new PcapParser({ ...opts, copy: opts.copy ?? false });
+  }
+
+  /** Refuse a file whose size is already over the limit (unless only a few records are wanted). */
+  checkSize(size: number): void {
+    if (this.maxRecords === Infinity && size > this.max) {
+      throw fileError(tooLarge(this.path, this.max, size), this.path);
+    }
+  }
+
+  /** The next chunk buffer: fresh each time, since records may be views into it. */
+  buffer(): Uint8Array {
+    return new Uint8Array(Math.min(FILE_CHUNK, this.max - this.total + 1));
+  }
+
+  /** Feed `n` bytes of `buf`; true when no more are needed. */
+  feed(buf: Uint8Array, n: number): boolean {
+    this.total += n;
+    if (this.total > this.max) throw fileError(tooLarge(this.path, this.max), this.path);
+    for (const r of this.parser.feed(buf.subarray(0, n))) {
+      if (this.records.length >= this.recordLimit) {
+        throw new PcapError(
+          "too-large",
+          0,
+          0,
+          `file too large: more than ${this.recordLimit} records, the limit for reading it whole`,
+          { path: this.path },
+        );
+      }
+      this.records.push(r);
+      if (this.records.length >= this.maxRecords) return true;
+    }
+    return false;
+  }
+
+  /** The result after the last chunk (`done`: stopped early, no truncation check). */
+  result(done: boolean, e?: unknown): PcapReadResult {
+    if (e === undefined && !done) {
+      try {
+        this.parser.finish();
+      } catch (f) {
+        e = f;
+      }
+    }
+    if (e !== undefined && !(e instanceof PcapError && e.path === undefined)) throw e;
+    return { header: this.parser.header, records: this.records, error: (e as PcapError) ?? null };
+  }
+}
+
+/**
+ * {@link readPcap} on a file, read with care: only a regular file is read
+ * (a FIFO, device or directory is refused before it is opened), at most
+ * `maxBytes` of it, and with `maxRecords` no more than needed. Throws
+ * {@link PcapError} (kind `not-a-file`, `unreadable`, `too-large`; `path`
+ * set) when the file cannot be read; damage inside it is returned in `error`.
+ */
+export function readPcapFileSync(path: string | URL, opts: PcapFileOptions = {}): PcapReadResult {
+  const load = new FileLoad(pathText(path), opts);
+  let f: Deno.FsFile;
+  try {
+    f = openGuardedSync(path);
+    load.checkSize(f.statSync().size);
+  } catch (e) {
+    throw fileError(e, path);
+  }
+  try {
+    for (;;) {
+      const buf = load.buffer();
+      const n = readChunkSync(f, load.path, buf);
+      if (n === null) return load.result(false);
+      if (load.feed(buf, n)) return load.result(true);
+    }
+  } catch (e) {
+    return load.result(false, e instanceof FileGuardError ? fileError(e, path) : e);
+  } finally {
+    f.close();
+  }
+}
+
+/** Async {@link readPcapFileSync}. */
 export async function readPcapFile(
   path: string | URL,
-  opts: PcapReadOptions = {},
+  opts: PcapFileOptions = {},
 ): Promise<PcapReadResult> {
-  return readPcap(await Deno.readFile(path), opts);
+  const load = new FileLoad(pathText(path), opts);
+  let f: Deno.FsFile;
+  try {
+    f = await openGuarded(path);
+    load.checkSize((await f.stat()).size);
+  } catch (e) {
+    throw fileError(e, path);
+  }
+  try {
+    for (;;) {
+      const buf = load.buffer();
+      const n = await readChunk(f, load.path, buf);
+      if (n === null) return load.result(false);
+      if (load.feed(buf, n)) return load.result(true);
+    }
+  } catch (e) {
+    return load.result(false, e instanceof FileGuardError ? fileError(e, path) : e);
+  } finally {
+    f.close();
+  }
 }
 
 /**
@@ -676,23 +890,48 @@ export async function* readPcapStream(
   source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   opts: PcapReadOptions = {},
 ): AsyncGenerator<PcapRecord, void, undefined> {
-  const p = new PcapParser({ copy: opts.copy ?? true });
+  const p = new PcapParser({ ...opts, copy: opts.copy ?? true });
   for await (const chunk of source as AsyncIterable<Uint8Array>) yield* p.feed(chunk);
   p.finish();
 }
 
-/** {@link readPcapStream} over a file, closed when the iteration ends. */
+/**
+ * {@link readPcapStream} over a file, closed when the iteration ends. A
+ * regular file or a FIFO (e.g. `tcpdump -w` into a named pipe: opening it
+ * waits for the writer); anything else is refused with a {@link PcapError}
+ * (kind `not-a-file`). Memory stays bounded by `maxRecordLen` whatever the
+ * file's size.
+ */
 export async function* openPcap(
   path: string | URL,
   opts: PcapReadOptions = {},
 ): AsyncGenerator<PcapRecord, void, undefined> {
-  const f = await Deno.open(path, { read: true });
+  let f: Deno.FsFile;
   try {
-    yield* readPcapStream(f.readable, opts);
+    f = await openGuarded(path, { allowFifo: true });
+  } catch (e) {
+    throw fileError(e, path);
+  }
+  try {
+    // our own chunks are fresh buffers: records need no copy unless asked
+    yield* readPcapStream(readFileChunks(f, pathText(path)), { ...opts, copy: opts.copy ?? false });
   } finally {
+    f.close();
+  }
+}
+
+/** A file's chunks; read errors as PcapErrors. */
+async function* readFileChunks(f: Deno.FsFile, path: string): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const buf = new Uint8Array(FILE_CHUNK);
+    let n: number | null;
     try {
-      f.close();
-    } catch { /* already closed by the stream */ }
+      n = await readChunk(f, path, buf);
+    } catch (e) {
+      throw fileError(e, path);
+    }
+    if (n === null) return;
+    yield buf.subarray(0, n);
   }
 }
 

@@ -288,27 +288,74 @@ Deno.test({
           catch (e) { out[k] = e.code + " " + e.message; }
         }
         console.log(JSON.stringify(out));`;
-      const r = await new Deno.Command("setpriv", {
-        args: [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          "--inh-caps=-all",
-          Deno.execPath(),
-          "eval",
-          code,
-        ],
-        env: { DENO_DIR: denoDir, HOME: denoDir, DENO_NO_UPDATE_CHECK: "1" },
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(30000),
-      }).output();
-      const text = dec.decode(r.stdout).trim();
-      assert.ok(r.success && text, `child failed: ${dec.decode(r.stderr)}`);
-      const out = JSON.parse(text.split("\n").pop()!);
-      assert.match(out.packet, /^EPERM .*needs CAP_NET_RAW/, out.packet);
-      assert.match(out.xdp, /^EPERM .*needs CAP_NET_RAW/, out.xdp);
-      assert.match(out.tap, /^EPERM .*needs CAP_NET_ADMIN/, out.tap);
+      const unprivileged = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        Deno.execPath(),
+        "eval",
+        code,
+      ];
+      /** Run the probe as nobody; with `tunMode`, over a private /dev/net/tun of that mode. */
+      const probe = async (tunMode?: number) => {
+        let cmd = unprivileged;
+        if (tunMode !== undefined) {
+          // the host's /dev/net/tun is 0666 on some distributions and 0600 on others: the
+          // child gets its own node (same device numbers, our mode) bind-mounted over it in a
+          // private mount namespace, so both cases run whatever the host has
+          const node = `${denoDir}/tun-${tunMode.toString(8)}`;
+          const st = Deno.statSync("/dev/net/tun");
+          const rdev = st.rdev ?? 0;
+          const major = (rdev >> 8) & 0xfff, minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+          const mk = new Deno.Command("mknod", {
+            args: ["-m", tunMode.toString(8), node, "c", `${major}`, `${minor}`],
+          }).outputSync();
+          assert.ok(mk.success, new TextDecoder().decode(mk.stderr));
+          cmd = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount --bind "$1" /dev/net/tun && shift && exec "$@"',
+            "sh",
+            node,
+            ...unprivileged,
+          ];
+        }
+        const r = await new Deno.Command(cmd[0], {
+          args: cmd.slice(1),
+          env: { DENO_DIR: denoDir, HOME: denoDir, DENO_NO_UPDATE_CHECK: "1" },
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(30000),
+        }).output();
+        const text = dec.decode(r.stdout).trim();
+        assert.ok(r.success && text, `child failed: ${dec.decode(r.stderr)}`);
+        return JSON.parse(text.split("\n").pop()!);
+      };
+      if (!haveCmd("unshare", ["--version"]) || !haveCmd("mknod", ["--version"])) {
+        // cannot pin the mode: the host's decides which error comes; both name the privilege
+        const out = await probe();
+        assert.match(out.packet, /^EPERM .*needs CAP_NET_RAW/, out.packet);
+        assert.match(out.tap, /^(EPERM|EACCES) .*needs .*CAP_NET_ADMIN/, out.tap);
+        return;
+      }
+      // 0666 (Debian, Ubuntu): the open works, creating the TAP is refused
+      const open = await probe(0o666);
+      assert.match(open.packet, /^EPERM .*needs CAP_NET_RAW/, open.packet);
+      assert.match(open.xdp, /^EPERM .*needs CAP_NET_RAW/, open.xdp);
+      assert.match(open.tap, /^EPERM .*needs CAP_NET_ADMIN/, open.tap);
+      // 0600 (a fresh machine, some distributions): the open itself is refused
+      const closed = await probe(0o600);
+      assert.match(
+        closed.tap,
+        /^EACCES cannot open \/dev\/net\/tun: .*not accessible to this user: needs read\/write access to \/dev\/net\/tun, and CAP_NET_ADMIN/,
+        closed.tap,
+      );
     } finally {
       try {
         ip("link", "del", a);

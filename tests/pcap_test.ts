@@ -26,27 +26,10 @@ import {
   parseUDP,
   swapForPong,
 } from "../lib/packet.ts";
+import { END, frames, LENS, OFF, sample, samplePcapng } from "./helpers/pcap_samples.ts";
 
 // ---------------------------------------------------------------------------
-// helpers
-
-const LENS = [60, 100, 1514];
-/** byte offsets of the three records of sample(): header is 24 bytes */
-const OFF = [24, 24 + 16 + 60, 24 + 16 + 60 + 16 + 100];
-const END = OFF[2] + 16 + 1514;
-
-function frames(): Uint8Array[] {
-  return LENS.map((length, i) => buildUdpFrame({ length, srcPort: 1000 + i }));
-}
-
-function sample(
-  opts: { nanosecond?: boolean; bigEndian?: boolean; snaplen?: number } = {},
-): Uint8Array {
-  return encodePcap(
-    frames().map((data, i) => ({ data, ts: { sec: 1_700_000_000 + i, nsec: 123_456_789 + i } })),
-    opts,
-  );
-}
+// helpers (the sample files live in helpers/pcap_samples.ts, shared with tests/fuzz/)
 
 function chunks(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
   let o = 0;
@@ -419,85 +402,6 @@ Deno.test("openPcap streams a file and closes it", async () => {
 // ---------------------------------------------------------------------------
 // pcapng
 
-function ngBlock(type: number, body: Uint8Array, le: boolean): Uint8Array {
-  const padded = (body.length + 3) & ~3;
-  const total = 12 + padded;
-  const b = new Uint8Array(total);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, type, le);
-  dv.setUint32(4, total, le);
-  b.set(body, 8);
-  dv.setUint32(total - 4, total, le);
-  return b;
-}
-
-function bytesOf(le: boolean, ...fields: [number, 1 | 2 | 4][]): Uint8Array {
-  const n = fields.reduce((a, [, s]) => a + s, 0);
-  const b = new Uint8Array(n);
-  const dv = new DataView(b.buffer);
-  let o = 0;
-  for (const [v, s] of fields) {
-    if (s === 1) dv.setUint8(o, v);
-    else if (s === 2) dv.setUint16(o, v, le);
-    else dv.setUint32(o, v, le);
-    o += s;
-  }
-  return b;
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function samplePcapng(le: boolean): Uint8Array {
-  const f = frames();
-  const shb = ngBlock(
-    0x0a0d0d0a,
-    bytesOf(le, [0x1a2b3c4d, 4], [1, 2], [0, 2], [0xffffffff, 4], [0xffffffff, 4]),
-    le,
-  );
-  // interface 0: ethernet, tsresol 10^-9; interface 1: ethernet, default µs
-  const idb0 = ngBlock(
-    1,
-    bytesOf(le, [1, 2], [0, 2], [0, 4], [9, 2], [1, 2], [9, 1], [0, 1], [0, 1], [0, 1], [0, 2], [
-      0,
-      2,
-    ]),
-    le,
-  );
-  const idb1 = ngBlock(1, bytesOf(le, [1, 2], [0, 2], [65535, 4]), le);
-  const ts = 1_700_000_000n * 1_000_000_000n + 42n;
-  const epb0 = ngBlock(
-    6,
-    cat(
-      bytesOf(le, [0, 4], [Number(ts >> 32n), 4], [Number(ts & 0xffffffffn), 4], [60, 4], [60, 4]),
-      f[0],
-    ),
-    le,
-  );
-  const isb = ngBlock(5, bytesOf(le, [0, 4], [0, 4], [0, 4]), le); // skipped
-  const tsUs = 1_700_000_001n * 1_000_000n + 7n;
-  const epb1 = ngBlock(
-    6,
-    cat(
-      bytesOf(le, [1, 4], [Number(tsUs >> 32n), 4], [Number(tsUs & 0xffffffffn), 4], [99, 4], [
-        100,
-        4,
-      ]),
-      f[1].subarray(0, 99),
-    ),
-    le,
-  );
-  const spb = ngBlock(3, cat(bytesOf(le, [1514, 4]), f[2]), le);
-  return cat(shb, idb0, idb1, epb0, isb, epb1, spb);
-}
-
 Deno.test("pcapng reading (a plus)", async (t) => {
   for (const le of [true, false]) {
     await t.step(
@@ -722,4 +626,103 @@ Deno.test({
       await Deno.remove(dst);
     }
   },
+});
+
+// ---------------------------------------------------------------------------
+// the file readers take user paths: open with care, bounded memory
+
+Deno.test("file readers: non-files refused before opening, sizes capped, reads bounded", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "vale-pcap-files-" });
+  const fifo = `${dir}/fifo`;
+  new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+  const good = `${dir}/good.pcap`;
+  Deno.writeFileSync(good, sample());
+  /** every whole-file reader throws the same file-level PcapError */
+  const refused = async (path: string, kind: PcapErrorKind, re: RegExp, opts = {}) => {
+    for (
+      const [how, f] of [
+        ["readPcapFileSync", () => readPcapFileSync(path, opts)],
+        ["readPcapFile", () => readPcapFile(path, opts)],
+      ] as const
+    ) {
+      const t0 = Date.now();
+      const e = await (async () => {
+        try {
+          await f();
+        } catch (e) {
+          return e;
+        }
+      })();
+      assert.ok(e instanceof PcapError, `${how} ${path}: ${e}`);
+      assert.equal(e.kind, kind, `${how}: ${e.message}`);
+      assert.equal(e.path, path);
+      assert.match(e.message, re, how);
+      assert.equal(e.message, `pcap: ${path}: ${e.detail}`);
+      assert.ok(Date.now() - t0 < 2000, `${how} ${path} answers at once`);
+    }
+  };
+  try {
+    await t.step("a directory, a FIFO, /dev/zero, a missing file", async () => {
+      await refused(dir, "not-a-file", /is a directory, not a regular file/);
+      await refused(fifo, "not-a-file", /is a FIFO \(named pipe\), not a regular file/);
+      await refused("/dev/zero", "not-a-file", /is a character device, not a regular file/);
+      await refused(`${dir}/nope`, "unreadable", /cannot open: no such file/);
+    });
+    await t.step("too large: refused from its size, or when the limit is passed", async () => {
+      await refused(good, "too-large", /\d+ bytes, the limit for reading it whole is 100 bytes/, {
+        maxBytes: 100,
+      });
+      // with maxRecords the size is not checked up front (a few records of a big file are
+      // fine), but reading still stops at the limit: a file's size may lie (/proc) or grow
+      await refused(good, "too-large", /more than 100 bytes/, { maxBytes: 100, maxRecords: 10 });
+      // records cost memory beyond their bytes (a file of empty records): capped too
+      await refused(good, "too-large", /more than 2 records, the limit/, { recordLimit: 2 });
+    });
+    await t.step("maxRecords reads no further; maxRecordLen refuses from the header", () => {
+      const big = `${dir}/big.pcap`;
+      using f = Deno.openSync(big, { write: true, create: true });
+      f.writeSync(sample());
+      f.truncateSync(8 * 1024 * 1024 * 1024); // sparse 8 GiB: over any limit, but one record is enough
+      const r = readPcapFileSync(big, { maxRecords: 1 });
+      assert.equal(r.error, null);
+      assert.equal(r.records.length, 1);
+      assert.deepEqual(r.records[0].data, frames()[0]);
+      const cut = readPcapFileSync(good, { maxRecordLen: 1000 });
+      assert.equal(cut.records.length, 2);
+      assert.equal(cut.error?.kind, "absurd-length");
+      assert.match(cut.error!.message, /caplen 1514 is over the 1000-byte limit at byte offset/);
+      assert.throws(() => readPcapFileSync(big), /too large: 8589934592 bytes/);
+    });
+    await t.step("openPcap: a directory or device refused; a FIFO streams", async () => {
+      for (const [p, re] of [[dir, /directory/], ["/dev/zero", /character device/]] as const) {
+        const s = await collectStream(openPcap(p));
+        assert.ok(s.error instanceof PcapError && s.error.kind === "not-a-file", `${p}`);
+        assert.match(s.error.message, re);
+      }
+      const writer = (async () => {
+        const w = await Deno.open(fifo, { write: true });
+        await w.write(sample());
+        w.close();
+      })();
+      const s = await collectStream(openPcap(fifo));
+      await writer;
+      assert.equal(s.error, null);
+      assert.equal(s.records.length, 3);
+    });
+    await t.step("a pcapng block longer than the limit is refused before it is buffered", () => {
+      const bytes = samplePcapng(true);
+      // every packet block honours the limit, the simple packet block too (whose data the
+      // block length bounds: the fuzzer found it let 1514 bytes through a limit of 100)
+      const r = readPcap(bytes, { maxRecordLen: 100 });
+      assert.equal(r.records.length, 2);
+      assert.equal(r.error?.kind, "absurd-length");
+      assert.match(r.error!.message, /caplen 1514 is over the 100-byte limit/);
+      const huge = patch32(bytes, bytes.length - (12 + 4 + 1516) + 4, 0x7ffffff0);
+      const h = readPcap(huge);
+      assert.equal(h.error?.kind, "bad-block");
+      assert.match(h.error!.message, /absurd length 2147483632 \(over the \d+-byte limit\)/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -513,3 +513,72 @@ Deno.test("pkt-gen rxseq reports gaps (drops) and reordering", async (t) => {
     assert.match(r.stderr, /Sequence OUT OF ORDER: exp 6 found 3/);
   });
 });
+
+Deno.test("pkt-gen -P with bad inputs: one line, what and where, non-zero status, at once", async (t) => {
+  await using run = await tempRunDir();
+  const dir = await Deno.makeTempDir({ prefix: "vale-pktgen-P-" });
+  try {
+    const fifo = `${dir}/fifo`;
+    assert.ok(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success);
+    const good = encodePcap([buildUdpFrame({ length: 60 }), buildUdpFrame({ length: 100 })]);
+    Deno.writeFileSync(`${dir}/truncated.pcap`, good.subarray(0, 24 + 16 + 30));
+    const huge = good.slice(0, 24 + 16 + 60);
+    new DataView(huge.buffer).setUint32(24 + 8, 0x7fffffff, true); // caplen
+    new DataView(huge.buffer).setUint32(24 + 12, 0x7fffffff, true); // len
+    new DataView(huge.buffer).setUint32(16, 0xffffffff, true); // snaplen
+    Deno.writeFileSync(`${dir}/huge-caplen.pcap`, huge);
+    Deno.writeFileSync(`${dir}/garbage.pcap`, new TextEncoder().encode("<html>not a pcap</html>"));
+    Deno.writeFileSync(`${dir}/header-only.pcap`, good.subarray(0, 24));
+    const cases: [string, string, RegExp][] = [
+      ["/dev/zero", "/dev/zero", /is a character device, not a regular file$/],
+      ["a FIFO (nobody writes)", fifo, /is a FIFO \(named pipe\), not a regular file$/],
+      ["a directory", dir, /is a directory, not a regular file$/],
+      ["a missing file", `${dir}/nope.pcap`, /cannot open: no such file$/],
+      [
+        "a truncated file",
+        `${dir}/truncated.pcap`,
+        /record body cut short: caplen 60 but only 30 bytes .* at byte offset 24 \(after 0/,
+      ],
+      [
+        "a record with a huge caplen",
+        `${dir}/huge-caplen.pcap`,
+        /caplen 2147483647 is over the 65536-byte limit at byte offset 24/,
+      ],
+      ["a garbage header", `${dir}/garbage.pcap`, /bad magic 0x3c68746d .* at byte offset 0/],
+      ["a header and no packet", `${dir}/header-only.pcap`, /no packet in the file/],
+    ];
+    for (const [what, path, re] of cases) {
+      await t.step(what, async () => {
+        const t0 = Date.now();
+        const r = await startTool("pkt-gen", ["-i", "vale0:p", "-f", "tx", "-P", path], run.dir)
+          .within(20000);
+        assert.equal(r.code, 255, r.stderr);
+        const lines = r.stderr.split("\n").filter((l) => l.startsWith("pkt-gen:"));
+        assert.equal(lines.length, 1, r.stderr);
+        assert.ok(lines[0].startsWith(`pkt-gen: -P ${path}: `), lines[0]);
+        assert.match(lines[0], re);
+        // no stack trace, no usage text, nothing sent
+        assert.doesNotMatch(r.stderr, /^\s+at |Uncaught|Usage:/m, r.stderr);
+        assert.equal(r.stdout, "");
+        assert.ok(Date.now() - t0 < 15000, `${what}: took ${Date.now() - t0} ms`);
+      });
+    }
+    await t.step("a sparse 16 GiB file: only the first packet is read", async () => {
+      const big = `${dir}/big.pcap`;
+      {
+        using f = Deno.openSync(big, { write: true, create: true });
+        f.writeSync(good);
+        f.truncateSync(16 * 1024 * 1024 * 1024);
+      }
+      const r = await startTool(
+        "pkt-gen",
+        ["-i", "vale0:p", "-f", "tx", "-n", "1", "-P", big],
+        run.dir,
+      ).within(20000);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(summary(r.stdout)!.size, 60);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
