@@ -30,7 +30,10 @@ static void bell_ring(struct vale_sw *sw, struct vale_map *m, uint32_t region_id
 		 * own port index is not known here: its bell is looked up by the caller) */
 		char p[PATH_MAX + 32];
 		snprintf(p, sizeof(p), "%s/p%u.bell", sw->dir, region_idx);
-		m->bell_fd[end] = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		/* O_RDWR, not O_WRONLY: we then count as a reader ourselves, so a
+		 * write after the owner closed its end cannot raise SIGPIPE (which
+		 * kills). A client can set the bell bit of a port nobody reads. */
+		m->bell_fd[end] = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	}
 	if (m->bell_fd[end] >= 0) {
 		char c = 1;
