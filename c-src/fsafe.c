@@ -52,6 +52,29 @@ bool vale_in_group(uint32_t gid)
 	return in;
 }
 
+/* "root" or "root or uid N": who may own what we use */
+static const char *owners_str(char *buf, size_t n)
+{
+	uid_t me = geteuid();
+	if (me == 0)
+		snprintf(buf, n, "root");
+	else
+		snprintf(buf, n, "root or uid %u", (unsigned)me);
+	return buf;
+}
+
+static const char *type_str(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return "a regular file";
+	case S_IFDIR: return "a directory";
+	case S_IFLNK: return "a symbolic link";
+	case S_IFIFO: return "a FIFO";
+	case S_IFSOCK: return "a socket";
+	default: return "a device";
+	}
+}
+
 static const char *me_str(char *buf, size_t n)
 {
 	uid_t me = geteuid();
@@ -67,14 +90,14 @@ static int check_path_dir(const char *what, const char *shown, const struct stat
 			  const char *hint)
 {
 	uid_t me = geteuid();
-	char who[32];
+	char who[32], owners[48];
 	if (!S_ISDIR(st->st_mode))
 		return vale_err(ENOTDIR, "%s: %s is not a directory", what, shown);
 	if (st->st_uid != 0 && st->st_uid != me)
 		return vale_err(EACCES,
-				"%s: %s belongs to uid %u (expected root or %s); refusing to use it as "
-				"%s (%s)",
-				what, shown, (unsigned)st->st_uid, me_str(who, sizeof(who)), who, hint);
+				"%s: %s belongs to uid %u (expected %s); refusing to use it as %s (%s)",
+				what, shown, (unsigned)st->st_uid, owners_str(owners, sizeof(owners)),
+				me_str(who, sizeof(who)), hint);
 	if ((st->st_mode & 022) && !(st->st_mode & S_ISVTX))
 		return vale_err(EACCES,
 				"%s: %s is writable by %s (mode %04o, not sticky); refusing to use it (%s)",
@@ -201,11 +224,6 @@ static int check_swdir(struct vale_sw *sw, const struct stat *st)
 	if (!S_ISDIR(st->st_mode))
 		return vale_err(ENOTDIR, "switch %s (%s) is not a directory (remove it)", sw->name,
 				sw->dir);
-	if (m & S_IWOTH)
-		return vale_err(EACCES,
-				"switch %s (%s) is writable by everyone (mode %04o, owner uid %u); "
-				"refusing to use it (remove it)",
-				sw->name, sw->dir, (unsigned)m, (unsigned)st->st_uid);
 	if (st->st_uid != me) {
 		if (me == 0)
 			return vale_err(EACCES,
@@ -219,6 +237,11 @@ static int check_swdir(struct vale_sw *sw, const struct stat *st)
 					"yours); its owner can share it with --group / VALE_GROUP",
 					sw->name, sw->dir, (unsigned)st->st_uid,
 					me_str(who, sizeof(who)), (unsigned)st->st_gid, (unsigned)m);
+	} else if (m & S_IWOTH) {
+		return vale_err(EACCES,
+				"switch %s (%s) is writable by everyone (mode %04o); refusing to use it "
+				"(remove it)",
+				sw->name, sw->dir, (unsigned)m);
 	} else if ((m & S_IWGRP) && !shared_shape(m)) {
 		return vale_err(EACCES,
 				"switch %s (%s) is writable by group %u (mode %04o) but not a "
@@ -346,10 +369,9 @@ static int check_file(struct vale_sw *sw, const char *name, const struct stat *s
 		return -e;
 	return vale_err(e,
 			"switch %s: %s/%s refused: expected %s with one link, owned by uid %u%s, "
-			"not writable by others; found type %o, %lu links, uid %u, group %u, mode "
-			"%04o",
+			"not writable by others; found %s, %lu links, uid %u, group %u, mode %04o",
 			sw->name, sw->dir, name, kind, (unsigned)sw->dir_uid,
-			sw->shared ? " or the switch's group" : "", (unsigned)(st->st_mode >> 12),
+			sw->shared ? " or the switch's group" : "", type_str(st->st_mode),
 			(unsigned long)st->st_nlink, (unsigned)st->st_uid, (unsigned)st->st_gid,
 			(unsigned)(st->st_mode & 07777));
 }
@@ -484,8 +506,8 @@ int vale_module_open(struct vale_sw *sw, const char *path, int *fd_out)
 		r = vale_err(EACCES, "lookup module %s refused: not a regular file", path);
 	else if (st.st_uid != me && st.st_uid != 0)
 		r = vale_err(EPERM,
-			     "lookup module %s refused: it belongs to uid %u (expected root or %s)",
-			     path, (unsigned)st.st_uid, who);
+			     "lookup module %s refused: it belongs to uid %u (expected %s)", path,
+			     (unsigned)st.st_uid, owners_str(who, sizeof(who)));
 	else if (st.st_mode & 022)
 		r = vale_err(EPERM, "lookup module %s refused: it is writable by %s (mode %04o)", path,
 			     (st.st_mode & 002) ? "everyone" : "its group",
