@@ -538,3 +538,36 @@ VALE_API int vale_group_id(const char *name, uint32_t *gid)
 	*gid = res->gr_gid;
 	return 0;
 }
+
+/* A private directory below the run directory (RUN/.attach/valeX for kernel
+ * attachments, whose state files lib/attach.ts reads and writes by path):
+ * walked like the run directory, created 0700 when asked. Once every
+ * component belongs to root or us and nobody else can write it, using the
+ * path afterwards is safe. */
+VALE_API int vale_secure_dir(const char *run_dir, const char *sub, int create)
+{
+	if (!run_dir || !*run_dir)
+		run_dir = getenv("VALE_RUN_DIR");
+	if (!run_dir || !*run_dir)
+		run_dir = VALE_DEFAULT_RUN_DIR;
+	if (!sub || strstr(sub, ".."))
+		return vale_err(EINVAL, "bad directory name '%s'", sub ? sub : "");
+	char what[PATH_MAX + 32];
+	snprintf(what, sizeof(what), "run directory %s", run_dir);
+	int fd, r;
+	bool is_default = strcmp(run_dir, VALE_DEFAULT_RUN_DIR) == 0;
+	r = vale_secure_opendir(run_dir, what, "remove it or choose another VALE_RUN_DIR", create,
+				is_default ? 01777 : 0700, &fd);
+	if (r)
+		return r;
+	close(fd);
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", run_dir, sub) >= (int)sizeof(path))
+		return vale_err(ENAMETOOLONG, "%s: path too long", what);
+	r = vale_secure_opendir(path, what, "remove it or choose another VALE_RUN_DIR", create, 0700,
+				&fd);
+	if (r)
+		return r;
+	close(fd);
+	return 0;
+}

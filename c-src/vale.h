@@ -301,6 +301,10 @@ VALE_API void vale_bell_clear(vale_port *p);
 
 /* Group name (or decimal number) to gid, for VO_GROUP. 0 or -ENOENT. */
 VALE_API int vale_group_id(const char *name, uint32_t *gid);
+/* Check (create = 1: and create, 0700) directory RUN/sub without following
+ * symlinks: every component owned by root or the caller, writable by nobody
+ * else unless sticky. 0 or -errno with a message. */
+VALE_API int vale_secure_dir(const char *run_dir, const char *sub, int create);
 
 /* Control operations (vale-ctl). */
 VALE_API int vale_create_persistent(const char *run_dir, const char *sw, const char *port,

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { openPort } from "../lib/port.ts";
 import { listSwitches, setLookup, switchInfo } from "../lib/switch.ts";
 import { ValeError } from "../lib/errors.ts";
+import { listAttachments, secureAttachDir } from "../lib/attach.ts";
 import { BROADCAST, mac, makeFrame } from "./helpers/frames.ts";
 import { runTool } from "./helpers/tools.ts";
 
@@ -198,6 +199,21 @@ Deno.test({
           /run directory .*\/user: .*\/user belongs to uid 65534 \(expected root\); refusing to use it as root/,
         ));
         assert.deepEqual([...Deno.readDirSync(L.userDir)], [], "nothing landed there");
+      });
+
+      await t.step("kernel attachments' state directory planted as a symlink", async () => {
+        const r = await asUser([UID], ["ln", "-s", L.userDir, `${L.run}/.attach`]);
+        assert.ok(r.ok, r.out);
+        msgs.push(refused(
+          () => secureAttachDir("vale0", L.run, true),
+          "ELOOP",
+          /\/run\/\.attach is a symbolic link \(owned by uid 65534\)/,
+        ));
+        assert.deepEqual(listAttachments(undefined, { runDir: L.run }), []);
+        assert.deepEqual([...Deno.readDirSync(L.userDir)], [], "nothing landed there");
+        await Deno.remove(`${L.run}/.attach`);
+        assert.ok(secureAttachDir("vale0", L.run, true));
+        assert.equal(mode(`${L.run}/.attach/vale0`), 0o700);
       });
 
       // the planted module
