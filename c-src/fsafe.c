@@ -338,7 +338,7 @@ int vale_swdir_open(struct vale_sw *sw, const char *run_dir, bool create, int64_
 		sw->dir_gid = st.st_gid;
 		sw->shared = shared_shape(st.st_mode & 07777);
 		if (strict && want_gid >= 0 && (!sw->shared || st.st_gid != (gid_t)want_gid))
-			return vale_err(EEXIST,
+			return vale_err(EPERM,
 					"switch %s exists and is %s (mode %04o, group %u), not shared "
 					"with group %lld as asked",
 					sw->name, sw->shared ? "shared with another group" : "private",

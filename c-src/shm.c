@@ -279,7 +279,8 @@ int vale_switch_get_ex(const char *run_dir, const char *name, bool create, int64
 		if (strcmp(s->dir, dir) == 0 && !LOAD_ACQ(&s->ctl->dead)) {
 			if (want_gid >= 0 && (!s->shared || s->dir_gid != (uint32_t)want_gid)) {
 				pthread_mutex_unlock(&g_lock);
-				return vale_err(EEXIST, "switch %s exists and is not shared with group %lld as asked",
+				return vale_err(EPERM,
+						"switch %s exists and is not shared with group %lld as asked",
 						name, (long long)want_gid);
 			}
 			s->refs++;

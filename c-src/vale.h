@@ -235,7 +235,7 @@ _Static_assert(sizeof(struct vale_open_req) == 32, "open request");
 #define VO_TX_ONLY 0x40
 /* Create the switch shared with group `group` (directory 02770, files 0660)
  * instead of private to the caller (0700/0600); an existing switch must be
- * shared with that group (EEXIST otherwise). Without it, VALE_GROUP (a group
+ * shared with that group (EPERM otherwise). Without it, VALE_GROUP (a group
  * name or number) is used when the call creates the switch. */
 #define VO_GROUP 0x80
 

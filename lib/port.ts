@@ -28,7 +28,7 @@ export interface OpenOptions {
    * directory 02770 and files 0660 of that group, so its members can open
    * ports on it. Without it a new switch is private to the caller (0700/0600),
    * unless `$VALE_GROUP` names a group. An existing switch must already be
-   * shared with that group (EEXIST otherwise).
+   * shared with that group (EPERM otherwise).
    */
   group?: string | number;
 }
