@@ -121,6 +121,16 @@ Deno.test({
           const r = await asUser([UID], [L.peer, "read", `${L.run}/vale0/${f}`]);
           assert.match(r.out, /^err 13 /, `${f}: ${r.out}`);
         }
+        // the files are 0600 on their own too: readable neither through a traversable directory
+        await Deno.chmod(`${L.run}/vale0`, 0o711);
+        try {
+          for (const f of ["ctl", "p0.1"]) {
+            const r = await asUser([UID], [L.peer, "read", `${L.run}/vale0/${f}`]);
+            assert.match(r.out, /^err 13 /, `${f}: ${r.out}`);
+          }
+        } finally {
+          await Deno.chmod(`${L.run}/vale0`, 0o700);
+        }
       });
 
       await t.step("a custom run directory that does not exist is created 0700", () => {
