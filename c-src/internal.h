@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -80,6 +81,13 @@ struct vale_sw {
 	vale_config_fn config;
 	vale_dtor_fn dtor;
 	void *dl;
+	/* files (fsafe.c): everything is opened relative to these, never by path */
+	int run_fd, dir_fd;      /* run directory and switch directory (O_DIRECTORY) */
+	uint32_t dir_uid, dir_gid; /* owner of the switch directory */
+	bool shared;             /* group-shared switch (directory 02770, files 0660) */
+	int dl_fd;               /* the checked module file dlopen()ed via /proc/self/fd */
+	int lookup_errno;        /* the switch's module was refused here (0: fine) */
+	char lookup_err[400];    /* ... and why */
 };
 enum { LK_LEARNING = 0, LK_PORTMAP = 1, LK_ETHERTYPE = 2, LK_USER = 3 };
 
@@ -127,6 +135,9 @@ void vale_ctl_unlock(struct vale_sw *sw);
 struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *end);
 bool vale_pid_alive(int32_t pid);
 int vale_switch_get(const char *run_dir, const char *sw, bool create, struct vale_sw **out);
+/* the same, for vale_open: want_gid >= 0 shares a new switch (VO_GROUP) */
+int vale_switch_get_ex(const char *run_dir, const char *sw, bool create, int64_t want_gid,
+		       struct vale_sw **out);
 void vale_switch_put(struct vale_sw *sw);
 void vale_reap_locked(struct vale_sw *sw, bool force);
 int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
@@ -192,6 +203,34 @@ static inline void vale_unlock(struct vale_lock *l)
 		return;
 	vale_unlock_slow(l); /* waiters to wake, or not ours any more */
 }
+
+/* ---- fsafe.c: paths, owners and permissions ----
+ * vale never follows a symlink and never uses a file or directory of another
+ * user (see the comment at the top of fsafe.c). Every function returns a
+ * -errno and sets vale_last_error() when it refuses. */
+#define VALE_DEFAULT_RUN_DIR "/dev/shm/vale"
+bool vale_in_group(uint32_t gid);
+int vale_secure_opendir(const char *path, const char *what, const char *hint, bool create,
+			mode_t last_mode, int *fd_out);
+/* Open (creating it if asked) the run directory and switch directory of sw
+ * (sw->name set); fills sw->run_fd, dir_fd, dir_uid, dir_gid, shared.
+ * want_gid: share a new switch with this group (-1: the VALE_GROUP fallback);
+ * strict: fail when an existing switch is not shared that way. */
+int vale_swdir_open(struct vale_sw *sw, const char *run_dir, bool create, int64_t want_gid,
+		    bool strict);
+/* A file of the switch directory: O_NOFOLLOW, then type, links, owner and
+ * mode checked. type: S_IFREG or S_IFIFO. Returns the fd or -errno; sets the
+ * message only when report. */
+int vale_sw_open(struct vale_sw *sw, const char *name, int flags, mode_t type, bool report);
+/* Create a new regular file (O_EXCL) with the switch's mode and group. */
+int vale_sw_create(struct vale_sw *sw, const char *name, int flags);
+/* (Re)create a doorbell FIFO with the switch's mode and group; 0 or -errno. */
+int vale_sw_mkfifo(struct vale_sw *sw, const char *name);
+/* A lookup module may run here: the switch and the object are the caller's or
+ * root's and nobody else can write them. Returns an O_RDONLY fd of the object. */
+int vale_module_open(struct vale_sw *sw, const char *path, int *fd_out);
+/* shm.c: remove the switch if no port is left (listing); caller holds the ctl lock */
+bool vale_switch_gc_locked(struct vale_sw *sw);
 
 /* ---- lookup.c ---- */
 int vale_lookup_refresh(struct vale_sw *sw);

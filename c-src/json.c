@@ -51,6 +51,12 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		return r;
 	}
 	vale_reap_locked(sw, true);
+	if (vale_switch_gc_locked(sw)) { /* only dead processes' ports were left */
+		vale_ctl_unlock(sw);
+		vale_switch_put(sw);
+		return vale_err(ENOENT, "no switch %s (its last ports' processes had died; removed)",
+				swname);
+	}
 	struct out o = {buf, 0, buflen};
 	struct vale_ctl_hdr *h = sw->ctl;
 	struct timespec ts;

@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* ---------------- learning bridge (lookup in internal.h, inlined) ---------------- */
 
@@ -157,6 +158,10 @@ static int load_module(struct vale_sw *sw, const char *name, bool report)
 		dlclose(sw->dl);
 		sw->dl = NULL;
 	}
+	if (sw->dl_fd >= 0) {
+		close(sw->dl_fd);
+		sw->dl_fd = -1;
+	}
 	sw->lookup = NULL;
 	sw->config = NULL;
 	sw->dtor = NULL;
@@ -178,18 +183,31 @@ static int load_module(struct vale_sw *sw, const char *name, bool report)
 		sw->dtor = etype_dtor;
 		return 0;
 	}
-	void *dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (!dl)
+	/* a module is code: only one nobody else could choose or change (fsafe.c),
+	 * and the file checked is the file loaded. The fd stays open while the
+	 * module is loaded, so its /proc/self/fd name is unique among loaded ones. */
+	int fd;
+	int r = vale_module_open(sw, name, &fd);
+	if (r)
+		return r;
+	char via[48];
+	snprintf(via, sizeof(via), "/proc/self/fd/%d", fd);
+	void *dl = dlopen(via, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		close(fd);
 		return report ? vale_err(ENOENT, "cannot load lookup module %s: %s", name, dlerror())
 			      : -ENOENT;
+	}
 	vale_lookup_fn f = (vale_lookup_fn)dlsym(dl, VALE_LOOKUP_SYM);
 	if (!f) {
 		dlclose(dl);
+		close(fd);
 		return report ? vale_err(EINVAL, "lookup module %s has no symbol %s", name,
 					 VALE_LOOKUP_SYM)
 			      : -EINVAL;
 	}
 	sw->dl = dl;
+	sw->dl_fd = fd;
 	sw->lookup_kind = LK_USER;
 	sw->lookup = f;
 	sw->config = (vale_config_fn)dlsym(dl, VALE_CONFIG_SYM);
@@ -214,11 +232,19 @@ int vale_lookup_refresh(struct vale_sw *sw)
 		char name[sizeof(sw->ctl->lookup)];
 		memcpy(name, sw->ctl->lookup, sizeof(name));
 		name[sizeof(name) - 1] = 0;
-		r = load_module(sw, name, false);
-		if (r) { /* cannot load what others use: drop (counted) rather than misroute */
+		char saved[512]; /* keep the caller's error message */
+		snprintf(saved, sizeof(saved), "%s", vale_last_error());
+		r = load_module(sw, name, true);
+		if (r) { /* cannot or may not load what others use: drop (counted), not misroute;
+			  * txsync reports why */
+			snprintf(sw->lookup_err, sizeof(sw->lookup_err), "%s", vale_last_error());
+			STORE_REL(&sw->lookup_errno, -r);
 			sw->lookup_kind = LK_USER;
 			sw->lookup = drop_all;
+		} else {
+			STORE_REL(&sw->lookup_errno, 0);
 		}
+		vale_err(0, "%s", saved);
 		sw->lookup_gen = gen;
 	}
 	pthread_mutex_unlock(&sw->mlock);

@@ -91,30 +91,14 @@ static bool valid_ident(const char *s, size_t max, bool allow_empty, bool allow_
 	return !(n > 0 && s[0] == '.');
 }
 
+/* File names inside the switch directory (opened relative to sw->dir_fd). */
 static void region_path(struct vale_sw *sw, uint32_t idx, uint32_t gen, char *out, size_t n)
 {
-	snprintf(out, n, "%s/p%u.%u", sw->dir, idx, gen);
+	snprintf(out, n, "p%u.%u", idx, gen);
 }
 static void bell_path(struct vale_sw *sw, uint32_t idx, char *out, size_t n)
 {
-	snprintf(out, n, "%s/p%u.bell", sw->dir, idx);
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
+	snprintf(out, n, "p%u.bell", idx);
 }
 
 /* ---------------- control segment ---------------- */
@@ -178,15 +162,19 @@ static int ctl_init(int fd, const char *name)
  * before finishing it (then it is initialised again) or a damaged one. It is
  * half-made only if it is empty, or has no magic at all and no port was ever
  * created next to it (the first port's region is made after the magic). */
-static bool ctl_never_finished(const char *dir, const struct stat *st, uint32_t magic)
+static bool ctl_never_finished(int dir_fd, const struct stat *st, uint32_t magic)
 {
 	if (st->st_size == 0)
 		return true;
 	if (magic != 0)
 		return false;
-	DIR *d = opendir(dir);
-	if (!d)
+	int fd = dup(dir_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return false;
+	}
 	bool ports = false;
 	struct dirent *de;
 	while (!ports && (de = readdir(d)))
@@ -300,6 +288,12 @@ static void sw_free(struct vale_sw *sw)
 	}
 	if (sw->ctl_fd >= 0)
 		close(sw->ctl_fd);
+	if (sw->dl_fd >= 0)
+		close(sw->dl_fd);
+	if (sw->dir_fd >= 0)
+		close(sw->dir_fd);
+	if (sw->run_fd >= 0)
+		close(sw->run_fd);
 	pthread_mutex_destroy(&sw->mlock);
 	pthread_rwlock_destroy(&sw->sync_rw);
 	free(sw);
@@ -308,10 +302,16 @@ static void sw_free(struct vale_sw *sw)
 /* Get this process's handle on switch `name`, creating the switch if asked. */
 int vale_switch_get(const char *run_dir, const char *name, bool create, struct vale_sw **out)
 {
+	return vale_switch_get_ex(run_dir, name, create, -1, out);
+}
+
+int vale_switch_get_ex(const char *run_dir, const char *name, bool create, int64_t want_gid,
+		       struct vale_sw **out)
+{
 	if (!run_dir || !*run_dir)
 		run_dir = getenv("VALE_RUN_DIR");
 	if (!run_dir || !*run_dir)
-		run_dir = "/dev/shm/vale";
+		run_dir = VALE_DEFAULT_RUN_DIR;
 	if (!name || !valid_ident(name, VALE_SW_NAME_MAX - 1, false, false))
 		return vale_err(EINVAL, "invalid switch name '%s'", name ? name : "");
 	char dir[PATH_MAX];
@@ -320,7 +320,14 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 
 	pthread_mutex_lock(&g_lock);
 	for (struct vale_sw *s = g_switches; s; s = s->next) {
-		if (strcmp(s->dir, dir) == 0 && !LOAD_ACQ(&s->ctl->dead) && !vale_ctl_damaged(s)) {
+		if (strcmp(s->dir, dir) == 0 && !LOAD_ACQ(&s->ctl->dead) &&
+		    !vale_ctl_damaged(s)) {
+			if (want_gid >= 0 && (!s->shared || s->dir_gid != (uint32_t)want_gid)) {
+				pthread_mutex_unlock(&g_lock);
+				return vale_err(EPERM,
+						"switch %s exists and is not shared with group %lld as asked",
+						name, (long long)want_gid);
+			}
 			s->refs++;
 			pthread_mutex_unlock(&g_lock);
 			*out = s;
@@ -333,6 +340,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 	if (!sw)
 		return vale_err(ENOMEM, "out of memory");
 	sw->ctl_fd = -1;
+	sw->run_fd = sw->dir_fd = sw->dl_fd = -1;
 	pthread_mutex_init(&sw->mlock, NULL);
 	pthread_rwlock_init(&sw->sync_rw, NULL);
 	snprintf(sw->dir, sizeof(sw->dir), "%s", dir);
@@ -342,35 +350,39 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 	char ctl[PATH_MAX + 8];
 	snprintf(ctl, sizeof(ctl), "%s/ctl", dir);
 	for (int attempt = 0;; attempt++) {
-		if (create) {
-			/* the run directory is shared like /tmp: anyone may create a switch */
-			struct stat st;
-			if (stat(run_dir, &st) && errno == ENOENT) {
-				mode_t old = umask(0);
-				r = mkdir_p(run_dir, 01777);
-				umask(old);
-				if (r) {
-					r = vale_err(-r, "cannot create run directory %s: %s", run_dir,
-						     strerror(-r));
-					goto fail;
-				}
-			}
-			if (mkdir(dir, 0777) && errno != EEXIST) {
-				r = vale_err(errno, "cannot create switch %s in %s: %s", name, run_dir,
-					     strerror(errno));
+		/* run and switch directories: walked without following symlinks, owners
+		 * and modes checked (fsafe.c); a new switch is private (0700/0600)
+		 * unless shared with a group */
+		if (sw->dir_fd >= 0)
+			close(sw->dir_fd);
+		if (sw->run_fd >= 0)
+			close(sw->run_fd);
+		sw->dir_fd = sw->run_fd = -1;
+		r = vale_swdir_open(sw, run_dir, create, want_gid, want_gid >= 0);
+		if (r)
+			goto fail;
+		sw->ctl_fd = vale_sw_open(sw, "ctl", O_RDWR, S_IFREG, true);
+		if (sw->ctl_fd == -ENOENT && create) {
+			sw->ctl_fd = vale_sw_create(sw, "ctl", O_RDWR);
+			if (sw->ctl_fd == -EEXIST)
+				continue; /* created by another process meanwhile: open it */
+			if (sw->ctl_fd < 0) {
+				r = vale_err(-sw->ctl_fd, "cannot create switch %s (%s): %s", name, ctl,
+					     strerror(-sw->ctl_fd));
+				sw->ctl_fd = -1;
 				goto fail;
 			}
 		}
-		sw->ctl_fd = open(ctl, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0666);
 		if (sw->ctl_fd < 0) {
-			int e = errno;
+			int e = -sw->ctl_fd;
+			sw->ctl_fd = -1;
 			if (e == ENOENT && !create) {
 				r = vale_err(ENOENT, "no switch %s in %s", name, run_dir);
 				goto fail;
 			}
 			if (e == ENOENT && attempt < 50)
 				continue; /* removed under us between mkdir and open */
-			r = vale_err(e, "cannot open switch %s (%s): %s", name, ctl, strerror(e));
+			r = -e; /* the message says why (vale_sw_open) */
 			goto fail;
 		}
 		/* Initialisation is serialised by flock; a creator that died half-way
@@ -391,7 +403,7 @@ int vale_switch_get(const char *run_dir, const char *name, bool create, struct v
 		if (st.st_size >= (off_t)sizeof(uint32_t) &&
 		    pread(sw->ctl_fd, &magic, sizeof(magic), 0) != sizeof(magic))
 			magic = 0;
-		if (magic != VALE_MAGIC && !ctl_never_finished(dir, &st, magic)) {
+		if (magic != VALE_MAGIC && !ctl_never_finished(sw->dir_fd, &st, magic)) {
 			/* not a half-made switch: a damaged one. Never initialise it
 			 * again under processes that still use it; report it. */
 			flock(sw->ctl_fd, LOCK_UN);
@@ -528,27 +540,27 @@ static void map_from_geom(struct vale_map *m, const struct geom *g, uint8_t *bas
 	m->bus = 0;
 }
 
-static int region_create(const char *path, struct geom *g, struct vale_map *m, uint32_t gen,
-			 int *fd_out)
+static int region_create(struct vale_sw *sw, const char *path, struct geom *g, struct vale_map *m,
+			 uint32_t gen, int *fd_out)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-	if (fd < 0 && errno == EEXIST) { /* left over by a crash between create and record */
-		unlink(path);
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	int fd = vale_sw_create(sw, path, O_RDWR);
+	if (fd == -EEXIST) { /* left over by a crash between create and record */
+		unlinkat(sw->dir_fd, path, 0);
+		fd = vale_sw_create(sw, path, O_RDWR);
 	}
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (ftruncate(fd, (off_t)g->size)) {
 		int e = errno;
 		close(fd);
-		unlink(path);
+		unlinkat(sw->dir_fd, path, 0);
 		return -e;
 	}
 	uint8_t *base = mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		int e = errno;
 		close(fd);
-		unlink(path);
+		unlinkat(sw->dir_fd, path, 0);
 		return -e;
 	}
 	map_from_geom(m, g, base, gen);
@@ -598,11 +610,12 @@ static int region_create(const char *path, struct geom *g, struct vale_map *m, u
 }
 
 /* Map an existing region, validating its header against its size. */
-static int region_map(const char *path, uint32_t gen, struct vale_map *m, int *fd_out)
+static int region_map(struct vale_sw *sw, const char *path, uint32_t gen, struct vale_map *m,
+		      int *fd_out)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = vale_sw_open(sw, path, O_RDWR, S_IFREG, fd_out != NULL); /* report when opening */
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	struct vale_region_hdr h;
 	if (fstat(fd, &st) || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
@@ -660,7 +673,7 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t idx, uint32_t *end)
 		/* A client flipping region numbers in the port table must not make us
 		 * map without end: stale mappings wait in the graveyard until no sync
 		 * can use them, and past a bound we stop remapping. */
-		if (rgen == 0 || sw->ngraves >= 64 || region_map(path, rgen, &nm, NULL)) {
+		if (rgen == 0 || sw->ngraves >= 64 || region_map(sw, path, rgen, &nm, NULL)) {
 			pthread_mutex_unlock(&sw->mlock);
 			return NULL;
 		}
@@ -740,7 +753,7 @@ int vale_port_in_use(struct vale_sw *sw, uint32_t idx)
 	struct vale_port_ent *e = &sw->ports[idx];
 	char path[PATH_MAX + 32];
 	region_path(sw, e->region_idx, e->region_gen, path, sizeof(path));
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = openat(sw->dir_fd, path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	int r = ofd_lock(fd, e->end, true, true);
@@ -802,19 +815,28 @@ static bool switch_empty(struct vale_sw *sw)
 static void switch_destroy_locked(struct vale_sw *sw)
 {
 	STORE_REL(&sw->ctl->dead, 1);
-	DIR *d = opendir(sw->dir);
+	int dfd = openat(sw->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;
-			char p[PATH_MAX + 300];
-			snprintf(p, sizeof(p), "%s/%s", sw->dir, de->d_name);
-			unlink(p);
+			unlinkat(sw->dir_fd, de->d_name, 0);
 		}
 		closedir(d);
+	} else if (dfd >= 0) {
+		close(dfd);
 	}
-	rmdir(sw->dir);
+	unlinkat(sw->run_fd, sw->name, AT_REMOVEDIR);
+}
+
+bool vale_switch_gc_locked(struct vale_sw *sw)
+{
+	if (!switch_empty(sw))
+		return false;
+	switch_destroy_locked(sw);
+	return true;
 }
 
 static void reclaim_dead_leases_all(struct vale_sw *sw);
@@ -840,7 +862,7 @@ static void port_remove_locked(struct vale_sw *sw, uint32_t idx)
 		sw->dtor(idx, sw->priv);
 	char p[PATH_MAX + 32];
 	bell_path(sw, idx, p, sizeof(p));
-	unlink(p);
+	unlinkat(sw->dir_fd, p, 0);
 	bool shared = false;
 	if (e->flags & VPF_PIPE) {
 		uint32_t peer = e->pipe_peer;
@@ -853,7 +875,7 @@ static void port_remove_locked(struct vale_sw *sw, uint32_t idx)
 	}
 	if (!shared) {
 		region_path(sw, e->region_idx, e->region_gen, p, sizeof(p));
-		unlink(p);
+		unlinkat(sw->dir_fd, p, 0);
 	}
 	e->owner_pid = 0;
 	e->fwd_pid = 0;
@@ -961,7 +983,9 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 		if (of & VO_CREATE_PERSISTENT)
 			return vale_err(EEXIST, "%s:%s exists", sw->name, name);
 		region_path(sw, e->region_idx, e->region_gen, path, sizeof(path));
-		r = region_map(path, e->region_gen, &p->m, &p->region_fd);
+		r = region_map(sw, path, e->region_gen, &p->m, &p->region_fd);
+		if (r == -EACCES || r == -ELOOP)
+			return r; /* refused: the message says why */
 		if (r)
 			return vale_err(-r, "cannot map port %s:%s: %s", sw->name, name, strerror(-r));
 		if (e->end >= p->m.nends) {
@@ -1005,7 +1029,9 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 	if (peer >= 0) {
 		struct vale_port_ent *pe = &sw->ports[peer];
 		region_path(sw, pe->region_idx, pe->region_gen, path, sizeof(path));
-		r = region_map(path, pe->region_gen, &p->m, &p->region_fd);
+		r = region_map(sw, path, pe->region_gen, &p->m, &p->region_fd);
+		if (r == -EACCES || r == -ELOOP)
+			return r;
 		if (r)
 			return vale_err(-r, "cannot map pipe %s:%s: %s", sw->name, name, strerror(-r));
 		e->region_idx = pe->region_idx;
@@ -1031,10 +1057,10 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 					"bad ring configuration for %s:%s: rings 1..%u, slots %u..%u",
 					sw->name, name, VALE_MAX_RINGS, VALE_MIN_SLOTS, VALE_MAX_SLOTS);
 		region_path(sw, idx2, e->gen, path, sizeof(path));
-		r = region_create(path, &g, &p->m, e->gen, &p->region_fd);
+		r = region_create(sw, path, &g, &p->m, e->gen, &p->region_fd);
 		if (r)
-			return vale_err(-r, "cannot create port %s:%s (%s): %s", sw->name, name, path,
-					strerror(-r));
+			return vale_err(-r, "cannot create port %s:%s (%s/%s): %s", sw->name, name,
+					sw->dir, path, strerror(-r));
 		e->region_idx = idx2;
 		e->region_gen = e->gen;
 		e->end = pipe ? ((of & VO_PIPE_MASTER) ? 0 : 1) : 0;
@@ -1056,8 +1082,7 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 	}
 	/* the doorbell FIFO; failure only costs pollability */
 	bell_path(sw, idx2, path, sizeof(path));
-	unlink(path);
-	mkfifo(path, 0666);
+	vale_sw_mkfifo(sw, path);
 	p->idx = idx2;
 	p->gen = e->gen;
 	p->end = e->end;
@@ -1118,7 +1143,8 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 	int r;
 	for (int attempt = 0;; attempt++) {
 		struct vale_sw *sw;
-		r = vale_switch_get(run_dir, swname, !(req.flags & VO_NO_CREATE), &sw);
+		r = vale_switch_get_ex(run_dir, swname, !(req.flags & VO_NO_CREATE),
+				       (req.flags & VO_GROUP) ? (int64_t)req.group : -1, &sw);
 		if (r)
 			goto fail;
 		r = vale_ctl_lock(sw);
@@ -1182,7 +1208,9 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 		p->dst_head[i] = ~0u;
 	char bp[PATH_MAX + 32];
 	bell_path(p->sw, p->idx, bp, sizeof(bp));
-	p->bell_rd = open(bp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	p->bell_rd = vale_sw_open(p->sw, bp, O_RDWR | O_NONBLOCK, S_IFIFO, false);
+	if (p->bell_rd < 0)
+		p->bell_rd = -1;
 	*out = p;
 	return 0;
 fail:
@@ -1292,10 +1320,11 @@ static int switch_remove_damaged(const char *run_dir, const char *swname)
 	if (!run_dir || !*run_dir)
 		run_dir = getenv("VALE_RUN_DIR");
 	if (!run_dir || !*run_dir)
-		run_dir = "/dev/shm/vale";
-	int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (rfd < 0)
-		return vale_err(errno, "cannot open run directory %s: %s", run_dir, strerror(errno));
+		run_dir = VALE_DEFAULT_RUN_DIR;
+	int rfd, r0 = vale_secure_opendir(run_dir, "run directory", "choose another VALE_RUN_DIR", false,
+					     0, &rfd);
+	if (r0)
+		return r0;
 	int dfd = openat(rfd, swname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
 		int e = errno;

@@ -28,12 +28,13 @@ static void bell_ring(struct vale_sw *sw, struct vale_map *m, uint32_t region_id
 	if (m->bell_fd[end] < 0 && sw) {
 		/* the bell of the port whose region this is (for a pipe's end 1, the slave's
 		 * own port index is not known here: its bell is looked up by the caller) */
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof(p), "%s/p%u.bell", sw->dir, region_idx);
 		/* O_RDWR, not O_WRONLY: we then count as a reader ourselves, so a
 		 * write after the owner closed its end cannot raise SIGPIPE (which
 		 * kills). A client can set the bell bit of a port nobody reads. */
-		m->bell_fd[end] = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		char p[32];
+		snprintf(p, sizeof(p), "p%u.bell", region_idx);
+		int fd = vale_sw_open(sw, p, O_RDWR | O_NONBLOCK, S_IFIFO, false);
+		m->bell_fd[end] = fd < 0 ? -1 : fd;
 	}
 	if (m->bell_fd[end] >= 0) {
 		char c = 1;
@@ -768,6 +769,11 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 			total += r;
 	}
 	pthread_rwlock_unlock(&p->sw->sync_rw);
+	/* the switch's lookup module was refused (or failed) here: what was sent
+	 * was dropped (VD_LOOKUP); say why */
+	if (!err && total > 0 && unlikely(LOAD_ACQ(&p->sw->lookup_errno)))
+		err = vale_err(LOAD_ACQ(&p->sw->lookup_errno), "%s; %d frame(s) dropped",
+			       p->sw->lookup_err, total);
 	return err ? err : total;
 }
 

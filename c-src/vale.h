@@ -230,8 +230,10 @@ struct vale_open_req {
 	uint32_t tx_slots, rx_slots; /* 0 = default (1024) */
 	uint32_t flags;            /* VO_* */
 	int32_t ring_id;           /* -1 all rings, else bind one ring pair (-N) */
-	uint32_t _pad[2];
+	uint32_t group;            /* with VO_GROUP: gid a new switch is shared with */
+	uint32_t _pad;
 };
+_Static_assert(sizeof(struct vale_open_req) == 32, "open request");
 #define VO_EXCLUSIVE 0x1 /* /x */
 #define VO_CREATE_PERSISTENT 0x2 /* vale-ctl -n: create, do not open */
 #define VO_PIPE_MASTER 0x4 /* name is X{Y */
@@ -239,6 +241,11 @@ struct vale_open_req {
 #define VO_NO_CREATE 0x10  /* fail with ENOENT if the port does not exist */
 #define VO_RX_ONLY 0x20
 #define VO_TX_ONLY 0x40
+/* Create the switch shared with group `group` (directory 02770, files 0660)
+ * instead of private to the caller (0700/0600); an existing switch must be
+ * shared with that group (EPERM otherwise). Without it, VALE_GROUP (a group
+ * name or number) is used when the call creates the switch. */
+#define VO_GROUP 0x80
 
 /* Port info for TS (flat, filled by vale_port_info). */
 struct vale_port_info {
@@ -299,6 +306,13 @@ VALE_API void vale_wake(vale_port *p);
  * there (do not sleep). vale_bell_clear() drains it after poll() returns. */
 VALE_API int vale_bell_arm(vale_port *p);
 VALE_API void vale_bell_clear(vale_port *p);
+
+/* Group name (or decimal number) to gid, for VO_GROUP. 0 or -ENOENT. */
+VALE_API int vale_group_id(const char *name, uint32_t *gid);
+/* Check (create = 1: and create, 0700) directory RUN/sub without following
+ * symlinks: every component owned by root or the caller, writable by nobody
+ * else unless sticky. 0 or -errno with a message. */
+VALE_API int vale_secure_dir(const char *run_dir, const char *sub, int create);
 
 /* Control operations (vale-ctl). */
 VALE_API int vale_create_persistent(const char *run_dir, const char *sw, const char *port,

@@ -61,6 +61,9 @@ vale-ctl arguments
 	--remove-switch valeX	remove a switch and every port on it (fails if one is open);
 				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
+	--group GROUP	a switch that -n or -a creates is shared with GROUP (name or gid):
+		its members may open ports on it (directory 02770, files 0660);
+		without it a new switch is private to you (0700, 0600)
 	--help	this text
 
 Interfaces:
@@ -88,6 +91,7 @@ Errors are printed as "failed to <create|remove|attach|detach|list|...> NAME: <r
 
 Environment:
 	VALE_RUN_DIR	where switches live (default /dev/shm/vale)
+	VALE_GROUP	group new switches are shared with when --group is not given
 `;
 
 type Cmd =
@@ -304,12 +308,20 @@ function macs(sw: string | undefined, json: boolean, verbose: boolean): void {
 /** `-a`/`-h valeX:IF` for a kernel interface: start its forwarder, say which method it uses. */
 function attachKernelInterface(name: string, host: boolean, verbose: boolean): void {
   let a;
+  // the forwarder creates the switch if needed: --group reaches it as VALE_GROUP
+  const prevGroup = Deno.env.get("VALE_GROUP");
+  if (shareGroup !== undefined) Deno.env.set("VALE_GROUP", shareGroup);
   try {
     a = attachInterfaceSync(name, { host });
   } catch (e) {
     // the reason (a missing privilege, the method's error) matters here: always say it
     if (!verbose && e instanceof ValeError) err(`vale-ctl: ${e.message}\n`);
     throw e;
+  } finally {
+    if (shareGroup !== undefined) {
+      if (prevGroup === undefined) Deno.env.delete("VALE_GROUP");
+      else Deno.env.set("VALE_GROUP", prevGroup);
+    }
   }
   out(
     `${a.name}: ${a.iface} attached via ${a.mode ?? a.method} (${a.why}), forwarder pid ${a.pid}` +
@@ -348,13 +360,16 @@ function listDetachedKernelInterfaces(): void {
 
 // --- end kernel interfaces ---
 
+/** --group: share the switches this command creates. */
+let shareGroup: string | undefined;
+
 function attach(name: string, host: boolean, verbose: boolean): void {
   if (/^vale[A-Za-z0-9_]*:(tap|netmap|xdp|packet):/.test(name)) {
     return attachKernelInterface(name, host, verbose); // valeX:tap:NAME, valeX:xdp:IF, ...
   }
   const [sw, key] = switchPort(name);
   if (findPersistent(key)) {
-    attachPersistent(sw, key);
+    attachPersistent(sw, key, { group: shareGroup });
     if (host && verbose) out(`${key} is a vale port: it has no host stack, attached as with -a\n`);
     return;
   }
@@ -369,6 +384,7 @@ export function main(argv: string[]): number {
     { name: "macs", arg: "optional" },
     { name: "showmacs", arg: "optional" },
     { name: "remove-switch", arg: "required" },
+    { name: "group", arg: "required" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
@@ -378,6 +394,7 @@ export function main(argv: string[]): number {
   }
   let cmd: Cmd | undefined, name: string | undefined, config = "";
   let json = false, verbose = false, memid = 0;
+  shareGroup = undefined;
   for (const { opt, arg } of g.opts) {
     switch (opt) {
       case "help":
@@ -388,6 +405,9 @@ export function main(argv: string[]): number {
         break;
       case "v":
         verbose = true;
+        break;
+      case "group":
+        shareGroup = arg!;
         break;
       case "C":
         config = arg!;
@@ -447,7 +467,7 @@ export function main(argv: string[]): number {
         list(name, json, verbose);
         break;
       case "create":
-        createPersistent(name!, conf);
+        createPersistent(name!, conf, { group: shareGroup });
         if (verbose) out(`created ${name}\n`);
         break;
       case "remove":

@@ -111,6 +111,8 @@ function createPortIfMissing(conf: AttachConfig, name: string): void {
   dv.setUint32(8, slots, true);
   dv.setUint32(12, slots, true);
   dv.setInt32(20, -1, true);
+  // words 24..31 (group, spare) stay 0: a switch this creates is private, or
+  // shared with $VALE_GROUP (inherited from vale-ctl --group)
   const lib = vale();
   const r = lib.vale_create_persistent(cstr(conf.runDir), cstr(conf.switch), cstr(name), req);
   if (r < 0 && r !== -17) {

@@ -43,6 +43,8 @@ export const symbols = {
   },
   vale_switch_json: { parameters: ["buffer", "buffer", "buffer", "u32"], result: "i32" },
   vale_reap: { parameters: ["buffer", "buffer"], result: "i32" },
+  vale_group_id: { parameters: ["buffer", "buffer"], result: "i32" },
+  vale_secure_dir: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   vale_port_set_info: {
     parameters: ["buffer", "buffer", "buffer", "i32", "buffer"],
     result: "i32",

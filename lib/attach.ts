@@ -23,7 +23,7 @@
  * @module
  */
 import { cstr, vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
+import { check, ValeError } from "./errors.ts";
 import { KernelIo, KernelIoError } from "./kernel_io.ts";
 import { runDir as defaultRunDir } from "./rundir.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
@@ -190,6 +190,18 @@ export function attachDir(sw: string, runDir?: string): string {
   return `${defaultRunDir(runDir)}/.attach/${sw}`;
 }
 
+/**
+ * Is `RUN/.attach[/sw]` safe to use by path: no symlink on the way, every
+ * directory root's or ours and writable by nobody else (libvale checks it,
+ * as for switches)? `create` makes what is missing (0700) and throws the
+ * reason when refused; otherwise false means "do not read it".
+ */
+export function secureAttachDir(sw: string | undefined, runDir: string, create = false): boolean {
+  const rc = vale().vale_secure_dir(cstr(runDir), cstr(sw ? `.attach/${sw}` : ".attach"), +create);
+  if (create) check(rc);
+  return rc === 0;
+}
+
 /** Default name of the host-stack TAP of interface `iface` (`IF-h`, at most 15 characters). */
 export function hostTapName(iface: string): string {
   return `${iface.slice(0, 13)}-h`;
@@ -305,6 +317,7 @@ export function attachmentStatus(
   opts: ControlOptions = {},
 ): Attachment | null {
   const f = attachFiles(sw, port, opts.runDir);
+  if (!secureAttachDir(sw, defaultRunDir(opts.runDir))) return null;
   const conf = readJson<AttachConfig>(f.conf);
   if (!conf) return null;
   const st = readJson<WorkerState>(f.state);
@@ -359,6 +372,7 @@ export function listAttachments(sw?: string, opts: ControlOptions = {}): Attachm
   const root = `${defaultRunDir(opts.runDir)}/.attach`;
   const out: Attachment[] = [];
   let sws: string[];
+  if (!secureAttachDir(sw, defaultRunDir(opts.runDir))) return out;
   try {
     sws = sw ? [sw] : [...Deno.readDirSync(root)].filter((e) => e.isDirectory).map((e) => e.name);
   } catch {
@@ -553,7 +567,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     }
   }
 
-  Deno.mkdirSync(f.dir, { recursive: true });
+  secureAttachDir(sw, rd, true); // not Deno.mkdirSync: it would follow planted symlinks
   if (!restart) {
     // created exclusively: of two `-a` of the same name at once, one wins
     try {

@@ -23,6 +23,7 @@
 import { cstr, vale } from "../ffi/lib.ts";
 import { check, ValeError } from "./errors.ts";
 import { runDir } from "./rundir.ts";
+import { setRequestGroup } from "./port.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
 
 /** The internal switch holding persistent ports that are attached nowhere. */
@@ -62,7 +63,8 @@ export interface PersistentPort {
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 const ERR = { ENXIO: 6, EBUSY: 16, EEXIST: 17, EINVAL: 22 } as const;
 
-function req(g: PortGeometry): Uint8Array<ArrayBuffer> {
+/** Encodes `struct vale_open_req` (32 bytes; group words at 24, see lib/port.ts). */
+function req(g: PortGeometry, group?: string | number): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(32);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, g.txRings ?? 0, true);
@@ -70,6 +72,7 @@ function req(g: PortGeometry): Uint8Array<ArrayBuffer> {
   dv.setUint32(8, g.txSlots ?? 0, true);
   dv.setUint32(12, g.rxSlots ?? 0, true);
   dv.setInt32(20, -1, true);
+  setRequestGroup(b, group);
   return b;
 }
 
@@ -129,7 +132,7 @@ export function createPersistent(
       cstr(runDir(opts.runDir)),
       cstr(HOLDING_SWITCH),
       cstr(name),
-      req(geometry),
+      req(geometry, opts.group),
     ),
   );
 }
@@ -160,7 +163,10 @@ export function attachPersistent(sw: string, name: string, opts: ControlOptions 
     cstr(runDir(opts.runDir)),
     cstr(sw),
     cstr(name),
-    req({ txRings: g.tx_rings, rxRings: g.rx_rings, txSlots: g.tx_slots, rxSlots: g.rx_slots }),
+    req(
+      { txRings: g.tx_rings, rxRings: g.rx_rings, txSlots: g.tx_slots, rxSlots: g.rx_slots },
+      opts.group,
+    ),
   );
   if (rc === -ERR.EEXIST) {
     throw new ValeError(ERR.EBUSY, `${sw} already has a port named ${name}`);

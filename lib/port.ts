@@ -23,6 +23,14 @@ export interface OpenOptions {
   runDir?: string;
   /** Fail with ENOENT instead of creating the port (and switch). */
   noCreate?: boolean;
+  /**
+   * Share the switch with this group (name or gid) when this call creates it:
+   * directory 02770 and files 0660 of that group, so its members can open
+   * ports on it. Without it a new switch is private to the caller (0700/0600),
+   * unless `$VALE_GROUP` names a group. An existing switch must already be
+   * shared with that group (EPERM otherwise).
+   */
+  group?: string | number;
 }
 
 /** Per-port counters kept by the switch. */
@@ -49,9 +57,39 @@ const VO_PIPE_SLAVE = 0x8;
 const VO_NO_CREATE = 0x10;
 const VO_RX_ONLY = 0x20;
 const VO_TX_ONLY = 0x40;
+const VO_GROUP = 0x80;
 
-/** Encodes `struct vale_open_req` from a parsed name. */
-export function openRequest(spec: PortSpec, noCreate = false): Uint8Array<ArrayBuffer> {
+/** A group name or number as a gid (ENOENT if there is no such group). */
+export function groupId(group: string | number): number {
+  if (typeof group === "number") {
+    if (!Number.isInteger(group) || group < 0 || group >= 0xffffffff) {
+      throw new ValeError(22, `bad group id ${group}`);
+    }
+    return group;
+  }
+  const out = new Uint32Array(1);
+  check(vale().vale_group_id(cstr(group), new Uint8Array(out.buffer)));
+  return out[0];
+}
+
+/**
+ * Sets the group words of an encoded `struct vale_open_req` (offset 24: gid,
+ * 28: spare) and its VO_GROUP flag; no group leaves them zero (private switch,
+ * or `$VALE_GROUP`).
+ */
+export function setRequestGroup(req: Uint8Array<ArrayBuffer>, group?: string | number): void {
+  if (group === undefined) return;
+  const dv = new DataView(req.buffer);
+  dv.setUint32(24, groupId(group), true);
+  dv.setUint32(16, dv.getUint32(16, true) | VO_GROUP, true);
+}
+
+/** Encodes `struct vale_open_req` (32 bytes) from a parsed name. */
+export function openRequest(
+  spec: PortSpec,
+  noCreate = false,
+  group?: string | number,
+): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(32);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, spec.conf.txRings ?? 0, true);
@@ -67,6 +105,7 @@ export function openRequest(spec: PortSpec, noCreate = false): Uint8Array<ArrayB
   if (noCreate) flags |= VO_NO_CREATE;
   dv.setUint32(16, flags, true);
   dv.setInt32(20, spec.mode === "one-nic" ? (spec.ring ?? 0) : -1, true);
+  setRequestGroup(b, group);
   return b;
 }
 
@@ -136,7 +175,7 @@ export class Port implements Disposable {
         cstr(this.runDir),
         cstr(this.switchName),
         cstr(this.portName),
-        openRequest(spec, opts.noCreate),
+        openRequest(spec, opts.noCreate, opts.group),
         new Uint8Array(out.buffer),
       ),
     );

@@ -89,20 +89,34 @@ export interface SwitchInfo {
 export interface ControlOptions {
   /** Run directory (default `$VALE_RUN_DIR` or `/dev/shm/vale`). */
   runDir?: string;
+  /**
+   * Calls that create a switch (persistent ports) share it with this group
+   * (name or gid), like `OpenOptions.group` of lib/port.ts.
+   */
+  group?: string | number;
 }
 
-/** Names of the switches in the run directory. */
+/**
+ * Names of the switches in the run directory that this process may use.
+ * Dead processes' ports are reclaimed first, and a switch left with no port
+ * is removed (so switches whose users were all killed disappear here).
+ * Switches of other users that are not shared with us are not listed.
+ */
 export function listSwitches(opts: ControlOptions = {}): string[] {
   const dir = runDir(opts.runDir);
   const out: string[] = [];
+  const lib = vale();
+  const rd = cstr(dir);
   try {
     for (const e of Deno.readDirSync(dir)) {
       // only valeX names: internal switches (the holding switch of unattached
       // persistent ports, ".kernel", ".attach") are not the user's
       if (!e.isDirectory || !/^vale[A-Za-z0-9_]*$/.test(e.name)) continue;
+      // reap (removes the switch if nobody is left); refused: not ours
+      if (lib.vale_reap(rd, cstr(e.name)) < 0) continue;
       try {
         if (Deno.statSync(`${dir}/${e.name}/ctl`).isFile) out.push(e.name);
-      } catch { /* not a switch */ }
+      } catch { /* removed: it was empty */ }
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -140,7 +154,7 @@ export function createPersistentPort(name: string, opts: ControlOptions = {}): v
       cstr(runDir(opts.runDir)),
       cstr(spec.switchName!),
       cstr(switchPortKey(spec)),
-      openRequest(spec),
+      openRequest(spec, false, opts.group),
     ),
   );
 }
