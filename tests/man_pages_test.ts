@@ -132,6 +132,37 @@ Deno.test("vale.1 describes every command of 'vale --help'", async () => {
   assert.deepEqual(missing, [], `vale.1 COMMANDS does not describe ${missing.join(" ")}`);
 });
 
+/** Files under a directory of the checkout, recursively (none when it does not exist). */
+async function* walk(dir: URL): AsyncGenerator<URL> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (e.isDirectory) yield* walk(new URL(`${e.name}/`, dir));
+    else if (e.isFile && /\.(c|h|ts)$/.test(e.name)) yield new URL(e.name, dir);
+  }
+}
+
+Deno.test("vale.4 ENVIRONMENT describes every VALE_* variable the library and tools read", async () => {
+  const read = new Set<string>();
+  for (const dir of ["c-src/", "lib/", "ffi/", "cli/"]) {
+    for await (const f of walk(new URL(dir, ROOT))) {
+      const src = await Deno.readTextFile(f);
+      for (const m of src.matchAll(/(?:getenv|env_u32|Deno\.env\.get)\(\s*"(VALE_\w+)"/g)) {
+        if (!m[1].startsWith("VALE_TEST_")) read.add(m[1]); // test hooks: docs/testing.md
+      }
+    }
+  }
+  assert.ok(read.size >= 6, `variables found: ${[...read].join(" ")}`);
+  const src = await pageText("vale.4");
+  const env = src.split(/^\.SH ENVIRONMENT$/m)[1].split(/^\.SH /m)[0];
+  const missing = [...read].filter((v) => !new RegExp(`^\\.B ${v}$`, "m").test(env));
+  assert.deepEqual(missing, [], `vale.4 ENVIRONMENT does not describe ${missing.join(" ")}`);
+});
+
 Deno.test("helpOptions finds short options at line starts and every long one", () => {
   assert.deepEqual(
     helpOptions(
