@@ -1,5 +1,5 @@
 // Kernel traffic through vale0 vs. the Linux bridge, on the same kind of
-// namespaces: what the kernel-interfaces work reports (docs/readme-kernel.md).
+// namespaces: what the kernel-interfaces work reports (docs/kernel.md).
 //
 //   deno run -A bench/kernel_paths.ts [--seconds 5] [--json FILE] [--only vale-tap,...]
 //

@@ -1,4 +1,4 @@
-// Users and files (README "Threat model: users and files"): a switch is
+// Users and files (docs/threat-model.md, "Users and files"): a switch is
 // private to its creator unless shared with a group; root never follows a
 // symlink nor uses another user's switch; lookup modules chosen by others are
 // never loaded; switches whose processes were killed disappear.
