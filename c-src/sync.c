@@ -820,11 +820,18 @@ VALE_API int vale_wait(vale_port *p, int timeout_ms)
 		__atomic_fetch_add(&w->tx_waiting, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		bool txb;
-		uint32_t seq = LOAD_ACQ(&w->wake_seq);
+		uint32_t seq = __atomic_load_n(&w->wake_seq, __ATOMIC_SEQ_CST);
 		__atomic_or_fetch(&w->waiting, VW_FUTEX, __ATOMIC_SEQ_CST);
 		FENCE();
 		if (port_ready(p, &txb)) {
 			ret = 1;
+			break;
+		}
+		/* vale_wake() before this call started (a close racing with a wait
+		 * that was still on its way to this thread): its wake_seq bump came
+		 * before our read, so the futex would not return. */
+		if (__atomic_exchange_n(&p->woken, 0, __ATOMIC_SEQ_CST)) {
+			ret = 0;
 			break;
 		}
 		uint64_t now = vale_now_ns();
@@ -845,6 +852,7 @@ VALE_API int vale_wait(vale_port *p, int timeout_ms)
 			/* woken (and disarmed) by a producer, by vale_wake(), or for another
 			 * handle's ring of this end (0: let the caller look) */
 			ret = port_ready(p, &txb) ? 1 : 0;
+			__atomic_store_n(&p->woken, 0, __ATOMIC_RELAXED); /* seen */
 			break;
 		}
 	}
@@ -857,7 +865,8 @@ VALE_API int vale_wait(vale_port *p, int timeout_ms)
 VALE_API void vale_wake(vale_port *p)
 {
 	struct vale_wake *w = vale_wakep(&p->m, p->end);
-	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->woken, 1, __ATOMIC_SEQ_CST); /* for a vale_wait() yet to start */
+	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_SEQ_CST);
 	futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
 	if (p->bell_rd >= 0) {
 		char c = 1;
