@@ -284,6 +284,21 @@ static void wait_until(uint64_t deadline, volatile uint32_t *stop)
  * PG_MAX_DEBT periods is forgiven (after a long stall the stream resumes at
  * the nominal rate; the rate pkt-gen reports shows the time lost). */
 #define PG_MAX_DEBT 4
+
+/* -R: when the first burst goes out. netmap's pkt-gen starts a rate-limited
+ * sender at a whole second of the wall clock 1 to 2 s from now (every thread
+ * at the same one). Here that also keeps the stream clear of the start-up of
+ * the processes at both ends: traced, the sender's own JavaScript thread ran
+ * 3 ms in one go about 25 ms after a start, and a receiver woken on that CPU
+ * waited for it, past the time its ring could hold. */
+static uint64_t pace_start(volatile uint32_t *stop)
+{
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	uint64_t start = mono_ns() + 2000000000ull - (uint64_t)rt.tv_nsec;
+	wait_until(start, stop);
+	return start;
+}
 static void pace_wait(struct pg_thread *t, uint64_t *next, uint64_t *last, volatile uint32_t *stop)
 {
 	const uint64_t p = (uint64_t)t->period_ns;
@@ -553,7 +568,7 @@ static int sender_body(struct pg_thread *t, bool seq)
 	for (uint32_t i = 0; i < t->ntx; i++) /* first use of every slot copies the frame */
 		for (uint32_t j = 0; j < t->tx[i]->num_slots; j++)
 			t->tx[i]->slot[j].flags = VS_BUF_CHANGED;
-	uint64_t next = mono_ns(), last = 0;
+	uint64_t next = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns(), last = 0;
 	STORE_RLX(&st->tic_ns, next);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (t->period_ns > 0 && tosend <= 0) {
@@ -830,7 +845,8 @@ static int ping_body(struct pg_thread *t)
 	struct vale_ring *ring = t->tx[0];
 	if (size > VALE_BUF_SIZE || size < h + 54)
 		return -EINVAL;
-	uint64_t last_print = mono_ns(), next = last_print, last = 0;
+	uint64_t last_print = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns();
+	uint64_t next = last_print, last = 0;
 	STORE_RLX(&st->tic_ns, last_print);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (t->period_ns > 0 && tosend <= 0) {
