@@ -118,6 +118,7 @@ struct vale_port {
 	uint32_t *touched;
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
+	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (sync.c) */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -138,6 +139,7 @@ struct pg_thread {
 	bool idle;         /* its share is zero: nothing to do */
 	double period_ns;  /* rate limiting: one burst every period */
 	uint32_t burst;
+	uint64_t idle_ns;  /* rx_wait(): recent waits for data (moving average) */
 	/* frame state */
 	uint8_t *pkt;     /* private copy of the frame, headers kept current */
 	uint32_t sip, dip, sp, dp; /* current addresses, host order */
@@ -240,7 +242,12 @@ static inline uint8_t *bufp(struct pg_thread *t, uint32_t idx)
 	return t->base + t->info.buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
 }
 
-/* Sleep until `deadline` (CLOCK_MONOTONIC ns): sleep most of it, spin the end. */
+/* Sleep until `deadline` (CLOCK_MONOTONIC ns). The thread's timer slack is
+ * 1 µs (thread_main), so the sleep ends within a few µs of the deadline when
+ * a CPU is free. It used to spin the last 100 µs of every period: at 2 Mpps
+ * that kept 40 % of a CPU busy, and on a machine whose CPUs are all taken the
+ * scheduler then kept the receiver off the CPU for milliseconds. Being a few
+ * µs late costs nothing: the schedule is absolute (pace_wait). */
 static void wait_until(uint64_t deadline, volatile uint32_t *stop)
 {
 	for (;;) {
@@ -248,8 +255,8 @@ static void wait_until(uint64_t deadline, volatile uint32_t *stop)
 		if (now >= deadline || LOAD_RLX(stop))
 			return;
 		uint64_t left = deadline - now;
-		if (left > 200000) {
-			uint64_t d = deadline - 100000;
+		if (left > 2000) {
+			uint64_t d = deadline;
 			if (left > 100000000ull) /* look at the stop flag now and then */
 				d = now + 100000000ull;
 			struct timespec ts = {.tv_sec = (time_t)(d / 1000000000ull),
@@ -259,6 +266,51 @@ static void wait_until(uint64_t deadline, volatile uint32_t *stop)
 			__builtin_ia32_pause();
 		}
 	}
+}
+
+/* -R: wait until the next burst is due; *next is the schedule (one burst per
+ * period), *last when the previous burst went out (0: none yet).
+ *
+ * netmap's pkt-gen advances the schedule by one period per burst and, when
+ * it is late, sends the missed bursts back to back. A sender here is late
+ * now and then by milliseconds (the first touches of the buffers' pages cost
+ * 5-10 ms per 512-packet burst at start-up; a thread waits for a CPU), and
+ * that catch-up put up to 18 bursts into the destination within 50 µs: far
+ * faster than a receiver asleep between bursts can wake (10 µs to several ms
+ * from the futex wake to its rxsync, measured), so its RX ring overflowed and
+ * whole bursts were dropped at a rate far below capacity. Now the catch-up
+ * is paced too: a burst never follows the previous one by less than half a
+ * period (at most twice the rate while behind), and a debt of more than
+ * PG_MAX_DEBT periods is forgiven (after a long stall the stream resumes at
+ * the nominal rate; the rate pkt-gen reports shows the time lost). */
+#define PG_MAX_DEBT 4
+
+/* -R: when the first burst goes out. netmap's pkt-gen starts a rate-limited
+ * sender at a whole second of the wall clock 1 to 2 s from now (every thread
+ * at the same one). Here that also keeps the stream clear of the start-up of
+ * the processes at both ends: traced, the sender's own JavaScript thread ran
+ * 3 ms in one go about 25 ms after a start, and a receiver woken on that CPU
+ * waited for it, past the time its ring could hold. */
+static uint64_t pace_start(volatile uint32_t *stop)
+{
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	uint64_t start = mono_ns() + 2000000000ull - (uint64_t)rt.tv_nsec;
+	wait_until(start, stop);
+	return start;
+}
+static void pace_wait(struct pg_thread *t, uint64_t *next, uint64_t *last, volatile uint32_t *stop)
+{
+	const uint64_t p = (uint64_t)t->period_ns;
+	*next += p;
+	uint64_t now = mono_ns();
+	if (now > *next + PG_MAX_DEBT * p)
+		*next = now - PG_MAX_DEBT * p;
+	uint64_t at = *next;
+	if (*last && at < *last + p / 2)
+		at = *last + p / 2;
+	wait_until(at, stop);
+	*last = mono_ns();
 }
 
 /* netmap's dump_payload(), written straight to fd 1 (no stdio buffering to mix
@@ -516,13 +568,12 @@ static int sender_body(struct pg_thread *t, bool seq)
 	for (uint32_t i = 0; i < t->ntx; i++) /* first use of every slot copies the frame */
 		for (uint32_t j = 0; j < t->tx[i]->num_slots; j++)
 			t->tx[i]->slot[j].flags = VS_BUF_CHANGED;
-	uint64_t next = mono_ns();
+	uint64_t next = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns(), last = 0;
 	STORE_RLX(&st->tic_ns, next);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (t->period_ns > 0 && tosend <= 0) {
 			tosend = t->burst;
-			next += (uint64_t)t->period_ns;
-			wait_until(next, &st->stop);
+			pace_wait(t, &next, &last, &st->stop);
 		}
 		uint32_t progress = 0;
 		for (uint32_t i = 0; i < t->ntx; i++) {
@@ -575,21 +626,41 @@ static int sender_body(struct pg_thread *t, bool seq)
 /* ---------------- rx / rxseq ---------------- */
 
 /* Busy-poll for spin_us, then sleep; returns 1 when something arrived, 0 on
- * a timeout or a wake-up without data. */
-static int rx_wait(struct pg_thread *t, int timeout_ms)
+ * a timeout or a wake-up without data.
+ *
+ * With `adaptive` (rx, rxseq) the spin is skipped unless it pays. Traffic
+ * paced in bursts (-R: a burst every 0.1-1 ms) leaves the receiver idle far
+ * longer than the spin: spinning 100 µs after every burst then burns up to
+ * 40 % of a CPU for nothing, and on a machine whose CPUs are all busy the
+ * scheduler then lets the receiver wait for a CPU for milliseconds after its
+ * wake-up, and its ring overflows. So rx spins only while the recent waits
+ * (idle_ns, a moving average) took less than half the spin; otherwise it
+ * sleeps at once. ping and pong always spin: their next packet is the reply
+ * to the one just sent, and the spin keeps a wake-up out of the RTT. */
+static int rx_wait(struct pg_thread *t, int timeout_ms, bool adaptive)
 {
-	uint64_t until = mono_ns() + (uint64_t)t->g->c.spin_us * 1000;
-	do {
+	const uint64_t spin = (uint64_t)t->g->c.spin_us * 1000;
+	uint64_t t0 = mono_ns();
+	uint64_t until = !adaptive || 2 * t->idle_ns < spin ? t0 + spin : t0;
+	int r = 1;
+	for (;;) {
 		if (vale_rxsync(t->port, -1) > 0)
-			return 1;
+			goto out;
 		if (LOAD_RLX(&t->st->stop))
 			return 0;
+		if (mono_ns() >= until)
+			break;
 		__builtin_ia32_pause();
-	} while (mono_ns() < until);
+	}
 	STORE_RLX(&t->st->sleeps, t->st->sleeps + 1);
-	int r = vale_wait(t->port, timeout_ms);
+	r = vale_wait(t->port, timeout_ms);
 	if (r > 0)
 		vale_rxsync(t->port, -1);
+out:
+	if (r > 0) { /* timeouts say nothing about the traffic */
+		uint64_t waited = mono_ns() - t0;
+		t->idle_ns = (3 * t->idle_ns + waited) / 4;
+	}
 	return r;
 }
 
@@ -648,7 +719,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 	STORE_RLX(&st->tic_ns, last_rx);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || pkts < n)) {
 		if (vale_rxsync(t->port, -1) <= 0) {
-			if (rx_wait(t, 1000) <= 0 && !LOAD_RLX(&st->stop)) {
+			if (rx_wait(t, 1000, true) <= 0 && !LOAD_RLX(&st->stop)) {
 				/* -W: a second without traffic ends it (a wait also returns early
 				 * when another thread's ring of this port was woken) */
 				uint64_t now = mono_ns();
@@ -774,13 +845,13 @@ static int ping_body(struct pg_thread *t)
 	struct vale_ring *ring = t->tx[0];
 	if (size > VALE_BUF_SIZE || size < h + 54)
 		return -EINVAL;
-	uint64_t last_print = mono_ns(), next = last_print;
+	uint64_t last_print = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns();
+	uint64_t next = last_print, last = 0;
 	STORE_RLX(&st->tic_ns, last_print);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (t->period_ns > 0 && tosend <= 0) {
 			tosend = t->burst;
-			next += (uint64_t)t->period_ns;
-			wait_until(next, &st->stop);
+			pace_wait(t, &next, &last, &st->stop);
 		}
 		uint64_t limit = t->period_ns > 0 ? (uint64_t)tosend : t->burst;
 		if (n > 0 && n - sent < limit)
@@ -826,7 +897,7 @@ static int ping_body(struct pg_thread *t)
 		if (r < 0)
 			return r;
 		/* see what we got back */
-		if (vale_rxsync(t->port, -1) <= 0 && rx_wait(t, 3000) <= 0) {
+		if (vale_rxsync(t->port, -1) <= 0 && rx_wait(t, 3000, false) <= 0) {
 			if (!LOAD_RLX(&st->stop))
 				__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			continue;
@@ -889,7 +960,7 @@ static int pong_body(struct pg_thread *t)
 	struct vale_ring *txr = t->tx[0];
 	STORE_RLX(&st->tic_ns, mono_ns());
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
-		if (vale_rxsync(t->port, -1) <= 0 && rx_wait(t, 1000) <= 0) {
+		if (vale_rxsync(t->port, -1) <= 0 && rx_wait(t, 1000, false) <= 0) {
 			if (!LOAD_RLX(&st->stop))
 				__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			continue;
@@ -963,6 +1034,8 @@ static void *thread_main(void *arg)
 {
 	struct pg_thread *t = arg;
 	struct pg_ctx *g = t->g;
+	/* precise sleeps for the rate limiter (wait_until), not 50 µs late */
+	prctl(PR_SET_TIMERSLACK, 1ul, 0ul, 0ul, 0ul);
 	if (g->c.affinity >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);

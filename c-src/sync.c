@@ -44,20 +44,26 @@ static void bell_ring(struct vale_sw *sw, struct vale_map *m, uint32_t region_id
 }
 
 /* Wake the owner of `end` of region m if it sleeps. One fence and one load
- * when nobody sleeps: the common case costs no system call. */
+ * when nobody sleeps: the common case costs no system call.
+ *
+ * Only a waker clears the armed bits, and it wakes every sleeper of the end.
+ * (A vale_wait() that returned used to clear VW_FUTEX itself; with two
+ * handles on one end, e.g. pkt-gen -p 2 on a two-ring port, that disarmed
+ * the other handle while it slept: it then slept through its data until its
+ * 1 s timeout.) A VW_FUTEX left armed by a caller that returned on its own
+ * costs the next waker one atomic and no system call (no sleeper counted). */
 void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t bell_idx)
 {
 	struct vale_wake *w = vale_wakep(m, end);
 	FENCE();
 	uint32_t bits = LOAD_RLX(&w->waiting);
-	if (likely(!bits))
-		return;
-	bits = __atomic_exchange_n(&w->waiting, 0, __ATOMIC_ACQ_REL);
-	if (!bits)
-		return; /* another sender woke it */
-	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_RELEASE);
-	if (bits & VW_FUTEX)
+	if (likely(!(bits & (VW_FUTEX | VW_BELL))))
+		return; /* nobody sleeps, or every sleeper was woken and has not looked yet */
+	bits = __atomic_fetch_and(&w->waiting, ~(VW_FUTEX | VW_BELL), __ATOMIC_SEQ_CST);
+	if ((bits & VW_FUTEX) && bits >= VW_SLEEPER) {
+		__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_SEQ_CST);
 		futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+	}
 	if (bits & VW_BELL)
 		bell_ring(sw, m, bell_idx, end);
 }
@@ -843,27 +849,43 @@ static void check_stuck_leases(vale_port *p)
 	}
 }
 
+/* Dekker with vale_wake_end(): the caller arms VW_FUTEX (a seq_cst RMW),
+ * fences and looks at the rings; a producer publishes, fences and loads
+ * `waiting`. Either the caller sees the data or the producer sees the armed
+ * bit, which it clears before bumping wake_seq, read by the caller before
+ * arming: FUTEX_WAIT then returns at once or is woken. The caller is counted
+ * (VW_SLEEPER) from entry to return and never disarms: see vale_wake_end(). A
+ * pipe end also counts itself in tx_waiting, which the peer's rxsync checks
+ * after releasing slots (the same Dekker pair on the peer's hwcur). */
 VALE_API int vale_wait(vale_port *p, int timeout_ms)
 {
 	struct vale_wake *w = vale_wakep(&p->m, p->end);
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vale_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	const bool pipe = p->flags & VPF_PIPE;
+	int ret;
+	__atomic_fetch_add(&w->waiting, VW_SLEEPER, __ATOMIC_SEQ_CST);
+	if (pipe)
+		__atomic_fetch_add(&w->tx_waiting, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		bool txb;
-		uint32_t seq = LOAD_ACQ(&w->wake_seq);
+		uint32_t seq = __atomic_load_n(&w->wake_seq, __ATOMIC_SEQ_CST);
 		__atomic_or_fetch(&w->waiting, VW_FUTEX, __ATOMIC_SEQ_CST);
-		if (p->flags & VPF_PIPE)
-			STORE_RLX(&w->tx_waiting, 1);
 		FENCE();
 		if (port_ready(p, &txb)) {
-			__atomic_and_fetch(&w->waiting, ~VW_FUTEX, __ATOMIC_RELAXED);
-			STORE_RLX(&w->tx_waiting, 0);
-			return 1;
+			ret = 1;
+			break;
+		}
+		/* vale_wake() before this call started (a close racing with a wait
+		 * that was still on its way to this thread): its wake_seq bump came
+		 * before our read, so the futex would not return. */
+		if (__atomic_exchange_n(&p->woken, 0, __ATOMIC_SEQ_CST)) {
+			ret = 0;
+			break;
 		}
 		uint64_t now = vale_now_ns();
 		if (now >= deadline) {
-			__atomic_and_fetch(&w->waiting, ~VW_FUTEX, __ATOMIC_RELAXED);
-			STORE_RLX(&w->tx_waiting, 0);
-			return 0;
+			ret = 0;
+			break;
 		}
 		/* sleep in slices of at most 1 s so dead producers' leases get reclaimed */
 		uint64_t left = deadline - now;
@@ -874,18 +896,25 @@ VALE_API int vale_wait(vale_port *p, int timeout_ms)
 		long r = futex(&w->wake_seq, FUTEX_WAIT, seq, &ts);
 		if (r == -1 && errno == ETIMEDOUT)
 			check_stuck_leases(p);
-		if (LOAD_RLX(&w->wake_seq) != seq && !port_ready(p, &txb)) {
-			/* vale_wake(): return to let the caller look */
-			STORE_RLX(&w->tx_waiting, 0);
-			return 0;
+		if (LOAD_RLX(&w->wake_seq) != seq) {
+			/* woken (and disarmed) by a producer, by vale_wake(), or for another
+			 * handle's ring of this end (0: let the caller look) */
+			ret = port_ready(p, &txb) ? 1 : 0;
+			__atomic_store_n(&p->woken, 0, __ATOMIC_RELAXED); /* seen */
+			break;
 		}
 	}
+	if (pipe)
+		__atomic_fetch_sub(&w->tx_waiting, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&w->waiting, VW_SLEEPER, __ATOMIC_RELAXED);
+	return ret;
 }
 
 VALE_API void vale_wake(vale_port *p)
 {
 	struct vale_wake *w = vale_wakep(&p->m, p->end);
-	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->woken, 1, __ATOMIC_SEQ_CST); /* for a vale_wait() yet to start */
+	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_SEQ_CST);
 	futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
 	if (p->bell_rd >= 0) {
 		char c = 1;
@@ -894,13 +923,15 @@ VALE_API void vale_wake(vale_port *p)
 	}
 }
 
+#define TXW_BELL 0x80000000u /* tx_waiting: a doorbell user of a pipe end (count below) */
+
 VALE_API int vale_bell_arm(vale_port *p)
 {
 	struct vale_wake *w = vale_wakep(&p->m, p->end);
 	bool txb;
 	__atomic_or_fetch(&w->waiting, VW_BELL, __ATOMIC_SEQ_CST);
-	if (p->flags & VPF_PIPE)
-		STORE_RLX(&w->tx_waiting, 1);
+	if (p->flags & VPF_PIPE) /* sticky, as before: the poll()er may wait for room any time */
+		__atomic_or_fetch(&w->tx_waiting, TXW_BELL, __ATOMIC_SEQ_CST);
 	FENCE();
 	if (port_ready(p, &txb)) {
 		__atomic_and_fetch(&w->waiting, ~VW_BELL, __ATOMIC_RELAXED);

@@ -130,13 +130,17 @@ struct vale_kring {
 
 /* One per port end: how a sleeping process is woken. */
 struct vale_wake {
-	volatile uint32_t waiting;  /* VW_* bits: the owner sleeps */
+	volatile uint32_t waiting;  /* VW_* bits and the count of vale_wait() callers */
 	volatile uint32_t wake_seq; /* futex word */
-	volatile uint32_t tx_waiting; /* a pipe end waits for room in its peer's RX ring */
+	volatile uint32_t tx_waiting; /* vale_wait() callers of a pipe end (room in the peer's RX ring) */
 	uint32_t _p[13];
 };
-#define VW_FUTEX 1u
-#define VW_BELL 2u
+/* Several handles (threads, processes) may wait on one port end and share
+ * this word. A caller never clears VW_FUTEX when it returns (another caller
+ * may still sleep on it): only a waker does, and wakes everybody. */
+#define VW_FUTEX 1u   /* armed: a futex sleeper has not been woken since it looked */
+#define VW_BELL 2u    /* armed: ring the doorbell FIFO */
+#define VW_SLEEPER 0x100u /* one vale_wait() caller (count in bits 8..31) */
 
 /* ---------------- port region ---------------- */
 

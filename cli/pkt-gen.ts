@@ -108,7 +108,9 @@ pkt-gen arguments
 
      -R rate
              Packet transmission rate in packets per second (tx, txseq, ping).  Not
-             setting it transmits as fast as possible.
+             setting it transmits as fast as possible.  Packets go out in bursts of
+             at most burst_size, rate/300 and a quarter of the TX ring; a sender
+             that fell behind catches up at no more than twice the rate.
 
      -X      Dump payload of each packet transmitted or received.
 
@@ -590,11 +592,19 @@ export async function main(argv: string[]): Promise<number> {
   );
   if (sender) out(`${a.srcIp} -> ${a.dstIp} (${a.srcMac} -> ${a.dstMac})\n`);
 
-  // -R: at least something every ~1/300 s, bursts of at most rate/300 (netmap)
+  // -R: at least something every ~1/300 s, bursts of at most rate/300 (netmap),
+  // and of at most a quarter of a ring. netmap keeps -b (512, half a 1024-slot
+  // ring): two bursts then fill a receiver's ring, which must wake and drain
+  // within one period (256 µs at 2 Mpps) or drop; a busy machine often keeps a
+  // sleeping receiver waiting longer than that. With a quarter ring it has
+  // four periods (0.5 ms at 2 Mpps, 2 ms at 0.5 Mpps; half that while the
+  // sender catches up, see pace_wait() in c-src/pktgen.c).
   let periodNs = 0n;
   if (a.rate > 0) {
     const lim = Math.floor(a.rate / 300);
     if (a.burst > lim) a.burst = lim;
+    const slots = ports[0].txRings[0]?.numSlots ?? 0;
+    if (slots >= 8 && a.burst > Math.floor((slots - 1) / 4)) a.burst = Math.floor((slots - 1) / 4);
     if (a.burst === 0) a.burst = 1;
     periodNs = (1000000000n * BigInt(a.burst)) / BigInt(a.rate);
   }
@@ -715,7 +725,9 @@ export async function main(argv: string[]): Promise<number> {
     const cur = gen.totals();
     gen.resetMinSpace();
     const done = finished || cur.done === a.nthreads;
-    if (usec < 10000) {
+    // too short to be meaningful (netmap), unless it is the last one and has
+    // packets no line counted yet: the lines add up to the totals
+    if (usec < 10000 && !(done && cur.pkts !== prev.pkts)) {
       if (done) break;
       continue;
     }

@@ -207,6 +207,32 @@ Deno.test("waiting: receive() sleeps until a frame comes; timeouts; close wakes"
   assert.equal(await w, false);
 });
 
+Deno.test("waiting: two handles on one port end, one ring each, are woken independently", async () => {
+  // Both handles sleep on one wake word of the port end. A wait that returned
+  // used to disarm it while the other handle slept: the other then slept
+  // through its frame until its 1 s timeout slice (about 0.9 s after the frame).
+  await using run = await tempRunDir();
+  const o = { runDir: run.dir };
+  using a0 = openPort("vale0:a-0@conf:rings=2", o);
+  using a1 = openPort("vale0:a-1", o);
+  using b0 = openPort("vale0:b-0@conf:rings=2", o);
+  using b1 = openPort("vale0:b-1", o);
+  const frame = makeFrame(BROADCAST, mac(1), 1, 1, 60);
+  a0.send(frame); // TX ring 0 -> RX ring 0: b0's, nobody waits yet
+  a0.txsync();
+  const w1 = b1.wait(5000); // b1 sleeps on RX ring 1
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await b0.wait(1000), true, "b0's frame is there: it returns at once");
+  const t0 = Date.now();
+  a1.send(frame); // TX ring 1 -> RX ring 1: b1's
+  a1.txsync();
+  assert.equal(await w1, true);
+  const ms = Date.now() - t0;
+  assert.ok(ms < 500, `b1 woken by its frame, not by its timeout slice (${ms} ms)`);
+  assert.equal(b1.tryReceive().length, 1);
+  assert.equal(b0.tryReceive().length, 1);
+});
+
 Deno.test("pollable doorbell: poll() on pollFd wakes when a frame arrives", async () => {
   await using run = await tempRunDir();
   const o = { runDir: run.dir };
