@@ -226,9 +226,13 @@ static inline uint64_t xorshift64(uint64_t *s)
 	return *s = x;
 }
 
-static inline uint32_t ring_space(const struct vale_ring *r)
+/* Slots between head and tail. `n` is the ring size vale_info() reported:
+ * never the ring header's num_slots, which is shared memory another process
+ * may scribble on. For the same reason every head read here is checked
+ * against n before it indexes a slot. */
+static inline uint32_t ring_space(const struct vale_ring *r, uint32_t n)
 {
-	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail), n = r->num_slots;
+	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail);
 	if (h >= n || t >= n)
 		return 0;
 	return t >= h ? t - h : t + n - h;
@@ -451,8 +455,11 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 			     uint64_t seq0, uint64_t *bytes)
 {
 	struct pg_ctx *g = t->g;
-	uint32_t n = ring_space(ring), head = ring->head, ns = ring->num_slots;
+	const uint32_t ns = t->info.tx_slots;
+	uint32_t n = ring_space(ring, ns), head = LOAD_RLX(&ring->head);
 	uint32_t sent = 0;
+	if (unlikely(head >= ns))
+		return 0;
 	const uint32_t frags = g->frags, fsz = g->frag_size;
 	const bool vary = g->vary, dump = g->c.dump;
 	const uint32_t hoff = g->l3, hlen = g->l4 + 8 + (seq ? 4 : 0) - g->l3;
@@ -551,7 +558,7 @@ static bool tx_pending(struct pg_thread *t)
 {
 	for (uint32_t i = 0; i < t->ntx; i++) {
 		struct vale_ring *r = t->tx[i];
-		uint32_t h = r->head, tl = LOAD_ACQ(&r->tail), n = r->num_slots;
+		uint32_t h = r->head, tl = LOAD_ACQ(&r->tail), n = t->info.tx_slots;
 		if ((h == 0 ? n - 1 : h - 1) != tl) /* netmap's nm_tx_pending */
 			return true;
 	}
@@ -566,7 +573,7 @@ static int sender_body(struct pg_thread *t, bool seq)
 	int64_t tosend = 0;
 	bool pipe = t->info.flags & VPF_PIPE; /* back-pressure instead of drops */
 	for (uint32_t i = 0; i < t->ntx; i++) /* first use of every slot copies the frame */
-		for (uint32_t j = 0; j < t->tx[i]->num_slots; j++)
+		for (uint32_t j = 0; j < t->info.tx_slots; j++)
 			t->tx[i]->slot[j].flags = VS_BUF_CHANGED;
 	uint64_t next = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns(), last = 0;
 	STORE_RLX(&st->tic_ns, next);
@@ -735,7 +742,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 		bool got_any = false;
 		for (uint32_t i = 0; i < t->nrx; i++) {
 			struct vale_ring *r = t->rx[i];
-			uint32_t ns = r->num_slots, head = r->head, tail = LOAD_ACQ(&r->tail);
+			uint32_t ns = t->info.rx_slots, head = r->head, tail = LOAD_ACQ(&r->tail);
 			if (head >= ns || tail >= ns)
 				continue;
 			uint32_t m = head + ns - tail; /* free space, as netmap computes it */
@@ -856,9 +863,10 @@ static int ping_body(struct pg_thread *t)
 		uint64_t limit = t->period_ns > 0 ? (uint64_t)tosend : t->burst;
 		if (n > 0 && n - sent < limit)
 			limit = n - sent;
-		uint32_t m = 0, head = ring->head;
-		for (; m < limit; m++) {
-			if (ring_space(ring) <= m) /* "-- ouch, cannot send" */
+		const uint32_t tns = t->info.tx_slots;
+		uint32_t m = 0, head = LOAD_RLX(&ring->head);
+		for (; m < limit && head < tns; m++) {
+			if (ring_space(ring, tns) <= m) /* "-- ouch, cannot send" */
 				break;
 			struct vale_slot *s = &ring->slot[head];
 			uint8_t *p = bufp(t, s->buf_idx);
@@ -882,7 +890,7 @@ static int ping_body(struct pg_thread *t)
 			if (unlikely(g->c.dump) && p)
 				dump_payload(g, p, size, ring, head);
 			sent++;
-			head = nxt(head, ring->num_slots);
+			head = nxt(head, tns);
 		}
 		STORE_REL(&ring->cur, head);
 		STORE_REL(&ring->head, head);
@@ -905,7 +913,7 @@ static int ping_body(struct pg_thread *t)
 		uint64_t now = 0;
 		for (uint32_t i = 0; i < t->nrx; i++) {
 			struct vale_ring *rr = t->rx[i];
-			uint32_t ns = rr->num_slots, hd = rr->head, tl = LOAD_ACQ(&rr->tail);
+			uint32_t ns = t->info.rx_slots, hd = rr->head, tl = LOAD_ACQ(&rr->tail);
 			if (hd >= ns || tl >= ns)
 				continue;
 			while (hd != tl) {
@@ -965,11 +973,14 @@ static int pong_body(struct pg_thread *t)
 				__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			continue;
 		}
-		uint32_t txhead = txr->head, txavail = ring_space(txr), tns = txr->num_slots;
+		const uint32_t tns = t->info.tx_slots;
+		uint32_t txhead = LOAD_RLX(&txr->head), txavail = ring_space(txr, tns);
+		if (unlikely(txhead >= tns))
+			txavail = 0;
 		uint32_t m = 0;
 		for (uint32_t i = 0; i < t->nrx; i++) {
 			struct vale_ring *rr = t->rx[i];
-			uint32_t ns = rr->num_slots, hd = rr->head, tl = LOAD_ACQ(&rr->tail);
+			uint32_t ns = t->info.rx_slots, hd = rr->head, tl = LOAD_ACQ(&rr->tail);
 			if (hd >= ns || tl >= ns)
 				continue;
 			while (hd != tl && (n == 0 || sent < n)) {
