@@ -11,9 +11,9 @@
  */
 import { parsePortName, type PortSpec } from "../lib/names.ts";
 import { formatPortName } from "../lib/names.ts";
-import { openPort, type Port } from "../lib/port.ts";
+import { openPort, type Port } from "../lib/switch/port.ts";
 import { ValeError } from "../lib/errors.ts";
-import { switchInfo } from "../lib/switch.ts";
+import { switchInfo } from "../lib/switch/control.ts";
 import {
   buildUdpFrame,
   DEFAULT_DST_MAC,
@@ -26,9 +26,9 @@ import {
   PacketError,
   parseIpRange,
   parseMacArg,
-} from "../lib/packet.ts";
-import { PcapError, readPcapFileSync } from "../lib/pcap.ts";
-import { PktGen, PKTGEN_FUNCTIONS, type PktGenFunction } from "../lib/pktgen.ts";
+} from "../lib/tools/packet.ts";
+import { PcapError, readPcapFileSync } from "../lib/formats/pcap.ts";
+import { PktGen, PKTGEN_FUNCTIONS, type PktGenFunction } from "../lib/tools/pktgen.ts";
 import { atoi, D, err, getopt, norm, out, parseNmrConfig, sleep } from "./common.ts";
 
 /** The usage text (`pkt-gen -h`, `pkt-gen --help`). */

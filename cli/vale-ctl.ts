@@ -11,7 +11,7 @@
  */
 import { ValeError } from "../lib/errors.ts";
 import { formatPortName, parsePortName, PortNameError } from "../lib/names.ts";
-import { openPort } from "../lib/port.ts";
+import { openPort } from "../lib/switch/port.ts";
 import {
   attachPersistent,
   createPersistent,
@@ -22,14 +22,14 @@ import {
   type PersistentPort,
   removePersistent,
   validPersistentName,
-} from "../lib/persistent.ts";
+} from "../lib/switch/persistent.ts";
 import {
   listSwitches,
   type PortInfo,
   removeSwitch,
   type SwitchInfo,
   switchInfo,
-} from "../lib/switch.ts";
+} from "../lib/switch/control.ts";
 import { err, getopt, type NmrConfig, out, parseNmrConfig } from "./common.ts";
 import {
   attachInterfaceSync,
@@ -37,7 +37,7 @@ import {
   detachInterfaceSync,
   findAttachment,
   listAttachments,
-} from "../lib/attach.ts";
+} from "../lib/attach/attach.ts";
 
 /** The usage text (`vale-ctl --help`). */
 export const USAGE = `Usage:

@@ -17,11 +17,11 @@ import {
   type Attachment,
   detachInterface,
   listAttachments,
-} from "../lib/attach.ts";
-import type { KernelPort } from "../lib/backends.ts";
-import { KernelIo } from "../lib/kernel_io.ts";
-import { openPort } from "../lib/port.ts";
-import { switchInfo } from "../lib/switch.ts";
+} from "../lib/attach/attach.ts";
+import type { KernelPort } from "../lib/backends/kernel_port.ts";
+import { KernelIo } from "../lib/backends/kernel_io.ts";
+import { openPort } from "../lib/switch/port.ts";
+import { switchInfo } from "../lib/switch/control.ts";
 
 const dec = new TextDecoder();
 const TAG = `ka${Deno.pid}`;

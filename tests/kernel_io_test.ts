@@ -14,7 +14,7 @@ import {
   MOREFRAG,
   POLL_IN,
   POLL_OUT,
-} from "../lib/kernel_io.ts";
+} from "../lib/backends/kernel_io.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -279,7 +279,7 @@ Deno.test({
       ip("link", "add", a, "type", "veth", "peer", "name", b);
       ip("link", "set", a, "up");
       await Deno.chmod(denoDir, 0o777);
-      const mod = import.meta.resolve("../lib/kernel_io.ts");
+      const mod = import.meta.resolve("../lib/backends/kernel_io.ts");
       const code = `
         import { KernelIo } from "${mod}";
         const out = {};

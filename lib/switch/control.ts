@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check } from "./errors.ts";
-import { parsePortName, switchPortKey } from "./names.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check } from "../errors.ts";
+import { parsePortName, switchPortKey } from "../names.ts";
 import { openRequest, type PortCounters } from "./port.ts";
-import { runDir } from "./rundir.ts";
+import { runDir } from "../rundir.ts";
 
 /** One port as the switch sees it. */
 export interface PortInfo {

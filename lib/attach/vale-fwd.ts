@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
 import {
   type AttachConfig,
   attachFiles,
@@ -28,12 +28,12 @@ import {
   type SupervisorState,
   type WorkerState,
   writeJson,
-} from "../lib/attach.ts";
-import { Forwarder, type ForwarderStats } from "../lib/backends.ts";
-import { ValeError } from "../lib/errors.ts";
-import { KernelIo, KernelIoError, type KernelIoOptions } from "../lib/kernel_io.ts";
-import { openPort, type Port } from "../lib/port.ts";
-import { setPortInfo } from "../lib/switch.ts";
+} from "./attach.ts";
+import { Forwarder, type ForwarderStats } from "../backends/kernel_port.ts";
+import { ValeError } from "../errors.ts";
+import { KernelIo, KernelIoError, type KernelIoOptions } from "../backends/kernel_io.ts";
+import { openPort, type Port } from "../switch/port.ts";
+import { setPortInfo } from "../switch/control.ts";
 
 const EXIT_DETACHED = 0, EXIT_GAVE_UP = 1, EXIT_FAILED = 2, EXIT_GONE = 3;
 const MAX_RESTARTS = 5, RESTART_WINDOW_MS = 60_000;

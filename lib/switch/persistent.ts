@@ -20,11 +20,11 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { runDir } from "./rundir.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check, ValeError } from "../errors.ts";
+import { runDir } from "../rundir.ts";
 import { setRequestGroup } from "./port.ts";
-import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
+import { type ControlOptions, type PortInfo, switchInfo } from "./control.ts";
 
 /** The internal switch holding persistent ports that are attached nowhere. */
 export const HOLDING_SWITCH = "vale-persistent";

@@ -14,10 +14,10 @@
  *
  * @module
  */
-import { vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
-import type { Port } from "./port.ts";
-import { switchInfo } from "./switch.ts";
+import { vale } from "../../ffi/lib.ts";
+import { ValeError } from "../errors.ts";
+import type { Port } from "../switch/port.ts";
+import { switchInfo } from "../switch/control.ts";
 
 /** Options of {@link Bridge}. */
 export interface BridgeOptions {

@@ -14,7 +14,7 @@
  * buffers, so the only copies are the kernel's own.
  *
  * ```ts
- * import { openAnyPort } from "./lib/backends.ts";
+ * import { openAnyPort } from "../lib/backends.ts";
  * using p = openAnyPort("tap:tap0");          // or openPort("tap:tap0")
  * p.send(frame); p.txsync();
  * console.log(p.kernel.mode);                 // "tap", "af_xdp drv copy ...", ...
@@ -22,13 +22,13 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { ValeError } from "../errors.ts";
 import { KernelIo, KernelIoError, type KernelIoOptions, type KernelIoStats } from "./kernel_io.ts";
-import { parsePortName, type PortSpec } from "./names.ts";
-import { type OpenOptions, openPort, Port } from "./port.ts";
-import { runDir } from "./rundir.ts";
-import { switchInfo } from "./switch.ts";
+import { parsePortName, type PortSpec } from "../names.ts";
+import { type OpenOptions, openPort, Port } from "../switch/port.ts";
+import { runDir } from "../rundir.ts";
+import { switchInfo } from "../switch/control.ts";
 
 const napCell = new Int32Array(new SharedArrayBuffer(4));
 

@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
-import type { Port } from "./port.ts";
+import { vale } from "../../ffi/lib.ts";
+import { ValeError } from "../errors.ts";
+import type { Port } from "../switch/port.ts";
 
 /** pkt-gen's functions (`-f`). */
 export const PKTGEN_FUNCTIONS = ["tx", "rx", "ping", "pong", "txseq", "rxseq"] as const;

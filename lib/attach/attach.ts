@@ -22,11 +22,11 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { KernelIo, KernelIoError } from "./kernel_io.ts";
-import { runDir as defaultRunDir } from "./rundir.ts";
-import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check, ValeError } from "../errors.ts";
+import { KernelIo, KernelIoError } from "../backends/kernel_io.ts";
+import { runDir as defaultRunDir } from "../rundir.ts";
+import { type ControlOptions, type PortInfo, switchInfo } from "../switch/control.ts";
 
 /** How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP. */
 export type AttachMethod = "auto" | "xdp" | "packet" | "tap";
@@ -424,13 +424,13 @@ export function attachmentNote(sw: string, p: PortInfo, opts: ControlOptions = {
 }
 
 function fwdScript(): URL {
-  return new URL("../cli/vale-fwd.ts", import.meta.url);
+  return new URL("./vale-fwd.ts", import.meta.url);
 }
 
 /** The command line that runs the forwarder script (`deno run -A .../vale-fwd.ts`). */
 export function forwarderCommand(args: string[]): { cmd: string; args: string[] } {
   const script = fwdScript();
-  const cfg = new URL("../deno.json", import.meta.url);
+  const cfg = new URL("../../deno.json", import.meta.url);
   let config = ["--no-config"];
   if (cfg.protocol === "file:") {
     try {

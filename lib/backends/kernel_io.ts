@@ -13,7 +13,7 @@
  * @module
  */
 
-import { vale } from "../ffi/lib.ts";
+import { vale } from "../../ffi/lib.ts";
 
 function sym(): ReturnType<typeof vale> {
   return vale();

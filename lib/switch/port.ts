@@ -10,12 +10,12 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { parsePortName, type PortSpec, switchPortKey } from "./names.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check, ValeError } from "../errors.ts";
+import { parsePortName, type PortSpec, switchPortKey } from "../names.ts";
 import { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
-import { runDir } from "./rundir.ts";
-import { openKernelPort } from "./backends.ts"; // kernel interfaces (see openPort)
+import { runDir } from "../rundir.ts";
+import { openKernelPort } from "../backends/kernel_port.ts"; // kernel interfaces (see openPort)
 
 /** Options of {@link openPort} beyond what the port name says. */
 export interface OpenOptions {
