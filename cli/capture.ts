@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { openPort } from "../lib/switch/port.ts";
+import { openPort } from "../lib/open.ts";
 import { PcapWriter } from "../lib/formats/pcap.ts";
 import { err, out } from "./common.ts";
 

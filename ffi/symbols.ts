@@ -13,6 +13,8 @@
 export const symbols = {
   vale_last_error: { parameters: [], result: "pointer" },
   vale_abi_version: { parameters: [], result: "u32" },
+  // c-src/abi.c: offsetof/sizeof of the structs in ffi/structs/, as JSON (tests/abi_test.ts)
+  vale_abi_layout: { parameters: ["buffer", "u32"], result: "i32" },
 
   // ports
   vale_open: {

@@ -14,7 +14,8 @@
  *
  * @module
  */
-export { type OpenOptions, openPort, Port, type PortCounters } from "./switch/port.ts";
+export { openAnyPort, openPort, type PortOptions } from "./open.ts";
+export { type OpenOptions, Port, type PortCounters } from "./switch/port.ts";
 export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
@@ -41,7 +42,7 @@ export {
   switchInfo,
 } from "./switch/control.ts";
 export { DEFAULT_RUN_DIR, runDir } from "./rundir.ts";
-export { type KernelPort, openAnyPort } from "./backends/kernel_port.ts";
+export { KernelPort } from "./backends/kernel_port.ts";
 export {
   attachInterface,
   type Attachment,

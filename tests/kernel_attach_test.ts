@@ -20,7 +20,7 @@ import {
 } from "../lib/attach/attach.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
 import { KernelIo } from "../lib/backends/kernel_io.ts";
-import { openPort } from "../lib/switch/port.ts";
+import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 
 const dec = new TextDecoder();

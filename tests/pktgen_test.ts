@@ -2,7 +2,7 @@
 // what it prints, and what arrived on the other side. Counts are exact;
 // rates are checked loosely and only where pkt-gen's own -R paces them.
 import assert from "node:assert/strict";
-import { openPort } from "../lib/switch/port.ts";
+import { openPort } from "../lib/open.ts";
 import {
   addressesAt,
   buildUdpFrame,

@@ -3,7 +3,7 @@
 // attach, remove while attached), listings, info, MAC table, removing a switch.
 import assert from "node:assert/strict";
 import { buildUdpFrame } from "../lib/tools/packet.ts";
-import { openPort } from "../lib/switch/port.ts";
+import { openPort } from "../lib/open.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { portOf, runTool, startTool, summary } from "./helpers/tools.ts";
 

@@ -8,7 +8,8 @@
 import { cstr, vale } from "../../ffi/lib.ts";
 import { check } from "../errors.ts";
 import { parsePortName, switchPortKey } from "../names.ts";
-import { openRequest, type PortCounters } from "./port.ts";
+import type { PortCounters } from "./port.ts";
+import { openRequest } from "./open_request.ts";
 import { runDir } from "../rundir.ts";
 
 /** One port as the switch sees it. */
