@@ -16,7 +16,7 @@
  * @module
  */
 import { vale } from "../../ffi/lib.ts";
-import { ValeError } from "../errors.ts";
+import { Errno, ValeError } from "../errors.ts";
 import type { Port } from "../switch/port.ts";
 
 /** pkt-gen's functions (`-f`). */
@@ -179,7 +179,7 @@ export class PktGen {
     this.#ctx = lib.vale_pg_create(c, c.length, f, f.length);
     if (!this.#ctx) {
       throw new ValeError(
-        22,
+        Errno.EINVAL,
         `pkt-gen: bad configuration (frame ${frame.length} bytes, size ${conf.size}, ` +
           `${ports.length} threads)`,
       );
@@ -199,7 +199,7 @@ export class PktGen {
 
   /** Start every thread; resolves (0 or -errno) when all have finished. */
   run(): Promise<number> {
-    if (!this.#ctx) throw new ValeError(9, "pkt-gen: closed");
+    if (!this.#ctx) throw new ValeError(Errno.EBADF, "pkt-gen: closed");
     this.#running ??= vale().vale_pg_run(this.#ctx);
     return this.#running;
   }
