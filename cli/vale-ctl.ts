@@ -10,7 +10,7 @@
  * @module
  */
 import { Errno, ValeError } from "../lib/errors.ts";
-import { formatPortName, parsePortName, PortNameError } from "../lib/names.ts";
+import { formatPortName, parseAttachName, parsePortName, PortNameError } from "../lib/names.ts";
 import { openPort } from "../lib/open.ts";
 import {
   attachPersistent,
@@ -301,7 +301,7 @@ function macs(sw: string | undefined, json: boolean, verbose: boolean): void {
   }
 }
 
-// --- kernel interfaces (lib/attach.ts, owned by the kernel-interfaces work) ---
+// --- kernel interfaces (lib/attach/attach.ts, owned by the kernel-interfaces work) ---
 
 /** `-a`/`-h valeX:IF` for a kernel interface: start its forwarder, say which method it uses. */
 function attachKernelInterface(name: string, host: boolean, verbose: boolean): void {
@@ -361,8 +361,18 @@ function listDetachedKernelInterfaces(): void {
 /** --group: share the switches this command creates. */
 let shareGroup: string | undefined;
 
+/** `valeX:tap:NAME`, `valeX:netmap:IF`, `valeX:xdp:IF`, `valeX:packet:IF` (lib/names.ts)? */
+function namesKernelPort(name: string): boolean {
+  try {
+    return parseAttachName(name).kernel !== undefined;
+  } catch {
+    // a malformed valeX:KIND:NAME: the attachment code says what is wrong with it
+    return name.indexOf(":") !== name.lastIndexOf(":");
+  }
+}
+
 function attach(name: string, host: boolean, verbose: boolean): void {
-  if (/^vale[A-Za-z0-9_]*:(tap|netmap|xdp|packet):/.test(name)) {
+  if (namesKernelPort(name)) {
     return attachKernelInterface(name, host, verbose); // valeX:tap:NAME, valeX:xdp:IF, ...
   }
   const [sw, key] = switchPort(name);

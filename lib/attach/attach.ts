@@ -1,7 +1,7 @@
 /**
  * Attaching kernel interfaces to a switch (`vale-ctl -a valeX:IF`, `-h`, `-d`).
  *
- * An attachment is a small forwarder process (cli/vale-fwd.ts) that opens a
+ * An attachment is a small forwarder process (./vale-fwd.ts) that opens a
  * persistent, exclusive port `valeX:IF` and runs the C forwarder
  * (c-src/fwd.c) between it and the interface — AF_XDP when it can be set up,
  * PACKET_MMAP otherwise (`info` says which and why), or the fd side of a TAP.

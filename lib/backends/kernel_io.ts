@@ -4,7 +4,7 @@
  *
  * A thin wrapper over the `vale_io_*` functions of build/libvale.so
  * (c-src/io.h). Tests and tools use it directly; the forwarders between a
- * kernel interface and a vale port (lib/backends.ts, lib/attach.ts) hand
+ * kernel interface and a vale port (lib/backends/, lib/attach/) hand
  * its native {@linkcode KernelIo.handle} to the C forwarder (c-src/fwd.c).
  *
  * The FFI declarations are in the one symbols object of ffi/symbols.ts

@@ -92,7 +92,7 @@ export interface ControlOptions {
   runDir?: string;
   /**
    * Calls that create a switch (persistent ports) share it with this group
-   * (name or gid), like `OpenOptions.group` of lib/port.ts.
+   * (name or gid), like `OpenOptions.group` of lib/switch/port.ts.
    */
   group?: string | number;
 }

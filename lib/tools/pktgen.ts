@@ -58,7 +58,7 @@ export interface PktGenConf {
   raw?: boolean;
   /** Seed of the random lengths. */
   seed?: bigint;
-  /** `encodeCycle()` of lib/packet.ts: how addresses change per packet. */
+  /** `encodeCycle()` of lib/tools/packet.ts: how addresses change per packet. */
   cycle?: Uint32Array;
 }
 
