@@ -15,7 +15,7 @@
 // the load average is printed before and after.
 
 import { parseArgs } from "node:util";
-import { attachInterface, detachInterface, listAttachments } from "../lib/attach.ts";
+import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 
 const dec = new TextDecoder();
 const { values } = parseArgs({

@@ -9,8 +9,9 @@
  *
  * @module
  */
-import { Bridge } from "../lib/bridge.ts";
-import { openPort, type Port } from "../lib/port.ts";
+import { Bridge } from "../lib/tools/bridge.ts";
+import { openPort } from "../lib/open.ts";
+import type { Port } from "../lib/switch/port.ts";
 import { atoi, D, err, getopt, out, sleep } from "./common.ts";
 
 /** The usage text (`bridge -h`, `bridge --help`). */

@@ -11,8 +11,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { openPort } from "../lib/port.ts";
-import { PcapWriter } from "../lib/pcap.ts";
+import { openPort } from "../lib/open.ts";
+import { PcapWriter } from "../lib/formats/pcap.ts";
 import { err, out } from "./common.ts";
 
 /** The usage text. */

@@ -10,10 +10,10 @@
  * @module
  */
 import { parsePortName, type PortSpec } from "../lib/names.ts";
-import { formatPortName } from "../lib/names.ts";
-import { openPort, type Port } from "../lib/port.ts";
-import { ValeError } from "../lib/errors.ts";
-import { switchInfo } from "../lib/switch.ts";
+import { openPortSpec } from "../lib/open.ts";
+import type { Port } from "../lib/switch/port.ts";
+import { Errno, ValeError } from "../lib/errors.ts";
+import { switchInfo } from "../lib/switch/control.ts";
 import {
   buildUdpFrame,
   DEFAULT_DST_MAC,
@@ -26,9 +26,9 @@ import {
   PacketError,
   parseIpRange,
   parseMacArg,
-} from "../lib/packet.ts";
-import { PcapError, readPcapFileSync } from "../lib/pcap.ts";
-import { PktGen, PKTGEN_FUNCTIONS, type PktGenFunction } from "../lib/pktgen.ts";
+} from "../lib/tools/packet.ts";
+import { PcapError, readPcapFileSync } from "../lib/formats/pcap.ts";
+import { PktGen, PKTGEN_FUNCTIONS, type PktGenFunction } from "../lib/tools/pktgen.ts";
 import { atoi, D, err, getopt, norm, out, parseNmrConfig, sleep } from "./common.ts";
 
 /** The usage text (`pkt-gen -h`, `pkt-gen --help`). */
@@ -515,12 +515,15 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
   const ports: Port[] = [];
   try {
     if (a.nthreads === 1) {
-      ports.push(openPort(formatPortName(spec)));
+      ports.push(openPortSpec(spec));
     } else {
       if (spec.mode === "one-nic") {
-        throw new ValeError(22, `${a.ifname}: -p ${a.nthreads} needs all rings, not one (-N)`);
+        throw new ValeError(
+          Errno.EINVAL,
+          `${a.ifname}: -p ${a.nthreads} needs all rings, not one (-N)`,
+        );
       }
-      ports.push(openPort(formatPortName({ ...spec, mode: "one-nic", ring: 0 })));
+      ports.push(openPortSpec({ ...spec, mode: "one-nic", ring: 0 }));
     }
     // kernel interfaces (tap:, netmap:) are pipes on a private switch: ask the port where it is
     const info = switchInfo(ports[0].switchName, { runDir: ports[0].runDir }).ports
@@ -529,10 +532,13 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
     const queues = info ? (sender ? info.tx_rings : info.rx_rings) : 1;
     if (a.nthreads > queues) {
       D("main", 3155, `bad nthreads ${a.nthreads}, have ${queues} queues`);
-      throw new ValeError(22, `${a.ifname}: ${queues} ring(s), cannot run ${a.nthreads} threads`);
+      throw new ValeError(
+        Errno.EINVAL,
+        `${a.ifname}: ${queues} ring(s), cannot run ${a.nthreads} threads`,
+      );
     }
     for (let i = 1; i < a.nthreads; i++) {
-      ports.push(openPort(formatPortName({ ...spec, mode: "one-nic", ring: i })));
+      ports.push(openPortSpec({ ...spec, mode: "one-nic", ring: i }));
     }
     if (a.verbose && info) {
       D(
@@ -551,15 +557,10 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
 }
 
 /** pkt-gen's main(); returns the exit status. */
-export async function main(argv: string[]): Promise<number> {
-  const parsed = parse(argv);
-  if (typeof parsed === "number") return parsed;
-  const a = parsed;
-  const sender = SENDERS.includes(a.func), receiver = RECEIVERS.includes(a.func);
-
-  let frame: Uint8Array, cycle: Uint32Array | undefined, raw: boolean;
+/** The frame template (and address cycle) from the arguments; an exit status on bad input. */
+function prepareFrame(a: Args): ReturnType<typeof buildFrame> | number {
   try {
-    ({ frame, cycle, raw } = buildFrame(a));
+    return buildFrame(a);
   } catch (e) {
     if (e instanceof PcapInputError) {
       // a bad file is not a usage error: one line, what and where, no usage text
@@ -572,42 +573,25 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  if (a.func === "ping" && a.size < 54) {
-    D("main", 3101, `ping needs packets of at least 54 bytes (-l ${a.size})`);
-    return usage(255);
-  }
+}
 
-  let ports: Port[], queues: number;
-  try {
-    ({ ports, queues } = openPorts(a));
-  } catch (e) {
-    err(`${e instanceof Error ? e.message : e}\n`);
-    D("main", 3209, "aborting");
-    return 255;
-  }
-
-  out(
-    `${sender ? "Sending on" : receiver ? "Receiving from" : "Working on"} ${a.ifname}: ` +
-      `${queues} queues, ${a.nthreads} threads and ${a.cpus} cpus.\n`,
-  );
-  if (sender) out(`${a.srcIp} -> ${a.dstIp} (${a.srcMac} -> ${a.dstMac})\n`);
-
-  // -R: at least something every ~1/300 s, bursts of at most rate/300 (netmap),
-  // and of at most a quarter of a ring. netmap keeps -b (512, half a 1024-slot
-  // ring): two bursts then fill a receiver's ring, which must wake and drain
-  // within one period (256 µs at 2 Mpps) or drop; a busy machine often keeps a
-  // sleeping receiver waiting longer than that. With a quarter ring it has
-  // four periods (0.5 ms at 2 Mpps, 2 ms at 0.5 Mpps; half that while the
-  // sender catches up, see pace_wait() in c-src/pktgen.c).
-  let periodNs = 0n;
-  if (a.rate > 0) {
-    const lim = Math.floor(a.rate / 300);
-    if (a.burst > lim) a.burst = lim;
-    const slots = ports[0].txRings[0]?.numSlots ?? 0;
-    if (slots >= 8 && a.burst > Math.floor((slots - 1) / 4)) a.burst = Math.floor((slots - 1) / 4);
-    if (a.burst === 0) a.burst = 1;
-    periodNs = (1000000000n * BigInt(a.burst)) / BigInt(a.rate);
-  }
+/**
+ * -R: at least something every ~1/300 s, bursts of at most rate/300 (netmap),
+ * and of at most a quarter of a ring; sets a.burst. netmap keeps -b (512, half a
+ * 1024-slot ring): two bursts then fill a receiver's ring, which must wake and
+ * drain within one period (256 µs at 2 Mpps) or drop; a busy machine often keeps
+ * a sleeping receiver waiting longer than that. With a quarter ring it has four
+ * periods (0.5 ms at 2 Mpps, 2 ms at 0.5 Mpps; half that while the sender
+ * catches up, see pace_wait() in c-src/pktgen.c).
+ */
+function pace(a: Args, sender: boolean, ports: Port[]): void {
+  if (a.rate <= 0) return;
+  const lim = Math.floor(a.rate / 300);
+  if (a.burst > lim) a.burst = lim;
+  const slots = ports[0].txRings[0]?.numSlots ?? 0;
+  if (slots >= 8 && a.burst > Math.floor((slots - 1) / 4)) a.burst = Math.floor((slots - 1) / 4);
+  if (a.burst === 0) a.burst = 1;
+  const periodNs = (1000000000n * BigInt(a.burst)) / BigInt(a.rate);
   if (sender) {
     D(
       "main",
@@ -617,43 +601,40 @@ export async function main(argv: string[]): Promise<number> {
       } s`,
     );
   }
+}
 
-  let gen: PktGen;
-  try {
-    gen = new PktGen(
-      {
-        func: a.func,
-        burst: a.burst,
-        npackets: a.npackets,
-        size: a.size,
-        minSize: a.minSize,
-        frags: a.frags,
-        fragSize: a.fragSize,
-        rate: a.rate,
-        affinity: a.affinity,
-        cpus: a.affinity >= 0 && a.cpus === 1 ? navigator.hardwareConcurrency : a.cpus,
-        forever: a.forever,
-        dump: a.dump,
-        hdrLen: a.hdrLen,
-        raw,
-        seed: BigInt(Date.now()),
-        cycle,
-      },
-      frame,
-      ports,
-    );
-  } catch (e) {
-    for (const p of ports) p.close();
-    err(`${e instanceof Error ? e.message : e}\n`);
-    return 255;
-  }
+/** The C generator over the opened ports. */
+function createGenerator(
+  a: Args,
+  built: { frame: Uint8Array; cycle?: Uint32Array; raw: boolean },
+  ports: Port[],
+): PktGen {
+  return new PktGen(
+    {
+      func: a.func,
+      burst: a.burst,
+      npackets: a.npackets,
+      size: a.size,
+      minSize: a.minSize,
+      frags: a.frags,
+      fragSize: a.fragSize,
+      rate: a.rate,
+      affinity: a.affinity,
+      cpus: a.affinity >= 0 && a.cpus === 1 ? navigator.hardwareConcurrency : a.cpus,
+      forever: a.forever,
+      dump: a.dump,
+      hdrLen: a.hdrLen,
+      raw: built.raw,
+      seed: BigInt(Date.now()),
+      cycle: built.cycle,
+    },
+    built.frame,
+    ports,
+  );
+}
 
-  const onSigint = () => {
-    D("sigint_h", 553, `received control-C on thread 0x${Deno.pid.toString(16)}`);
-    gen.stop();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
-
+/** netmap's start_threads(): the link wait and each thread's first line. */
+async function announceThreads(a: Args, ports: Port[], sender: boolean): Promise<void> {
   D("start_threads", 2718, `Wait ${a.waitLink} secs for phy reset`);
   if (a.waitLink > 0) await sleep(a.waitLink * 1000);
   D("start_threads", 2720, "Ready...");
@@ -663,24 +644,54 @@ export async function main(argv: string[]): Promise<number> {
       D("sender_body", 1583, `start, fd ${fd} main_fd ${ports[0].pollFd}`);
     } else D("receiver_body", 1843, `reading from ${a.ifname} fd ${fd} main_fd ${ports[0].pollFd}`);
   }
+}
 
-  const running = gen.run();
-  let finished = false;
-  running.then(() => finished = true, () => finished = true);
+/**
+ * What the threads report as they go: ping RTT windows, ping/pong timeouts
+ * and rxseq events, checked 10 times a second; printed as netmap does.
+ */
+class ProgressWatcher {
+  pingSeen = 0;
+  #timeoutsSeen = 0;
+  #seqSecond = 0;
+  #seqPrinted = 0;
+  readonly #seqSeen: number[];
+  readonly #timer: ReturnType<typeof setInterval>;
 
-  // ping RTT windows and rxseq events are checked 10 times a second
-  let pingSeen = 0, timeoutsSeen = 0, seqSecond = 0, seqPrinted = 0;
-  const seqSeen = new Array(a.nthreads).fill(0);
-  const printSeqEvents = () => { // netmap's RD(2, ...): at most two lines a second
-    for (let i = 0; i < a.nthreads; i++) {
-      for (const e of gen.seqEvents(i, seqSeen[i])) {
-        seqSeen[i] = e.n + 1;
+  constructor(readonly a: Args, readonly gen: PktGen) {
+    this.#seqSeen = new Array(a.nthreads).fill(0);
+    this.#timer = setInterval(() => this.#tick(), 100);
+  }
+
+  #tick(): void {
+    const { a, gen } = this;
+    if (a.func === "ping") {
+      const w = gen.pingWindow(0, this.pingSeen);
+      if (w) {
+        this.pingSeen = w.seq;
+        if (w.count > 0) printPingWindow(w);
+      }
+    }
+    if (a.func === "ping" || a.func === "pong") {
+      const t = gen.stats(0).timeouts;
+      for (; this.#timeoutsSeen < t; this.#timeoutsSeen++) {
+        D(`${a.func}_body`, a.func === "ping" ? 1140 : 1222, "poll error on queue 0: timeout");
+      }
+    }
+    if (a.func === "rxseq") this.printSeqEvents();
+  }
+
+  /** New rxseq events, netmap's RD(2, ...): at most two lines a second. */
+  printSeqEvents(): void {
+    for (let i = 0; i < this.a.nthreads; i++) {
+      for (const e of this.gen.seqEvents(i, this.#seqSeen[i])) {
+        this.#seqSeen[i] = e.n + 1;
         const sec = Math.floor(performance.now() / 1000);
-        if (sec !== seqSecond) {
-          seqSecond = sec;
-          seqPrinted = 0;
+        if (sec !== this.#seqSecond) {
+          this.#seqSecond = sec;
+          this.#seqPrinted = 0;
         }
-        if (seqPrinted++ >= 2) continue;
+        if (this.#seqPrinted++ >= 2) continue;
         D(
           "rxseq_body",
           2049,
@@ -690,26 +701,18 @@ export async function main(argv: string[]): Promise<number> {
         );
       }
     }
-  };
-  const watcher = setInterval(() => {
-    if (a.func === "ping") {
-      const w = gen.pingWindow(0, pingSeen);
-      if (w) {
-        pingSeen = w.seq;
-        if (w.count > 0) printPingWindow(w);
-      }
-    }
-    if (a.func === "ping" || a.func === "pong") {
-      const t = gen.stats(0).timeouts;
-      for (; timeoutsSeen < t; timeoutsSeen++) {
-        D(`${a.func}_body`, a.func === "ping" ? 1140 : 1222, "poll error on queue 0: timeout");
-      }
-    }
-    if (a.func === "rxseq") printSeqEvents();
-  }, 100);
+  }
 
-  // netmap's main_thread(): a rate line every report_ms until every thread is done
-  const framing = a.framing;
+  /** Stop checking. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** netmap's main_thread(): a rate line every report_ms until every thread is done. */
+async function reportRates(a: Args, gen: PktGen, running: Promise<number>): Promise<void> {
+  let finished = false;
+  running.then(() => finished = true, () => finished = true);
   const win: number[] = new Array(15).fill(0);
   let winIdx = 0;
   let prev = { pkts: 0, bytes: 0, events: 0, t: performance.now() };
@@ -750,17 +753,17 @@ export async function main(argv: string[]): Promise<number> {
       "main_thread",
       2783,
       `${norm(pps, a.normalize)}pps ${b4}(${norm(x.pkts, a.normalize)}pkts ${
-        norm(1000000 * (x.bytes * 8 + x.pkts * framing) / usec, a.normalize)
+        norm(1000000 * (x.bytes * 8 + x.pkts * a.framing) / usec, a.normalize)
       }bps in ${usec} usec) ${abs.toFixed(2)} avg_batch ${cur.minSpace} min_space`,
     );
     prev = { pkts: cur.pkts, bytes: cur.bytes, events: cur.events, t: now };
     if (done) break;
   }
-  const rc = await running;
-  clearInterval(watcher);
-  Deno.removeSignalListener("SIGINT", onSigint);
+}
 
-  // final round: totals, the latest start and the latest end over the threads
+/** The final round: totals, the latest start and end over the threads, per-function summaries. */
+function finalReport(a: Args, gen: PktGen, ports: Port[], progress: ProgressWatcher): void {
+  const sender = SENDERS.includes(a.func), receiver = RECEIVERS.includes(a.func);
   let pkts = 0, bytes = 0, events = 0, tic = 0n, toc = 0n;
   for (let i = 0; i < a.nthreads; i++) {
     const s = gen.stats(i);
@@ -776,7 +779,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const delta = toc > tic ? Number((toc - tic) / 1000n) / 1e6 : 0;
   if (a.func === "ping") {
-    const w = gen.pingWindow(0, pingSeen);
+    const w = gen.pingWindow(0, progress.pingSeen);
     if (w && w.count > 0) printPingWindow(w);
     const r = gen.stats(0).rtt;
     if (pkts > 0) {
@@ -790,7 +793,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   if (a.func === "rxseq") {
-    printSeqEvents();
+    progress.printSeqEvents();
     const s = { gaps: 0, lost: 0, ooo: 0 };
     for (let i = 0; i < a.nthreads; i++) {
       const q = gen.stats(i).seq;
@@ -805,19 +808,73 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   if (sender) {
-    for (const p of ports.slice(0, 1)) {
-      const r = p.txRings[0];
-      if (r) {
-        D(
-          "sender_body",
-          1726,
-          `flush tail ${r.tail} head ${r.head} on thread 0x${Deno.pid.toString(16)}`,
-        );
-      }
+    const r = ports[0]?.txRings[0];
+    if (r) {
+      D(
+        "sender_body",
+        1726,
+        `flush tail ${r.tail} head ${r.head} on thread 0x${Deno.pid.toString(16)}`,
+      );
     }
   }
   if (sender) txOutput(pkts, bytes, events, delta, "Sent", a);
   else if (receiver) txOutput(pkts, bytes, events, delta, "Received", a);
+}
+
+/** pkt-gen's main(): parse, build the frame, open the ports, run, report. */
+export async function main(argv: string[]): Promise<number> {
+  const parsed = parse(argv);
+  if (typeof parsed === "number") return parsed;
+  const a = parsed;
+  const sender = SENDERS.includes(a.func), receiver = RECEIVERS.includes(a.func);
+
+  const built = prepareFrame(a);
+  if (typeof built === "number") return built;
+  if (a.func === "ping" && a.size < 54) {
+    D("main", 3101, `ping needs packets of at least 54 bytes (-l ${a.size})`);
+    return usage(255);
+  }
+
+  let ports: Port[], queues: number;
+  try {
+    ({ ports, queues } = openPorts(a));
+  } catch (e) {
+    err(`${e instanceof Error ? e.message : e}\n`);
+    D("main", 3209, "aborting");
+    return 255;
+  }
+
+  out(
+    `${sender ? "Sending on" : receiver ? "Receiving from" : "Working on"} ${a.ifname}: ` +
+      `${queues} queues, ${a.nthreads} threads and ${a.cpus} cpus.\n`,
+  );
+  if (sender) out(`${a.srcIp} -> ${a.dstIp} (${a.srcMac} -> ${a.dstMac})\n`);
+  pace(a, sender, ports);
+
+  let gen: PktGen;
+  try {
+    gen = createGenerator(a, built, ports);
+  } catch (e) {
+    for (const p of ports) p.close();
+    err(`${e instanceof Error ? e.message : e}\n`);
+    return 255;
+  }
+
+  const onSigint = () => {
+    D("sigint_h", 553, `received control-C on thread 0x${Deno.pid.toString(16)}`);
+    gen.stop();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  await announceThreads(a, ports, sender);
+
+  const running = gen.run();
+  const progress = new ProgressWatcher(a, gen);
+  await reportRates(a, gen, running);
+  const rc = await running;
+  progress.stop();
+  Deno.removeSignalListener("SIGINT", onSigint);
+
+  finalReport(a, gen, ports, progress);
   gen.close();
   for (const p of ports) p.close();
   return rc < 0 ? 1 : 0;

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import { ValeError } from "../lib/errors.ts";
-import { formatPortName, parsePortName, PortNameError } from "../lib/names.ts";
-import { openPort } from "../lib/port.ts";
+import { Errno, ValeError } from "../lib/errors.ts";
+import { formatPortName, parseAttachName, parsePortName, PortNameError } from "../lib/names.ts";
+import { openPort } from "../lib/open.ts";
 import {
   attachPersistent,
   createPersistent,
@@ -22,14 +22,14 @@ import {
   type PersistentPort,
   removePersistent,
   validPersistentName,
-} from "../lib/persistent.ts";
+} from "../lib/switch/persistent.ts";
 import {
   listSwitches,
   type PortInfo,
   removeSwitch,
   type SwitchInfo,
   switchInfo,
-} from "../lib/switch.ts";
+} from "../lib/switch/control.ts";
 import { err, getopt, type NmrConfig, out, parseNmrConfig } from "./common.ts";
 import {
   attachInterfaceSync,
@@ -37,7 +37,7 @@ import {
   detachInterfaceSync,
   findAttachment,
   listAttachments,
-} from "../lib/attach.ts";
+} from "../lib/attach/attach.ts";
 
 /** The usage text (`vale-ctl --help`). */
 export const USAGE = `Usage:
@@ -107,8 +107,6 @@ type Cmd =
   | "macs"
   | "remove-switch";
 
-const ERRNO = { ENXIO: 6, EBUSY: 16, EINVAL: 22, EOPNOTSUPP: 95 } as const;
-
 /** strerror() for the errnos vale-ctl reports. */
 function strerror(e: unknown): string {
   if (e instanceof ValeError) return e.strerror;
@@ -162,7 +160,7 @@ function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): st
 /** A name given to -l/-g/-a/-d: `valeX:Y` (maybe with suffixes) → [switch, port]. */
 function switchPort(name: string): [string, string] {
   const spec = parsePortName(name);
-  if (spec.kind !== "vale") throw new ValeError(ERRNO.EINVAL, `${name} is not a vale port`);
+  if (spec.kind !== "vale") throw new ValeError(Errno.EINVAL, `${name} is not a vale port`);
   const key = spec.port +
     (spec.pipe ? (spec.pipe.role === "master" ? "{" : "}") + spec.pipe.id : "");
   return [spec.switchName!, key];
@@ -213,8 +211,8 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
   if (/^vale[A-Za-z0-9_]*$/.test(name)) {
     const b = sws.indexOf(name);
     const info = b >= 0 ? tryInfo(name) : null;
-    if (!info && damaged.has(name)) throw new ValeError(71, damaged.get(name)!);
-    if (!info) throw new ValeError(ERRNO.ENXIO, `no switch ${name}`);
+    if (!info && damaged.has(name)) throw new ValeError(Errno.EPROTO, damaged.get(name)!);
+    if (!info) throw new ValeError(Errno.ENXIO, `no switch ${name}`);
     if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
     else for (const p of info.ports) out(portLine(name, b, p, verbose) + "\n");
     return;
@@ -222,7 +220,7 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
   const [sw, key] = switchPort(name);
   const b = sws.indexOf(sw);
   const p = b >= 0 ? tryInfo(sw)?.ports.find((q) => q.name === key) : undefined;
-  if (!p) throw new ValeError(ERRNO.ENXIO, `no port ${sw}:${key}`);
+  if (!p) throw new ValeError(Errno.ENXIO, `no port ${sw}:${key}`);
   if (json) out(JSON.stringify({ switch: sw, bridge: b, ...p }) + "\n");
   else out(portLine(sw, b, p, verbose) + "\n");
 }
@@ -250,7 +248,7 @@ function info(name: string, conf: NmrConfig): Geometry {
   });
   if (!name.includes(":")) {
     const p = validPersistentName(name) ? findPersistent(name) : null;
-    if (!p) throw new ValeError(ERRNO.ENXIO, `no persistent port ${name}`);
+    if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
     return geo(p.info);
   }
   const [sw, key] = switchPort(name);
@@ -264,7 +262,7 @@ function info(name: string, conf: NmrConfig): Geometry {
   const port = openPort(formatPortName(spec));
   try {
     const p = switchInfo(sw).ports.find((q) => q.index === port.index);
-    if (!p) throw new ValeError(ERRNO.ENXIO, `no port ${name}`);
+    if (!p) throw new ValeError(Errno.ENXIO, `no port ${name}`);
     return geo(p);
   } finally {
     port.close();
@@ -275,7 +273,7 @@ function macs(sw: string | undefined, json: boolean, verbose: boolean): void {
   const names = sw === undefined ? visibleSwitches() : [sw];
   const tables = names.map((n) => {
     const info = tryInfo(n);
-    if (!info) throw new ValeError(ERRNO.ENXIO, `no switch ${n}`);
+    if (!info) throw new ValeError(Errno.ENXIO, `no switch ${n}`);
     const byIdx = new Map(info.ports.map((p) => [p.index, p.name]));
     return {
       switch: n,
@@ -303,7 +301,7 @@ function macs(sw: string | undefined, json: boolean, verbose: boolean): void {
   }
 }
 
-// --- kernel interfaces (lib/attach.ts, owned by the kernel-interfaces work) ---
+// --- kernel interfaces (lib/attach/attach.ts, owned by the kernel-interfaces work) ---
 
 /** `-a`/`-h valeX:IF` for a kernel interface: start its forwarder, say which method it uses. */
 function attachKernelInterface(name: string, host: boolean, verbose: boolean): void {
@@ -363,8 +361,18 @@ function listDetachedKernelInterfaces(): void {
 /** --group: share the switches this command creates. */
 let shareGroup: string | undefined;
 
+/** `valeX:tap:NAME`, `valeX:netmap:IF`, `valeX:xdp:IF`, `valeX:packet:IF` (lib/names.ts)? */
+function namesKernelPort(name: string): boolean {
+  try {
+    return parseAttachName(name).kernel !== undefined;
+  } catch {
+    // a malformed valeX:KIND:NAME: the attachment code says what is wrong with it
+    return name.indexOf(":") !== name.lastIndexOf(":");
+  }
+}
+
 function attach(name: string, host: boolean, verbose: boolean): void {
-  if (/^vale[A-Za-z0-9_]*:(tap|netmap|xdp|packet):/.test(name)) {
+  if (namesKernelPort(name)) {
     return attachKernelInterface(name, host, verbose); // valeX:tap:NAME, valeX:xdp:IF, ...
   }
   const [sw, key] = switchPort(name);
@@ -506,7 +514,7 @@ export function main(argv: string[]): number {
       case "poll-on":
       case "poll-off":
         throw new ValeError(
-          ERRNO.EOPNOTSUPP,
+          Errno.EOPNOTSUPP,
           "vale has no kernel polling threads: forwarding runs in each sender's txsync",
         );
       case "macs":
@@ -514,13 +522,13 @@ export function main(argv: string[]): number {
         break;
       case "remove-switch":
         if (!/^vale[A-Za-z0-9_]*$/.test(name!)) {
-          throw new ValeError(ERRNO.EINVAL, `${name} is not a switch name (valeX)`);
+          throw new ValeError(Errno.EINVAL, `${name} is not a switch name (valeX)`);
         }
         try {
           removeSwitch(name!);
         } catch (e) {
           if (e instanceof ValeError && e.code === "ENOENT") {
-            throw new ValeError(ERRNO.ENXIO, `no switch ${name}`);
+            throw new ValeError(Errno.ENXIO, `no switch ${name}`);
           }
           throw e;
         }

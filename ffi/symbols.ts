@@ -13,6 +13,8 @@
 export const symbols = {
   vale_last_error: { parameters: [], result: "pointer" },
   vale_abi_version: { parameters: [], result: "u32" },
+  // c-src/abi.c: offsetof/sizeof of the structs in ffi/structs/, as JSON (tests/abi_test.ts)
+  vale_abi_layout: { parameters: ["buffer", "u32"], result: "i32" },
 
   // ports
   vale_open: {
@@ -67,7 +69,7 @@ export const symbols = {
   // --- end tools ---
 
   // --- kernel I/O ---
-  // c-src/io.h: TAP / AF_PACKET / AF_XDP handles (wrapped by lib/kernel_io.ts)
+  // c-src/io.h: TAP / AF_PACKET / AF_XDP handles (wrapped by lib/backends/kernel_io.ts)
   vale_io_last_error: { parameters: [], result: "pointer" },
   vale_io_kind_name: { parameters: ["u32"], result: "pointer" },
   vale_io_open: { parameters: ["u32", "buffer", "buffer", "buffer"], result: "i32" },
@@ -97,7 +99,7 @@ export const symbols = {
   vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
   vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   vale_io_set_mac: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  // c-src/fwd.h: forwarder kernel interface <-> port (lib/backends.ts, lib/attach.ts)
+  // c-src/fwd.h: forwarder kernel interface <-> port (lib/backends/forwarder.ts, lib/attach/side.ts)
   vale_fwd_last_error: { parameters: [], result: "pointer" },
   vale_fwd_create: { parameters: ["pointer", "pointer", "buffer", "buffer"], result: "i32" },
   vale_fwd_start: { parameters: ["pointer"], result: "i32" },

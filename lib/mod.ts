@@ -14,8 +14,9 @@
  *
  * @module
  */
-export { type OpenOptions, openPort, Port, type PortCounters } from "./port.ts";
-export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
+export { openAnyPort, openPort, type PortOptions } from "./open.ts";
+export { type OpenOptions, Port, type PortCounters } from "./switch/port.ts";
+export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
   formatPortName,
@@ -39,14 +40,14 @@ export {
   setPortInfo,
   type SwitchInfo,
   switchInfo,
-} from "./switch.ts";
+} from "./switch/control.ts";
 export { DEFAULT_RUN_DIR, runDir } from "./rundir.ts";
-export { type KernelPort, openAnyPort } from "./backends.ts";
+export { KernelPort } from "./backends/kernel_port.ts";
 export {
   attachInterface,
   type Attachment,
   type AttachOptions,
   detachInterface,
   listAttachments,
-} from "./attach.ts";
-export { PktGen, type PktGenConf } from "./pktgen.ts";
+} from "./attach/attach.ts";
+export { PktGen, type PktGenConf } from "./tools/pktgen.ts";

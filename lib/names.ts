@@ -1037,3 +1037,71 @@ export function switchPortKey(spec: PortSpec): string {
   }
   return spec.port + (spec.pipe ? (spec.pipe.role === "master" ? "{" : "}") + spec.pipe.id : "");
 }
+
+/**
+ * The spec {@link parsePortName} returns for pipe end `valeX:PORT{ID` (master)
+ * or `valeX:PORT}ID` (slave) with ring counts `conf`, built without a string
+ * round trip, for ports the library names itself (the private pipes of
+ * kernel ports). The parts must be valid: they are not checked here.
+ */
+export function switchPipeSpec(
+  switchName: string,
+  port: string,
+  role: PipeSpec["role"],
+  id: string,
+  conf: RingConf = {},
+): PortSpec {
+  return {
+    name: `${switchName}:${port}${role === "master" ? "{" : "}"}${id}`,
+    kind: "vale",
+    switchName,
+    port,
+    pipe: { role, id },
+    mode: "all",
+    flags: emptyFlags(),
+    conf,
+  };
+}
+
+/** What `vale-ctl -a` / `-h` / `-d` name: a switch and the interface put on it as a port. */
+export interface AttachSpec {
+  /** The switch (`vale0`). */
+  switchName: string;
+  /** The port on the switch: the interface's (or TAP's) name. */
+  port: string;
+  /** With `valeX:tap:NAME`, `valeX:netmap:IF`, `xdp:`, `packet:`: the kernel port named. */
+  kernel?: PortSpec;
+}
+
+/**
+ * Parses an attachment name: `valeX:IF` (an interface, or a persistent port),
+ * or `valeX:` followed by a kernel port name without suffixes (`tap:NAME`,
+ * `netmap:IF`, `xdp:IF`, `packet:IF`). `valeX:IF` must itself be a plain
+ * switch port name. Throws {@link PortNameError}.
+ */
+export function parseAttachName(name: string): AttachSpec {
+  if (typeof name !== "string") {
+    throw new TypeError(`port name must be a string, got ${typeof name}`);
+  }
+  const colon = name.indexOf(":");
+  const switchName = colon < 0 ? name : name.slice(0, colon);
+  const rest = colon < 0 ? "" : name.slice(colon + 1);
+  // the switch: as in any switch port name
+  if (parsePortName(`${switchName}:p`).kind !== "vale") {
+    throw new PortNameError(name, `'${printable(switchName)}' is not a switch (valeX)`, 0);
+  }
+  // the interface: a kernel port name, or a bare interface name (no ring
+  // selector: '-' is part of an interface name, as in TAP names)
+  const kernel = parsePortName(rest.includes(":") ? rest : `tap:${rest}`);
+  const plain = (kernel.kind === "tap" || kernel.kind === "netmap") && !kernel.pipe &&
+    formatPortName(kernel) === kernel.name;
+  if (!plain) {
+    throw new PortNameError(
+      name,
+      `'${printable(rest)}' is not an interface name (nor tap:, netmap:, xdp:, packet: one)`,
+      colon + 1,
+    );
+  }
+  const port = kernel.iface!;
+  return rest.includes(":") ? { switchName, port, kernel } : { switchName, port };
+}

@@ -1,7 +1,7 @@
 // vale capture as a user runs it: a subprocess writing a pcap that tcpdump
 // and our reader agree on; Ctrl-C leaves a complete file.
 import assert from "node:assert/strict";
-import { readPcapFileSync } from "../lib/pcap.ts";
+import { readPcapFileSync } from "../lib/formats/pcap.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 
 const root = new URL("..", import.meta.url).pathname;

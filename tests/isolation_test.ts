@@ -7,10 +7,10 @@
 // C program (tests/data/fsiso_peer.c) built against build/libvale.so, since
 // root's Deno cache is not readable by other users. Needs root.
 import assert from "node:assert/strict";
-import { openPort } from "../lib/port.ts";
-import { listSwitches, setLookup, switchInfo } from "../lib/switch.ts";
+import { openPort } from "../lib/open.ts";
+import { listSwitches, setLookup, switchInfo } from "../lib/switch/control.ts";
 import { ValeError } from "../lib/errors.ts";
-import { listAttachments, secureAttachDir } from "../lib/attach.ts";
+import { listAttachments, secureAttachDir } from "../lib/attach/attach.ts";
 import { BROADCAST, mac, makeFrame } from "./helpers/frames.ts";
 import { runTool } from "./helpers/tools.ts";
 

@@ -1,6 +1,6 @@
-// Kernel interfaces on a switch: `vale-ctl -a/-h/-d` (lib/attach.ts,
-// cli/vale-fwd.ts, c-src/fwd.c) and kernel ports opened by name
-// (lib/backends.ts). Real traffic from the kernel: two network namespaces
+// Kernel interfaces on a switch: `vale-ctl -a/-h/-d` (lib/attach/,
+// lib/attach/vale-fwd.ts, c-src/fwd.c) and kernel ports opened by name
+// (lib/backends/). Real traffic from the kernel: two network namespaces
 // joined through vale0, one by a veth pair attached with `vale-ctl -a`, one
 // by a TAP; ping, ARP, an iperf3 TCP transfer, detach under load, SIGKILL of
 // the forwarder, removal of the veth, link down/up, MTU 9000 with MOREFRAG,
@@ -17,11 +17,11 @@ import {
   type Attachment,
   detachInterface,
   listAttachments,
-} from "../lib/attach.ts";
-import type { KernelPort } from "../lib/backends.ts";
-import { KernelIo } from "../lib/kernel_io.ts";
-import { openPort } from "../lib/port.ts";
-import { switchInfo } from "../lib/switch.ts";
+} from "../lib/attach/attach.ts";
+import type { KernelPort } from "../lib/backends/kernel_port.ts";
+import { KernelIo } from "../lib/backends/kernel_io.ts";
+import { openPort } from "../lib/open.ts";
+import { switchInfo } from "../lib/switch/control.ts";
 
 const dec = new TextDecoder();
 const TAG = `ka${Deno.pid}`;

@@ -1,4 +1,4 @@
-// Kernel interfaces (c-src/io_*.c through lib/kernel_io.ts): TAP, AF_PACKET
+// Kernel interfaces (c-src/io_*.c through lib/backends/kernel_io.ts): TAP, AF_PACKET
 // and AF_XDP on veth pairs and TAP devices this test creates itself, each in
 // its own network namespace named vt<pid>…, removed in `finally` blocks.
 // Nothing here touches an interface it did not create. Every loop is bounded
@@ -14,7 +14,7 @@ import {
   MOREFRAG,
   POLL_IN,
   POLL_OUT,
-} from "../lib/kernel_io.ts";
+} from "../lib/backends/kernel_io.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -279,7 +279,7 @@ Deno.test({
       ip("link", "add", a, "type", "veth", "peer", "name", b);
       ip("link", "set", a, "up");
       await Deno.chmod(denoDir, 0o777);
-      const mod = import.meta.resolve("../lib/kernel_io.ts");
+      const mod = import.meta.resolve("../lib/backends/kernel_io.ts");
       const code = `
         import { KernelIo } from "${mod}";
         const out = {};

@@ -46,7 +46,7 @@ import {
   verifyIpChecksum,
   verifyUdpChecksum,
   writeAddresses,
-} from "../lib/packet.ts";
+} from "../lib/tools/packet.ts";
 
 // ---------------------------------------------------------------------------
 // independent reference checksums: a deliberately different implementation

@@ -16,7 +16,7 @@ import {
   readPcapFile,
   readPcapFileSync,
   readPcapStream,
-} from "../lib/pcap.ts";
+} from "../lib/formats/pcap.ts";
 import {
   advanceFrame,
   buildUdpFrame,
@@ -25,7 +25,7 @@ import {
   parseIPv4,
   parseUDP,
   swapForPong,
-} from "../lib/packet.ts";
+} from "../lib/tools/packet.ts";
 import { END, frames, LENS, OFF, sample, samplePcapng } from "./helpers/pcap_samples.ts";
 
 // ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // what it prints, and what arrived on the other side. Counts are exact;
 // rates are checked loosely and only where pkt-gen's own -R paces them.
 import assert from "node:assert/strict";
-import { openPort } from "../lib/port.ts";
+import { openPort } from "../lib/open.ts";
 import {
   addressesAt,
   buildUdpFrame,
@@ -12,8 +12,8 @@ import {
   parseEthernet,
   parseIPv4,
   parseUDP,
-} from "../lib/packet.ts";
-import { encodePcap } from "../lib/pcap.ts";
+} from "../lib/tools/packet.ts";
+import { encodePcap } from "../lib/formats/pcap.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import {
   portOf,

@@ -3,7 +3,7 @@
 // what was sent = what arrived + what the switch counted as dropped.
 import assert from "node:assert/strict";
 import { switchInfo } from "../lib/mod.ts";
-import type { PortInfo } from "../lib/switch.ts";
+import type { PortInfo } from "../lib/switch/control.ts";
 import { ScriptPeer, spawnPeer, tempRunDir } from "./helpers/procs.ts";
 
 function port(info: { ports: PortInfo[] }, name: string): PortInfo {

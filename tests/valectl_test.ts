@@ -2,8 +2,8 @@
 // persistent-port lifecycle and its error cases (double create, double
 // attach, remove while attached), listings, info, MAC table, removing a switch.
 import assert from "node:assert/strict";
-import { buildUdpFrame } from "../lib/packet.ts";
-import { openPort } from "../lib/port.ts";
+import { buildUdpFrame } from "../lib/tools/packet.ts";
+import { openPort } from "../lib/open.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { portOf, runTool, startTool, summary } from "./helpers/tools.ts";
 

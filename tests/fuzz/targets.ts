@@ -11,7 +11,7 @@ import {
   type PcapReadResult,
   type PcapRecord,
   readPcap,
-} from "../../lib/pcap.ts";
+} from "../../lib/formats/pcap.ts";
 import { INVALID, VALID } from "../helpers/names_table.ts";
 import { sample, samplePcapng } from "../helpers/pcap_samples.ts";
 import { mutateBytes, type Rng } from "./mutate.ts";

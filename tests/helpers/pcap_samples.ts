@@ -1,6 +1,6 @@
 // Capture files the pcap tests build, shared with the fuzzer (tests/fuzz/) as its seed corpus.
-import { encodePcap } from "../../lib/pcap.ts";
-import { buildUdpFrame } from "../../lib/packet.ts";
+import { encodePcap } from "../../lib/formats/pcap.ts";
+import { buildUdpFrame } from "../../lib/tools/packet.ts";
 
 export const LENS = [60, 100, 1514];
 /** byte offsets of the three records of sample(): header is 24 bytes */

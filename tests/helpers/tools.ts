@@ -1,7 +1,7 @@
 // Running the command-line tools as a user would: bin/<tool> in a subprocess,
 // with real arguments and a private VALE_RUN_DIR, reading what they print.
-import { switchInfo } from "../../lib/switch.ts";
-import type { PortInfo } from "../../lib/switch.ts";
+import { switchInfo } from "../../lib/switch/control.ts";
+import type { PortInfo } from "../../lib/switch/control.ts";
 
 const BIN = new URL("../../bin/", import.meta.url).pathname;
 

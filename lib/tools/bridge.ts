@@ -14,10 +14,10 @@
  *
  * @module
  */
-import { vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
-import type { Port } from "./port.ts";
-import { switchInfo } from "./switch.ts";
+import { vale } from "../../ffi/lib.ts";
+import { Errno, ValeError } from "../errors.ts";
+import type { Port } from "../switch/port.ts";
+import { switchInfo } from "../switch/control.ts";
 
 /** Options of {@link Bridge}. */
 export interface BridgeOptions {
@@ -75,7 +75,7 @@ export class Bridge {
     dv.setUint32(12, opts.spinUs ?? 50, true);
     const lib = vale();
     this.#ctx = lib.vale_br_create(a.handle, this.loopback ? null : b!.handle, conf, conf.length);
-    if (!this.#ctx) throw new ValeError(22, `bridge: ${a.name}: no TX or RX ring bound`);
+    if (!this.#ctx) throw new ValeError(Errno.EINVAL, `bridge: ${a.name}: no TX or RX ring bound`);
     this.#dv = new DataView(
       Deno.UnsafePointerView.getArrayBuffer(lib.vale_br_stats(this.#ctx)!, 128),
     );
@@ -83,7 +83,7 @@ export class Bridge {
 
   /** Forward until {@link stop}; resolves with 0 or -errno. */
   run(): Promise<number> {
-    if (!this.#ctx) throw new ValeError(9, "bridge: closed");
+    if (!this.#ctx) throw new ValeError(Errno.EBADF, "bridge: closed");
     this.#running ??= vale().vale_br_run(this.#ctx);
     return this.#running;
   }

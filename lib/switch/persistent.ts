@@ -20,11 +20,11 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { runDir } from "./rundir.ts";
-import { setRequestGroup } from "./port.ts";
-import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check, Errno, ValeError } from "../errors.ts";
+import { runDir } from "../rundir.ts";
+import { geometryRequest, type PortGeometry } from "./open_request.ts";
+import { type ControlOptions, type PortInfo, switchInfo } from "./control.ts";
 
 /** The internal switch holding persistent ports that are attached nowhere. */
 export const HOLDING_SWITCH = "vale-persistent";
@@ -38,17 +38,7 @@ export function isHiddenSwitch(name: string): boolean {
   return name === HOLDING_SWITCH;
 }
 
-/** Rings and slots of a new persistent port (0 = default), as `vale-ctl -C`. */
-export interface PortGeometry {
-  /** TX rings. */
-  txRings?: number;
-  /** RX rings. */
-  rxRings?: number;
-  /** Slots per TX ring. */
-  txSlots?: number;
-  /** Slots per RX ring. */
-  rxSlots?: number;
-}
+export type { PortGeometry };
 
 /** A persistent port and where it is attached. */
 export interface PersistentPort {
@@ -61,21 +51,6 @@ export interface PersistentPort {
 }
 
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-const ERR = { ENXIO: 6, EBUSY: 16, EEXIST: 17, EINVAL: 22 } as const;
-
-/** Encodes `struct vale_open_req` (32 bytes; group words at 24, see lib/port.ts). */
-function req(g: PortGeometry, group?: string | number): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(32);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, g.txRings ?? 0, true);
-  dv.setUint32(4, g.rxRings ?? 0, true);
-  dv.setUint32(8, g.txSlots ?? 0, true);
-  dv.setUint32(12, g.rxSlots ?? 0, true);
-  dv.setInt32(20, -1, true);
-  setRequestGroup(b, group);
-  return b;
-}
-
 function tryInfo(sw: string, opts: ControlOptions) {
   try {
     return switchInfo(sw, opts);
@@ -125,14 +100,14 @@ export function createPersistent(
   opts: ControlOptions = {},
 ): void {
   if (!validPersistentName(name)) {
-    throw new ValeError(ERR.EINVAL, `invalid interface name '${name}'`);
+    throw new ValeError(Errno.EINVAL, `invalid interface name '${name}'`);
   }
   check(
     vale().vale_create_persistent(
       cstr(runDir(opts.runDir)),
       cstr(HOLDING_SWITCH),
       cstr(name),
-      req(geometry, opts.group),
+      geometryRequest(geometry, 0, opts.group),
     ),
   );
 }
@@ -140,9 +115,9 @@ export function createPersistent(
 /** `vale-ctl -r NAME`: remove a persistent port. EBUSY while attached or open, ENXIO if none. */
 export function removePersistent(name: string, opts: ControlOptions = {}): void {
   const p = validPersistentName(name) ? findPersistent(name, opts) : null;
-  if (!p) throw new ValeError(ERR.ENXIO, `no persistent port ${name}`);
+  if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
   if (p.attachedTo) {
-    throw new ValeError(ERR.EBUSY, `${name} is attached to ${p.attachedTo}; detach it first`);
+    throw new ValeError(Errno.EBUSY, `${name} is attached to ${p.attachedTo}; detach it first`);
   }
   check(vale().vale_remove_port(cstr(runDir(opts.runDir)), cstr(HOLDING_SWITCH), cstr(name)));
 }
@@ -154,22 +129,23 @@ export function removePersistent(name: string, opts: ControlOptions = {}): void 
  */
 export function attachPersistent(sw: string, name: string, opts: ControlOptions = {}): void {
   const p = findPersistent(name, opts);
-  if (!p) throw new ValeError(ERR.ENXIO, `no persistent port ${name}`);
+  if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
   if (p.attachedTo) {
-    throw new ValeError(ERR.EBUSY, `${name} is already attached to ${p.attachedTo}`);
+    throw new ValeError(Errno.EBUSY, `${name} is already attached to ${p.attachedTo}`);
   }
   const g = p.info;
   const rc = vale().vale_create_persistent(
     cstr(runDir(opts.runDir)),
     cstr(sw),
     cstr(name),
-    req(
+    geometryRequest(
       { txRings: g.tx_rings, rxRings: g.rx_rings, txSlots: g.tx_slots, rxSlots: g.rx_slots },
+      0,
       opts.group,
     ),
   );
-  if (rc === -ERR.EEXIST) {
-    throw new ValeError(ERR.EBUSY, `${sw} already has a port named ${name}`);
+  if (rc === -Errno.EEXIST) {
+    throw new ValeError(Errno.EBUSY, `${sw} already has a port named ${name}`);
   }
   check(rc);
   setInfo(sw, name, ATTACHED_INFO, opts);
@@ -185,9 +161,9 @@ export function attachPersistent(sw: string, name: string, opts: ControlOptions 
 export function detachPort(sw: string, name: string, opts: ControlOptions = {}): void {
   const info = tryInfo(sw, opts);
   const port = info?.ports.find((q) => q.name === name);
-  if (!port) throw new ValeError(ERR.ENXIO, `no port ${sw}:${name}`);
+  if (!port) throw new ValeError(Errno.ENXIO, `no port ${sw}:${name}`);
   if (!port.persistent) {
-    throw new ValeError(ERR.EINVAL, `${sw}:${name} is not attached (it is an ephemeral port)`);
+    throw new ValeError(Errno.EINVAL, `${sw}:${name} is not attached (it is an ephemeral port)`);
   }
   check(vale().vale_remove_port(cstr(runDir(opts.runDir)), cstr(sw), cstr(name)));
   const held = tryInfo(HOLDING_SWITCH, opts)?.ports.find((q) => q.name === name);

@@ -10,12 +10,13 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { parsePortName, type PortSpec, switchPortKey } from "./names.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { decodePortInfo, newPortInfo } from "../../ffi/structs/port_info.ts";
+import { check, Errno, ValeError } from "../errors.ts";
+import { type PortSpec, switchPortKey } from "../names.ts";
 import { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
-import { runDir } from "./rundir.ts";
-import { openKernelPort } from "./backends.ts"; // kernel interfaces (see openPort)
+import { runDir } from "../rundir.ts";
+import { openRequest } from "./open_request.ts";
 
 /** Options of {@link openPort} beyond what the port name says. */
 export interface OpenOptions {
@@ -51,83 +52,14 @@ export interface PortCounters {
   drops: { ring_full: number; bad_slot: number; no_dest: number; lookup: number };
 }
 
-const VO_EXCLUSIVE = 0x1;
-const VO_PIPE_MASTER = 0x4;
-const VO_PIPE_SLAVE = 0x8;
-const VO_NO_CREATE = 0x10;
-const VO_RX_ONLY = 0x20;
-const VO_TX_ONLY = 0x40;
-const VO_GROUP = 0x80;
-
-/** A group name or number as a gid (ENOENT if there is no such group). */
-export function groupId(group: string | number): number {
-  if (typeof group === "number") {
-    if (!Number.isInteger(group) || group < 0 || group >= 0xffffffff) {
-      throw new ValeError(22, `bad group id ${group}`);
-    }
-    return group;
-  }
-  const out = new Uint32Array(1);
-  check(vale().vale_group_id(cstr(group), new Uint8Array(out.buffer)));
-  return out[0];
-}
-
 /**
- * Sets the group words of an encoded `struct vale_open_req` (offset 24: gid,
- * 28: spare) and its VO_GROUP flag; no group leaves them zero (private switch,
- * or `$VALE_GROUP`).
+ * Opens (creating if needed) a port of a switch from its parsed name, e.g.
+ * `vale0:a`, `vale0:p{1`: the `vale` entry of the opener table (lib/open.ts),
+ * which has already refused what no kind supports (monitors, `@N`).
  */
-export function setRequestGroup(req: Uint8Array<ArrayBuffer>, group?: string | number): void {
-  if (group === undefined) return;
-  const dv = new DataView(req.buffer);
-  dv.setUint32(24, groupId(group), true);
-  dv.setUint32(16, dv.getUint32(16, true) | VO_GROUP, true);
-}
-
-/** Encodes `struct vale_open_req` (32 bytes) from a parsed name. */
-export function openRequest(
-  spec: PortSpec,
-  noCreate = false,
-  group?: string | number,
-): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(32);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, spec.conf.txRings ?? 0, true);
-  dv.setUint32(4, spec.conf.rxRings ?? 0, true);
-  dv.setUint32(8, spec.conf.txSlots ?? 0, true);
-  dv.setUint32(12, spec.conf.rxSlots ?? 0, true);
-  let flags = 0;
-  if (spec.flags.exclusive) flags |= VO_EXCLUSIVE;
-  if (spec.pipe?.role === "master") flags |= VO_PIPE_MASTER;
-  if (spec.pipe?.role === "slave") flags |= VO_PIPE_SLAVE;
-  if (spec.flags.rxOnly) flags |= VO_RX_ONLY;
-  if (spec.flags.txOnly) flags |= VO_TX_ONLY;
-  if (noCreate) flags |= VO_NO_CREATE;
-  dv.setUint32(16, flags, true);
-  dv.setInt32(20, spec.mode === "one-nic" ? (spec.ring ?? 0) : -1, true);
-  setRequestGroup(b, group);
-  return b;
-}
-
-/** Opens (creating if needed) a port of a switch, e.g. `vale0:a`, `vale0:p{1`. */
-export function openPort(name: string, opts: OpenOptions = {}): Port {
-  const spec = parsePortName(name);
-  // --- kernel interfaces (tap:, netmap:, xdp:, packet:) are served by lib/backends.ts ---
-  if (spec.kind === "tap" || spec.kind === "netmap") return openKernelPort(spec, opts);
-  if (spec.kind !== "vale") {
-    throw new ValeError(
-      95,
-      `${name}: ${spec.kind} ports are opened with openAnyPort() (lib/backends.ts)`,
-    );
-  }
-  if (spec.flags.zcopyMonitor || spec.flags.txMonitor || spec.flags.rxMonitor) {
-    throw new ValeError(95, `${name}: monitor ports are not supported; use 'vale capture'`);
-  }
+export function openSwitchPort(spec: PortSpec, opts: OpenOptions = {}): Port {
   if (spec.mode === "host" || spec.mode === "one-host" || spec.mode === "nic-host") {
-    throw new ValeError(95, `${name}: a switch port has no host rings`);
-  }
-  if (spec.memId !== undefined || spec.share !== undefined) {
-    throw new ValeError(95, `${name}: memory regions are per port here (@N/@share unsupported)`);
+    throw new ValeError(Errno.EOPNOTSUPP, `${spec.name}: a switch port has no host rings`);
   }
   return new Port(spec, opts);
 }
@@ -160,11 +92,14 @@ export class Port implements Disposable {
   #closing = false;
   #txNext = 0;
 
-  /** Use {@link openPort}. */
-  constructor(spec: PortSpec, opts: OpenOptions = {}) {
+  /**
+   * Use {@link openPort}. `shownAs` is the name the user opened when it is not
+   * the switch port's own (a kernel port is one end of a private pipe).
+   */
+  constructor(spec: PortSpec, opts: OpenOptions = {}, shownAs: PortSpec = spec) {
     const lib = vale();
-    this.spec = spec;
-    this.name = spec.name;
+    this.spec = shownAs;
+    this.name = shownAs.name;
     this.switchName = spec.switchName!;
     this.portName = switchPortKey(spec);
     this.runDir = runDir(opts.runDir);
@@ -180,33 +115,34 @@ export class Port implements Disposable {
       ),
     );
     this.#ptr = Deno.UnsafePointer.create(out[0])!;
-    const info = new Uint8Array(328);
-    check(lib.vale_info(this.#ptr, info));
-    const dv = new DataView(info.buffer);
-    const base = Deno.UnsafePointer.create(dv.getBigUint64(0, true))!;
-    const size = Number(dv.getBigUint64(8, true));
-    const ntx = dv.getUint32(16, true), nrx = dv.getUint32(20, true);
-    const nbufs = dv.getUint32(32, true);
-    this.index = dv.getUint32(40, true);
-    const first = dv.getUint32(48, true), last = dv.getUint32(52, true);
-    this.#bellFd = dv.getInt32(56, true);
-    const bufOfs = Number(dv.getBigUint64(320, true));
-    this.#region = Deno.UnsafePointerView.getArrayBuffer(base, size);
+    const raw = newPortInfo();
+    check(lib.vale_info(this.#ptr, raw));
+    const info = decodePortInfo(raw);
+    this.index = info.index;
+    this.#bellFd = info.bellFd;
+    this.#region = Deno.UnsafePointerView.getArrayBuffer(
+      Deno.UnsafePointer.create(info.regionBase)!,
+      info.regionSize,
+    );
     this.#u8 = new Uint8Array(this.#region);
-    for (let i = first; i < last; i++) {
-      if (i < ntx && !spec.flags.rxOnly) {
-        const o = Number(dv.getBigUint64(64 + 8 * i, true));
-        this.txRings.push(new Ring(this.#region, o, bufOfs, nbufs, "tx", i));
+    for (let i = info.firstRing; i < info.lastRing; i++) {
+      if (i < info.ntx && !spec.flags.rxOnly) {
+        this.txRings.push(
+          new Ring(this.#region, info.txRingOfs[i], info.bufOfs, info.nbufs, "tx", i),
+        );
       }
-      if (i < nrx && !spec.flags.txOnly) {
-        const o = Number(dv.getBigUint64(192 + 8 * i, true));
-        this.rxRings.push(new Ring(this.#region, o, bufOfs, nbufs, "rx", i));
+      if (i < info.nrx && !spec.flags.txOnly) {
+        this.rxRings.push(
+          new Ring(this.#region, info.rxRingOfs[i], info.bufOfs, info.nbufs, "rx", i),
+        );
       }
     }
   }
 
   #p(): Deno.PointerObject {
-    if (!this.#ptr || this.#closing) throw new ValeError(9, `${this.name}: port is closed`);
+    if (!this.#ptr || this.#closing) {
+      throw new ValeError(Errno.EBADF, `${this.name}: port is closed`);
+    }
     return this.#ptr;
   }
 
@@ -246,7 +182,7 @@ export class Port implements Disposable {
     }
     if (frame.length > 65535 * MAX_FRAGS) throw new RangeError("frame too long");
     const rings = this.txRings;
-    if (rings.length === 0) throw new ValeError(22, `${this.name}: no TX ring bound`);
+    if (rings.length === 0) throw new ValeError(Errno.EINVAL, `${this.name}: no TX ring bound`);
     let ring = rings[this.#txNext % rings.length];
     if (ring.space() < nfr) {
       this.txsync();

@@ -1,7 +1,7 @@
 /**
  * Attaching kernel interfaces to a switch (`vale-ctl -a valeX:IF`, `-h`, `-d`).
  *
- * An attachment is a small forwarder process (cli/vale-fwd.ts) that opens a
+ * An attachment is a small forwarder process (./vale-fwd.ts) that opens a
  * persistent, exclusive port `valeX:IF` and runs the C forwarder
  * (c-src/fwd.c) between it and the interface — AF_XDP when it can be set up,
  * PACKET_MMAP otherwise (`info` says which and why), or the fd side of a TAP.
@@ -22,11 +22,12 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check, ValeError } from "./errors.ts";
-import { KernelIo, KernelIoError } from "./kernel_io.ts";
-import { runDir as defaultRunDir } from "./rundir.ts";
-import { type ControlOptions, type PortInfo, switchInfo } from "./switch.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { asValeError, check, Errno, ValeError } from "../errors.ts";
+import { parseAttachName as parseName, PortNameError } from "../names.ts";
+import { KernelIo } from "../backends/kernel_io.ts";
+import { runDir as defaultRunDir } from "../rundir.ts";
+import { type ControlOptions, type PortInfo, switchInfo } from "../switch/control.ts";
 
 /** How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP. */
 export type AttachMethod = "auto" | "xdp" | "packet" | "tap";
@@ -173,18 +174,6 @@ export interface Attachment {
   warning?: string;
 }
 
-const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  ENXIO: 6,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  ETIMEDOUT: 110,
-} as const;
-
 /** Directory of the attachment files of switch `sw`. */
 export function attachDir(sw: string, runDir?: string): string {
   return `${defaultRunDir(runDir)}/.attach/${sw}`;
@@ -233,7 +222,8 @@ export function attachFiles(sw: string, port: string, runDir?: string): AttachFi
   };
 }
 
-function readJson<T>(path: string): T | null {
+/** A JSON file, or null if it is missing or damaged. */
+export function readJson<T>(path: string): T | null {
   try {
     return JSON.parse(Deno.readTextFileSync(path)) as T;
   } catch {
@@ -262,26 +252,33 @@ export function isForwarderPid(pid: number | undefined, confPath: string): boole
   }
 }
 
-const VALE_IDENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-
 /**
  * Split `valeX:IF` (or `valeX:tap:NAME`, `valeX:xdp:IF`, `valeX:packet:IF`,
- * `valeX:netmap:IF`) into switch, port and method.
+ * `valeX:netmap:IF`) into switch, port and method (lib/names.ts parses it).
  */
 export function parseAttachName(name: string): { sw: string; port: string; method?: AttachMethod } {
-  const m = /^(vale[A-Za-z0-9_]*):(?:(tap|netmap|xdp|packet):)?([^:]*)$/.exec(name);
-  if (!m || m[1].length > 15) {
-    throw new ValeError(E.EINVAL, `${name}: expected valeX:INTERFACE (or valeX:tap:NAME)`);
-  }
-  const port = m[3];
-  if (!VALE_IDENT.test(port)) {
+  let a;
+  try {
+    a = parseName(name);
+  } catch (e) {
+    if (!(e instanceof PortNameError)) throw e;
     throw new ValeError(
-      E.EINVAL,
-      `${name}: '${port}' cannot name a switch port (1..15 characters of A-Z a-z 0-9 _ . -)`,
+      Errno.EINVAL,
+      `${name}: expected valeX:INTERFACE (or valeX:tap:NAME): ${e.reason}`,
     );
   }
-  const method = m[2] === undefined ? undefined : m[2] === "netmap" ? "auto" : m[2] as AttachMethod;
-  return { sw: m[1], port, method };
+  const k = a.kernel;
+  const method: AttachMethod | undefined = !k ? undefined : k.kind === "tap" ? "tap" : k.method;
+  return { sw: a.switchName, port: a.port, method };
+}
+
+/** Can `port` name a port of switch `sw` (a host TAP's name, say)? */
+function validPortName(sw: string, port: string): boolean {
+  try {
+    return parseName(`${sw}:${port}`).port === port;
+  } catch {
+    return false;
+  }
 }
 
 function capEff(): bigint {
@@ -424,13 +421,13 @@ export function attachmentNote(sw: string, p: PortInfo, opts: ControlOptions = {
 }
 
 function fwdScript(): URL {
-  return new URL("../cli/vale-fwd.ts", import.meta.url);
+  return new URL("./vale-fwd.ts", import.meta.url);
 }
 
 /** The command line that runs the forwarder script (`deno run -A .../vale-fwd.ts`). */
 export function forwarderCommand(args: string[]): { cmd: string; args: string[] } {
   const script = fwdScript();
-  const cfg = new URL("../deno.json", import.meta.url);
+  const cfg = new URL("../../deno.json", import.meta.url);
   let config = ["--no-config"];
   if (cfg.protocol === "file:") {
     try {
@@ -473,12 +470,6 @@ function removeFiles(f: AttachFiles, keepLog = false): void {
   } catch { /* not empty */ }
 }
 
-function ioErr(e: unknown): ValeError {
-  if (e instanceof ValeError) return e;
-  if (e instanceof KernelIoError) return new ValeError(e.errno, e.message);
-  return new ValeError(E.EINVAL, (e as Error).message ?? String(e));
-}
-
 interface AttachJob {
   sw: string;
   port: string;
@@ -504,7 +495,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
   if (prev) {
     if (prev.status !== "dead" && prev.status !== "gone" && prev.status !== "failed") {
       throw new ValeError(
-        E.EBUSY,
+        Errno.EBUSY,
         `${sw}:${port} is already attached (${prev.iface} ${prev.method ?? prev.requested}, ` +
           `${prev.status}${prev.pid ? `, forwarder pid ${prev.pid}` : ""})`,
       );
@@ -530,7 +521,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
   const miss = missingPrivileges(conf.method, conf.netns);
   if (miss.length) {
     throw new ValeError(
-      E.EPERM,
+      Errno.EPERM,
       `attaching ${conf.method === "tap" ? "TAP " : "interface "}${port} needs ` +
         `${miss.join(" and ")} (run vale-ctl as root, or give it the ` +
         `capabilit${miss.length > 1 ? "ies" : "y"})`,
@@ -538,14 +529,14 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
   }
   if (!restart) {
     const hostName = opts.host ? (opts.hostName ?? hostTapName(port)) : undefined;
-    if (hostName !== undefined && !VALE_IDENT.test(hostName)) {
-      throw new ValeError(E.EINVAL, `bad host TAP name '${hostName}'`);
+    if (hostName !== undefined && !validPortName(sw, hostName)) {
+      throw new ValeError(Errno.EINVAL, `bad host TAP name '${hostName}'`);
     }
     if (hostName) conf.host = { port: hostName, tap: hostName };
     // the switch must not have ports of these names already
     for (const n of [port, ...(hostName ? [hostName] : [])]) {
       if (portEntry(sw, n, rd)) {
-        throw new ValeError(E.EBUSY, `${sw} already has a port named ${n}`);
+        throw new ValeError(Errno.EBUSY, `${sw} already has a port named ${n}`);
       }
     }
     // the interface must exist (a TAP is created)
@@ -553,10 +544,10 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
       try {
         KernelIo.link(port, opts.netns);
       } catch (e) {
-        const ie = ioErr(e);
-        if (ie.errno === E.ENODEV) {
+        const ie = asValeError(e);
+        if (ie.errno === Errno.ENODEV) {
           throw new ValeError(
-            E.ENXIO,
+            Errno.ENXIO,
             `no persistent port or interface ${port}${
               opts.netns ? ` in namespace ${opts.netns}` : ""
             }`,
@@ -574,7 +565,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
       Deno.writeTextFileSync(f.conf, JSON.stringify(conf, null, 1) + "\n", { createNew: true });
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) {
-        throw new ValeError(E.EBUSY, `${sw}:${port} is being attached by another vale-ctl`);
+        throw new ValeError(Errno.EBUSY, `${sw}:${port} is being attached by another vale-ctl`);
       }
       throw e;
     }
@@ -638,7 +629,7 @@ function attachPoll(j: AttachJob): Attachment | null {
     const msg = again?.state === "failed"
       ? again.message
       : `the forwarder exited before it was ready (see ${j.f.log})`;
-    const errno = again?.errno || E.EINVAL;
+    const errno = again?.errno || Errno.EINVAL;
     if (!j.restart) removeFiles(j.f, true);
     throw new ValeError(errno, msg);
   }
@@ -655,7 +646,7 @@ function attachPoll(j: AttachJob): Attachment | null {
     cleanupLeftovers(j.conf, w);
     removeFiles(j.f, true);
     throw new ValeError(
-      E.ETIMEDOUT,
+      Errno.ETIMEDOUT,
       `the forwarder for ${j.sw}:${j.port} did not become ready in ${j.timeoutMs / 1000} s ` +
         `(see ${j.f.log})`,
     );
@@ -697,7 +688,7 @@ export function attachInterfaceSync(swPort: string, opts: AttachOptions = {}): A
 }
 
 /** Remove what a killed forwarder left: its switch ports, TAPs it created. */
-function cleanupLeftovers(conf: AttachConfig, st: WorkerState | null): string[] {
+export function cleanupLeftovers(conf: AttachConfig, st: WorkerState | null): string[] {
   const done: string[] = [];
   const lib = vale();
   for (const p of [conf.port, ...(conf.host ? [conf.host.port] : [])]) {
@@ -707,7 +698,7 @@ function cleanupLeftovers(conf: AttachConfig, st: WorkerState | null): string[] 
         done.push(`removed port ${conf.switch}:${p}`);
         break;
       }
-      if (r !== -E.EBUSY) break;
+      if (r !== -Errno.EBUSY) break;
       sleepSync(50);
     }
   }
@@ -738,7 +729,7 @@ interface DetachJob {
 function detachStart(swPort: string, opts: ControlOptions): DetachJob {
   const rd = defaultRunDir(opts.runDir);
   const a = findAttachment(swPort, { runDir: rd });
-  if (!a) throw new ValeError(E.ENXIO, `no kernel interface attached as ${swPort}`);
+  if (!a) throw new ValeError(Errno.ENXIO, `no kernel interface attached as ${swPort}`);
   const f = attachFiles(a.switch, a.port, rd);
   const conf = readJson<AttachConfig>(f.conf)!;
   const pids = [a.supervisorPid, a.pid].filter((p) => p > 0);

@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { vale } from "../ffi/lib.ts";
-import { ValeError } from "./errors.ts";
-import type { Port } from "./port.ts";
+import { vale } from "../../ffi/lib.ts";
+import { Errno, ValeError } from "../errors.ts";
+import type { Port } from "../switch/port.ts";
 
 /** pkt-gen's functions (`-f`). */
 export const PKTGEN_FUNCTIONS = ["tx", "rx", "ping", "pong", "txseq", "rxseq"] as const;
@@ -58,7 +58,7 @@ export interface PktGenConf {
   raw?: boolean;
   /** Seed of the random lengths. */
   seed?: bigint;
-  /** `encodeCycle()` of lib/packet.ts: how addresses change per packet. */
+  /** `encodeCycle()` of lib/tools/packet.ts: how addresses change per packet. */
   cycle?: Uint32Array;
 }
 
@@ -179,7 +179,7 @@ export class PktGen {
     this.#ctx = lib.vale_pg_create(c, c.length, f, f.length);
     if (!this.#ctx) {
       throw new ValeError(
-        22,
+        Errno.EINVAL,
         `pkt-gen: bad configuration (frame ${frame.length} bytes, size ${conf.size}, ` +
           `${ports.length} threads)`,
       );
@@ -199,7 +199,7 @@ export class PktGen {
 
   /** Start every thread; resolves (0 or -errno) when all have finished. */
   run(): Promise<number> {
-    if (!this.#ctx) throw new ValeError(9, "pkt-gen: closed");
+    if (!this.#ctx) throw new ValeError(Errno.EBADF, "pkt-gen: closed");
     this.#running ??= vale().vale_pg_run(this.#ctx);
     return this.#running;
   }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { RING, SLOT } from "../../ffi/structs/ring.ts";
 
 /** Slot flags, as netmap. */
 export const SlotFlags = {
@@ -25,13 +26,16 @@ export const BUF_SIZE = 2048;
 /** At most this many slots (fragments) per packet. */
 export const MAX_FRAGS = 64;
 
-const OFF_BUF_OFS = 0;
-const OFF_NUM_SLOTS = 8;
-const OFF_HEAD = 24;
-const OFF_CUR = 28;
-const OFF_TAIL = 32;
-const OFF_SLOTS = 64;
-const SLOT_SIZE = 16;
+// offsets of struct vale_ring / vale_slot (ffi/structs/ring.ts, checked against C)
+const OFF_BUF_OFS = RING.fields.buf_ofs.offset;
+const OFF_NUM_SLOTS = RING.fields.num_slots.offset;
+const OFF_HEAD = RING.fields.head.offset;
+const OFF_CUR = RING.fields.cur.offset;
+const OFF_TAIL = RING.fields.tail.offset;
+const OFF_SLOTS = RING.fields.slot.offset;
+const SLOT_SIZE = SLOT.size;
+const OFF_LEN = SLOT.fields.len.offset;
+const OFF_FLAGS = SLOT.fields.flags.offset;
 
 /** One ring of a port: the application's side of netmap's `struct netmap_ring`. */
 export class Ring {
@@ -128,19 +132,19 @@ export class Ring {
   }
   /** Length of slot i. */
   len(i: number): number {
-    return this.#dv.getUint16(this.#slot(i) + 4, true);
+    return this.#dv.getUint16(this.#slot(i) + OFF_LEN, true);
   }
   /** Set the length of slot i. */
   setLen(i: number, len: number): void {
-    this.#dv.setUint16(this.#slot(i) + 4, len, true);
+    this.#dv.setUint16(this.#slot(i) + OFF_LEN, len, true);
   }
   /** Flags of slot i. */
   flags(i: number): number {
-    return this.#dv.getUint16(this.#slot(i) + 6, true);
+    return this.#dv.getUint16(this.#slot(i) + OFF_FLAGS, true);
   }
   /** Set the flags of slot i. */
   setFlags(i: number, f: number): void {
-    this.#dv.setUint16(this.#slot(i) + 6, f, true);
+    this.#dv.setUint16(this.#slot(i) + OFF_FLAGS, f, true);
   }
   /** Byte offset of buffer `idx` in the region (checked). */
   bufferOffset(idx: number): number {

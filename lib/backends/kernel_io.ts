@@ -4,7 +4,7 @@
  *
  * A thin wrapper over the `vale_io_*` functions of build/libvale.so
  * (c-src/io.h). Tests and tools use it directly; the forwarders between a
- * kernel interface and a vale port (lib/backends.ts, lib/attach.ts) hand
+ * kernel interface and a vale port (lib/backends/, lib/attach/) hand
  * its native {@linkcode KernelIo.handle} to the C forwarder (c-src/fwd.c).
  *
  * The FFI declarations are in the one symbols object of ffi/symbols.ts
@@ -13,17 +13,33 @@
  * @module
  */
 
-import { vale } from "../ffi/lib.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import {
+  decodeIoInfo,
+  decodeIoLink,
+  decodeIoStats,
+  encodeIoOpts,
+  IO_INFO,
+  IO_LINK,
+  IO_STATS,
+  IoFlags,
+  type IoInfo,
+  IoKind,
+  type IoKindName,
+  type IoLink,
+  type IoOpts,
+  type IoStats,
+} from "../../ffi/structs/io.ts";
+import { check as checkRc, Errno, ValeError } from "../errors.ts";
 
 function sym(): ReturnType<typeof vale> {
   return vale();
 }
 
 /** Backend kinds (VIO_* in io.h). */
-export const Kind = { auto: 0, tap: 1, packet: 2, xdp: 3 } as const;
+export const Kind = IoKind;
 /** Name of a backend kind. */
-export type KindName = keyof typeof Kind;
-
+export type KindName = IoKindName;
 /** Slot flag: more fragments of this frame follow (netmap's NS_MOREFRAG). */
 export const MOREFRAG = 0x20;
 /** Size of a vale ring buffer, the default buffer size. */
@@ -33,24 +49,20 @@ export const POLL_IN = 1;
 /** Poll events. */
 export const POLL_OUT = 4;
 
-const F = {
-  up: 0x0001,
-  allowDown: 0x0002,
-  promisc: 0x0004,
-  qdiscBypass: 0x0008,
-  seeOutgoing: 0x0010,
-  rxV3: 0x0020,
-  noCsumFix: 0x0040,
-  tapExclusive: 0x0100,
-  tapNoCreate: 0x0200,
-  tapPersist: 0x0400,
-  tapVnetHdr: 0x0800,
-  xdpSkb: 0x1000,
-  xdpDrv: 0x2000,
-  xdpZeroCopy: 0x4000,
-  xdpNoSg: 0x8000,
-  xdpQueue: 0x10000,
-} as const;
+/** Counters of a handle (struct vale_io_stats). */
+export type KernelIoStats = IoStats;
+/** What a handle is (struct vale_io_info). */
+export type KernelIoInfo = IoInfo;
+/** Link state (struct vale_io_link). */
+export type LinkInfo = IoLink;
+/**
+ * Failures of kernel I/O are {@link ValeError}s; this alias of it keeps
+ * `instanceof KernelIoError` working for one release.
+ * @deprecated use ValeError
+ */
+export const KernelIoError = ValeError;
+/** @deprecated use ValeError */
+export type KernelIoError = ValeError;
 
 /** Options of {@linkcode KernelIo.open}; see struct vale_io_opts in c-src/io.h. */
 export interface KernelIoOptions {
@@ -106,178 +118,53 @@ export interface KernelIoOptions {
   mtu?: number;
 }
 
-/** Counters of a handle (struct vale_io_stats). */
-export interface KernelIoStats {
-  /** Frames delivered to the caller. */
-  rxPkts: bigint;
-  /** Bytes delivered to the caller. */
-  rxBytes: bigint;
-  /** Frames handed to the kernel. */
-  txPkts: bigint;
-  /** Bytes handed to the kernel. */
-  txBytes: bigint;
-  /** Receive calls that returned frames (average batch = rxPkts / rxBatches). */
-  rxBatches: bigint;
-  /** Send calls that queued frames. */
-  txBatches: bigint;
-  /** The kernel could not queue to us (PACKET tp_drops; XDP rx_dropped + rx ring full). */
-  rxKernelDrops: bigint;
-  /** Frames the kernel cut (GSO/GRO super-frames, MTU raised after open). */
-  rxTruncated: bigint;
-  /** Frames needing more than 64 buffers. */
-  rxOversize: bigint;
-  /** Partial checksums completed in user space. */
-  rxCsumFixed: bigint;
-  /** Frames dropped on send: too large, bad fragment chain. */
-  txDrops: bigint;
-  /** Frames the kernel rejected. */
-  txErrors: bigint;
-  /** Send calls stopped by a full TX ring. */
-  txRingFull: bigint;
-  /** PACKET V3: times the kernel froze the queue (ring full). */
-  kernelFreeze: bigint;
-  /** XDP: TX descriptors the kernel rejected. */
-  xdpTxInvalid: bigint;
-}
-
-/** What a handle is (struct vale_io_info). */
-export interface KernelIoInfo {
-  /** The backend in use. */
-  kind: KindName;
-  /** Interface index (in its namespace). */
-  ifindex: number;
-  /** MTU (at open). */
-  mtu: number;
-  /** Largest frame send accepts. */
-  maxFrame: number;
-  /** Bytes per buffer. */
-  bufSize: number;
-  /** fd for an event loop. */
-  fd: number;
-  /** Interface name (a TAP's resolved name). */
-  ifname: string;
-  /** e.g. "af_xdp drv copy sg queue 0", "af_packet rx v2 tx v2". */
-  mode: string;
-  /** With kind "auto": why this backend. */
-  why: string;
-}
-
-/** Link state (struct vale_io_link). */
-export interface LinkInfo {
-  /** Interface index (in its namespace). */
-  ifindex: number;
-  /** IFF_* flags. */
-  flags: number;
-  /** MTU (at open). */
-  mtu: number;
-  /** RX queues in use (0: unknown). */
-  rxQueues: number;
-  /** MAC address, aa:bb:cc:dd:ee:ff. */
-  mac: string;
-  /** Administratively up. */
-  up: boolean;
-  /** Operationally up (carrier). */
-  running: boolean;
-  /** Id of an attached XDP program, 0 if none. */
-  xdpProgId: number;
-}
-
-const ERRNO: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  6: "ENXIO",
-  9: "EBADF",
-  12: "ENOMEM",
-  13: "EACCES",
-  16: "EBUSY",
-  17: "EEXIST",
-  19: "ENODEV",
-  22: "EINVAL",
-  90: "EMSGSIZE",
-  95: "EOPNOTSUPP",
-  97: "EAFNOSUPPORT",
-  100: "ENETDOWN",
-  105: "ENOBUFS",
-};
-
-/** A failed kernel I/O call: `errno` (positive) and its symbolic `code`. */
-export class KernelIoError extends Error {
-  /** errno value (positive). */
-  readonly errno: number;
-  /** e.g. "ENODEV". */
-  readonly code: string;
-  /** An error for `errno` with the library's message. */
-  constructor(errno: number, message: string) {
-    const code = ERRNO[errno] ?? `E${errno}`;
-    super(`${message} [${code}]`);
-    this.name = "KernelIoError";
-    this.errno = errno;
-    this.code = code;
-  }
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-function cstr(s: string): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(enc.encode(s).length + 1);
-  enc.encodeInto(s, b);
-  return b;
-}
-
 function lastError(): string {
   const p = sym().vale_io_last_error();
   return p ? Deno.UnsafePointerView.getCString(p) : "";
 }
 
+/** Throws the ValeError of a negative return code, with the kernel I/O message. */
 function check(r: number): number {
-  if (r < 0) throw new KernelIoError(-r, lastError());
-  return r;
+  return checkRc(r, "kernel I/O", lastError);
 }
 
-function fixedStr(b: Uint8Array, off: number, len: number): string {
-  const s = b.subarray(off, off + len);
-  const z = s.indexOf(0);
-  return dec.decode(z < 0 ? s : s.subarray(0, z));
-}
+// the KernelIoOptions switches, as VIO_F_* flags
+const FLAG_OF: [keyof KernelIoOptions, number][] = [
+  ["up", IoFlags.VIO_F_UP],
+  ["allowDown", IoFlags.VIO_F_ALLOW_DOWN],
+  ["qdiscBypass", IoFlags.VIO_F_QDISC_BYPASS],
+  ["seeOutgoing", IoFlags.VIO_F_SEE_OUTGOING],
+  ["rxV3", IoFlags.VIO_F_RX_V3],
+  ["noCsumFix", IoFlags.VIO_F_NO_CSUM_FIX],
+  ["tapExclusive", IoFlags.VIO_F_TAP_EXCL],
+  ["tapNoCreate", IoFlags.VIO_F_TAP_NO_CREATE],
+  ["tapPersist", IoFlags.VIO_F_TAP_PERSIST],
+  ["tapVnetHdr", IoFlags.VIO_F_TAP_VNET_HDR],
+  ["xdpZeroCopy", IoFlags.VIO_F_XDP_ZEROCOPY],
+  ["xdpNoSg", IoFlags.VIO_F_XDP_NO_SG],
+];
 
 function optsBytes(o: KernelIoOptions): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(192);
-  const v = new DataView(b.buffer);
   let flags = 0;
-  if (o.up) flags |= F.up;
-  if (o.allowDown) flags |= F.allowDown;
-  if (o.promisc ?? true) flags |= F.promisc;
-  if (o.qdiscBypass) flags |= F.qdiscBypass;
-  if (o.seeOutgoing) flags |= F.seeOutgoing;
-  if (o.rxV3) flags |= F.rxV3;
-  if (o.noCsumFix) flags |= F.noCsumFix;
-  if (o.tapExclusive) flags |= F.tapExclusive;
-  if (o.tapNoCreate) flags |= F.tapNoCreate;
-  if (o.tapPersist) flags |= F.tapPersist;
-  if (o.tapVnetHdr) flags |= F.tapVnetHdr;
-  if (o.xdpMode === "skb") flags |= F.xdpSkb;
-  if (o.xdpMode === "drv") flags |= F.xdpDrv;
-  if (o.xdpZeroCopy) flags |= F.xdpZeroCopy;
-  if (o.xdpNoSg) flags |= F.xdpNoSg;
-  if (o.queue !== undefined) flags |= F.xdpQueue;
-  const u32 = [
+  for (const [k, f] of FLAG_OF) if (o[k]) flags |= f;
+  if (o.promisc ?? true) flags |= IoFlags.VIO_F_PROMISC; // a bridge port needs it
+  if (o.xdpMode === "skb") flags |= IoFlags.VIO_F_XDP_SKB;
+  if (o.xdpMode === "drv") flags |= IoFlags.VIO_F_XDP_DRV;
+  if (o.queue !== undefined) flags |= IoFlags.VIO_F_XDP_QUEUE;
+  const opts: IoOpts = {
     flags,
-    o.bufSize ?? 0,
-    o.rxBlockSize ?? 0,
-    o.rxBlocks ?? 0,
-    o.blockTovMs ?? 0,
-    o.txFrames ?? 0,
-    o.xdpFrames ?? 0,
-    o.queue ?? 0,
-    o.mtu ?? 0,
-  ];
-  u32.forEach((x, i) => v.setUint32(i * 4, x, true));
-  if (o.netns) {
-    const n = enc.encode(o.netns);
-    if (n.length > 127) throw new KernelIoError(22, `netns name too long: ${o.netns}`);
-    b.set(n, 64);
-  }
+    buf_size: o.bufSize,
+    rx_block_size: o.rxBlockSize,
+    rx_blocks: o.rxBlocks,
+    block_tov_ms: o.blockTovMs,
+    tx_frames: o.txFrames,
+    xdp_frames: o.xdpFrames,
+    queue: o.queue,
+    mtu: o.mtu,
+    netns: o.netns,
+  };
+  const b = encodeIoOpts(opts);
+  if (!b) throw new ValeError(Errno.EINVAL, `netns name too long: ${o.netns}`);
   return b;
 }
 
@@ -349,21 +236,21 @@ export class KernelIo {
     return this.#handle();
   }
 
-  /** Open `ifname` (a TAP is created unless `tapNoCreate`). Throws {@linkcode KernelIoError}. */
+  /** Open `ifname` (a TAP is created unless `tapNoCreate`). Throws {@linkcode ValeError}. */
   static open(ifname: string, opts: KernelIoOptions = {}): KernelIo {
     const out = new BigUint64Array(1);
     const kind = Kind[opts.kind ?? "auto"];
-    if (kind === undefined) throw new KernelIoError(22, `unknown kind ${opts.kind}`);
+    if (kind === undefined) throw new ValeError(Errno.EINVAL, `unknown kind ${opts.kind}`);
     check(sym().vale_io_open(kind, cstr(ifname), optsBytes(opts), out));
     const h = Deno.UnsafePointer.create(out[0]);
-    if (!h) throw new KernelIoError(22, "vale_io_open returned no handle");
+    if (!h) throw new ValeError(Errno.EINVAL, "vale_io_open returned no handle");
     const bs = opts.bufSize ?? BUF_SIZE;
     const n = Math.max(64, opts.batch ?? 256);
     return new KernelIo(h, bs, n);
   }
 
   #handle(): Deno.PointerObject {
-    if (!this.#h) throw new KernelIoError(9, "kernel I/O handle is closed");
+    if (!this.#h) throw new ValeError(Errno.EBADF, "kernel I/O handle is closed");
     return this.#h;
   }
 
@@ -384,7 +271,7 @@ export class KernelIo {
    * Receive into the wrapper's buffers; returns how many buffers were filled
    * (see {@linkcode rxBuffer}, {@linkcode rxLens}, {@linkcode rxFlags}).
    */
-  recvBatch(max = this.#n): number {
+  recvBatch(max: number = this.#n): number {
     return check(
       sym().vale_io_recv_batch(
         this.#handle(),
@@ -402,7 +289,7 @@ export class KernelIo {
   }
 
   /** Receive what is pending (one batch), fragments joined, copied out. */
-  recv(max = this.#n): Uint8Array<ArrayBuffer>[] {
+  recv(max: number = this.#n): Uint8Array<ArrayBuffer>[] {
     const n = this.recvBatch(max);
     const frames: Uint8Array<ArrayBuffer>[] = [];
     let start = 0;
@@ -437,7 +324,9 @@ export class KernelIo {
       for (; k < frames.length; k++) {
         const f = frames[k];
         const need = Math.max(1, Math.ceil(f.length / this.#bs));
-        if (need > this.#n) throw new KernelIoError(90, `frame of ${f.length} bytes too large`);
+        if (need > this.#n) {
+          throw new ValeError(Errno.EMSGSIZE, `frame of ${f.length} bytes too large`);
+        }
         if (nb + need > this.#n) break;
         for (let j = 0; j < need; j++) {
           const part = f.subarray(j * this.#bs, Math.min(f.length, (j + 1) * this.#bs));
@@ -484,44 +373,16 @@ export class KernelIo {
 
   /** Counters. */
   stats(): KernelIoStats {
-    const b = new BigUint64Array(16);
+    const b = new Uint8Array(IO_STATS.size);
     check(sym().vale_io_stats(this.#handle(), b));
-    return {
-      rxPkts: b[0],
-      rxBytes: b[1],
-      txPkts: b[2],
-      txBytes: b[3],
-      rxBatches: b[4],
-      txBatches: b[5],
-      rxKernelDrops: b[6],
-      rxTruncated: b[7],
-      rxOversize: b[8],
-      rxCsumFixed: b[9],
-      txDrops: b[10],
-      txErrors: b[11],
-      txRingFull: b[12],
-      kernelFreeze: b[13],
-      xdpTxInvalid: b[14],
-    };
+    return decodeIoStats(b);
   }
 
   /** Backend, mode and limits. */
   info(): KernelIoInfo {
-    const b = new Uint8Array(240);
+    const b = new Uint8Array(IO_INFO.size);
     check(sym().vale_io_info(this.#handle(), b));
-    const v = new DataView(b.buffer);
-    const kind = v.getUint32(0, true);
-    return {
-      kind: (Object.keys(Kind) as KindName[]).find((k) => Kind[k] === kind) ?? "auto",
-      ifindex: v.getUint32(4, true),
-      mtu: v.getUint32(8, true),
-      maxFrame: v.getUint32(12, true),
-      bufSize: v.getUint32(16, true),
-      fd: v.getInt32(20, true),
-      ifname: fixedStr(b, 32, 16),
-      mode: fixedStr(b, 48, 64),
-      why: fixedStr(b, 112, 128),
-    };
+    return decodeIoInfo(b);
   }
 
   /** True when sent frames wait for the kernel (call {@linkcode flush} soon). */
@@ -547,19 +408,9 @@ export class KernelIo {
 
   /** Link state of an interface, optionally in a network namespace. */
   static link(ifname: string, netns?: string): LinkInfo {
-    const b = new Uint8Array(64);
+    const b = new Uint8Array(IO_LINK.size);
     check(sym().vale_io_link(cstr(ifname), netns ? cstr(netns) : null, b));
-    const v = new DataView(b.buffer);
-    return {
-      ifindex: v.getUint32(0, true),
-      flags: v.getUint32(4, true),
-      mtu: v.getUint32(8, true),
-      rxQueues: v.getUint32(12, true),
-      mac: [...b.subarray(16, 22)].map((x) => x.toString(16).padStart(2, "0")).join(":"),
-      up: b[22] !== 0,
-      running: b[23] !== 0,
-      xdpProgId: v.getUint32(24, true),
-    };
+    return decodeIoLink(b);
   }
 
   /** Set an interface up/down and/or its MTU. */
@@ -574,7 +425,7 @@ export class KernelIo {
   static setMac(ifname: string, mac: string, netns?: string): void {
     const m = mac.split(":").map((x) => parseInt(x, 16));
     if (m.length !== 6 || m.some((x) => !(x >= 0 && x <= 255))) {
-      throw new KernelIoError(22, `bad MAC address '${mac}'`);
+      throw new ValeError(Errno.EINVAL, `bad MAC address '${mac}'`);
     }
     check(
       sym().vale_io_set_mac(cstr(ifname), netns ? cstr(netns) : null, new Uint8Array(m)),

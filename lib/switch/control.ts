@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { cstr, vale } from "../ffi/lib.ts";
-import { check } from "./errors.ts";
-import { parsePortName, switchPortKey } from "./names.ts";
-import { openRequest, type PortCounters } from "./port.ts";
-import { runDir } from "./rundir.ts";
+import { cstr, vale } from "../../ffi/lib.ts";
+import { check } from "../errors.ts";
+import { parsePortName, switchPortKey } from "../names.ts";
+import type { PortCounters } from "./port.ts";
+import { openRequest } from "./open_request.ts";
+import { runDir } from "../rundir.ts";
 
 /** One port as the switch sees it. */
 export interface PortInfo {
@@ -91,7 +92,7 @@ export interface ControlOptions {
   runDir?: string;
   /**
    * Calls that create a switch (persistent ports) share it with this group
-   * (name or gid), like `OpenOptions.group` of lib/port.ts.
+   * (name or gid), like `OpenOptions.group` of lib/switch/port.ts.
    */
   group?: string | number;
 }
