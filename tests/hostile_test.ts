@@ -95,6 +95,10 @@ for (const c of CASES) {
       assert.equal(r.crashed, 0, `${c}: trials with a crashed honest process`);
       assert.equal(r.hung, 0, `${c}: trials with a hung honest process`);
       assert.equal(r.dead, 0, `${c}: switches neither working nor removable`);
+      // and a switch that no longer works says so: vale-ctl -l reports it damaged
+      for (const x of rs.filter((x) => !x.works)) {
+        assert.match(x.listing, /damaged/, `${c}: vale-ctl -l on a broken switch`);
+      }
       if (c === "own-ring") {
         // garbage in one's own ring is the one case the switch can attribute: counted
         const seen = rs.filter((x) => x.counters);

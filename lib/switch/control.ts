@@ -6,7 +6,7 @@
  * @module
  */
 import { cstr, vale } from "../../ffi/lib.ts";
-import { check } from "../errors.ts";
+import { check, Errno } from "../errors.ts";
 import { parsePortName, switchPortKey } from "../names.ts";
 import type { PortCounters } from "./port.ts";
 import { openRequest } from "./open_request.ts";
@@ -113,8 +113,10 @@ export function listSwitches(opts: ControlOptions = {}): string[] {
       // only valeX names: internal switches (the holding switch of unattached
       // persistent ports, ".kernel", ".attach") are not the user's
       if (!e.isDirectory || !/^vale[A-Za-z0-9_]*$/.test(e.name)) continue;
-      // reap (removes the switch if nobody is left); refused: not ours
-      if (lib.vale_reap(rd, cstr(e.name)) < 0) continue;
+      // reap (removes the switch if nobody is left); refused: not ours. A
+      // damaged switch stays listed: its user must learn it is there.
+      const r = lib.vale_reap(rd, cstr(e.name));
+      if (r < 0 && r !== -Errno.EPROTO) continue;
       try {
         if (Deno.statSync(`${dir}/${e.name}/ctl`).isFile) out.push(e.name);
       } catch { /* removed: it was empty */ }
