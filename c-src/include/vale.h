@@ -24,7 +24,7 @@
 #define VALE_API __attribute__((visibility("default")))
 
 #define VALE_MAGIC 0x454c4156u /* "VALE" little endian */
-#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/lock.c) */
+#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/core/lock.c) */
 
 /* slot flags, as netmap */
 #define VS_BUF_CHANGED 0x0001
@@ -101,7 +101,7 @@ struct vale_lease {
 };
 
 /* A lock in shared memory that garbage cannot turn into an abort or an
- * endless wait (c-src/lock.c): owner pid (| a waiters bit), 0 when free,
+ * endless wait (c-src/core/lock.c): owner pid (| a waiters bit), 0 when free,
  * and a count of acquisitions. */
 struct vale_lock {
 	volatile uint32_t owner;

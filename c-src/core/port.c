@@ -55,7 +55,7 @@ bool vale_pid_alive(int32_t pid)
 
 static void active_rebuild(struct vale_sw *sw);
 
-/* Take the switch's control lock (c-src/lock.c: never aborts, never waits
+/* Take the switch's control lock (c-src/core/lock.c: never aborts, never waits
  * forever), then make sure the control segment is still the one we
  * validated when we mapped it: a client may have scribbled on its header. */
 int vale_ctl_lock(struct vale_sw *sw)
