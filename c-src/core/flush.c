@@ -135,7 +135,7 @@ void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t 
 			continue;
 		/* its slots may hold half a copy: publish them empty */
 		uint32_t end = l->end < nslots ? l->end : l->start;
-		for (uint32_t j = l->start < nslots ? l->start : end; j != end; j = ring_next(j, nslots)) {
+		for (uint32_t j = l->start < nslots ? l->start : end; j != end; j = vale_ring_next(j, nslots)) {
 			ring->slot[j].len = 0;
 			ring->slot[j].flags = 0;
 		}
@@ -165,7 +165,7 @@ static inline bool in_window(uint32_t x, uint32_t lo, uint32_t hi, uint32_t n)
 {
 	if (x >= n)
 		return false;
-	return ring_dist(lo, x, n) <= ring_dist(lo, hi, n);
+	return vale_ring_dist(lo, x, n) <= vale_ring_dist(lo, hi, n);
 }
 
 static void count_err(struct vale_sw *sw, uint32_t idx, int reason, uint64_t n)
@@ -248,7 +248,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	 * so a spinning sender does not steal the line from everyone else. */
 	{
 		uint32_t c = LOAD_RLX(&k->hwcur), l = LOAD_RLX(&k->hwlease);
-		if (c < n && l < n && ring_next(l, n) == c) {
+		if (c < n && l < n && vale_ring_next(l, n) == c) {
 			ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 			return;
 		}
@@ -262,7 +262,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		hwcur = hwcur >= n ? lease : hwcur;
 	}
 	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
-	uint32_t room = ring_dist(lease, hwcur, n);
+	uint32_t room = vale_ring_dist(lease, hwcur, n);
 	uint32_t space = (room == 0 ? n : room) - 1;
 	if (unlikely(k->lease_next - k->lease_first >= VALE_NLEASES)) {
 		/* too many producers in flight: is the oldest one dead? */
@@ -341,7 +341,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 				ds->flags = 0;
 				bad++;
 			}
-			j = ring_next(j, n);
+			j = vale_ring_next(j, n);
 			continue;
 		}
 		bool ok = true;
@@ -362,14 +362,14 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 			} else {
 				ok = false;
 			}
-			s = ring_next(s, tn);
-			j = ring_next(j, n);
+			s = vale_ring_next(s, tn);
+			j = vale_ring_next(j, n);
 		}
 		if (likely(ok)) {
 			got++;
 			bytes += plen;
 		} else { /* publish the whole chain as empty slots */
-			for (uint32_t f = 0, x = j0; f < nf; f++, x = ring_next(x, n)) {
+			for (uint32_t f = 0, x = j0; f < nf; f++, x = vale_ring_next(x, n)) {
 				rxr->slot[x].len = 0;
 				rxr->slot[x].flags = 0;
 			}
@@ -425,7 +425,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 			if (likely(!(fflags & VS_MOREFRAG))) { /* one slot: the common case */
 				nf = 1;
 				len = first_len;
-				s = ring_next(j, n);
+				s = vale_ring_next(j, n);
 				if (unlikely(!(buf_ok(fidx, nbufs) & (len <= VALE_BUF_SIZE)))) {
 					bad++;
 					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
@@ -444,7 +444,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 						ok = false;
 					else
 						len += fs->len;
-					s = ring_next(s, n);
+					s = vale_ring_next(s, n);
 					if (!(fs->flags & VS_MOREFRAG)) {
 						complete = true;
 						break;
@@ -459,7 +459,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 					break; /* the application has not finished this packet */
 				if (unlikely(!ok)) {
 					bad++;
-					for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+					for (uint32_t f = 0, x = j; f < nf; f++, x = vale_ring_next(x, n)) {
 						struct vale_slot *xs = &txr->slot[x];
 						if (!slot_ok(m, xs)) {
 							xs->buf_idx = 0;
@@ -560,7 +560,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 			ADD_RLX(&sc->drops[VD_BAD_SLOT], bad);
 		if (lookdrop)
 			ADD_RLX(&sc->drops[VD_LOOKUP], lookdrop);
-		consumed += ring_dist(hwcur, j, n);
+		consumed += vale_ring_dist(hwcur, j, n);
 		hwcur = j;
 	}
 	return consumed;
@@ -593,7 +593,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		tail = k->hwtail;
 		rcur = rcur >= rn ? tail : rcur;
 	}
-	uint32_t space = ring_dist(tail, rcur, rn);
+	uint32_t space = vale_ring_dist(tail, rcur, rn);
 	space = space == 0 ? rn - 1 : space - 1;
 	uint32_t j = hwcur, moved = 0, bad = 0;
 	uint64_t bytes = 0, pkts = 0;
@@ -606,7 +606,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			nf++;
 			if (!slot_ok(m, sl))
 				ok = false;
-			s = ring_next(s, n);
+			s = vale_ring_next(s, n);
 			if (!(sl->flags & VS_MOREFRAG) || nf == VALE_MAX_FRAGS) {
 				complete = true;
 				break;
@@ -616,7 +616,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			break;
 		if (!ok) {
 			bad++;
-			for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+			for (uint32_t f = 0, x = j; f < nf; f++, x = vale_ring_next(x, n)) {
 				if (!slot_ok(m, &txr->slot[x])) {
 					txr->slot[x].buf_idx = 0;
 					txr->slot[x].len = 0;
@@ -643,8 +643,8 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			ts->buf_idx = rb;
 			ts->flags |= VS_BUF_CHANGED;
 			bytes += len;
-			j = ring_next(j, n);
-			tail = ring_next(tail, rn);
+			j = vale_ring_next(j, n);
+			tail = vale_ring_next(tail, rn);
 			moved++;
 		}
 		pkts++;
@@ -665,7 +665,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		ADD_RLX(&pc->rx_pkts, pkts);
 		ADD_RLX(&pc->rx_bytes, bytes);
 	}
-	return ring_dist(hwcur, j, n);
+	return vale_ring_dist(hwcur, j, n);
 }
 
 static int txsync_one(vale_port *p, uint32_t ri)
@@ -739,7 +739,7 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
 	STORE_REL(&ring->tail, tail);
-	return (int)ring_dist(head, tail, n);
+	return (int)vale_ring_dist(head, tail, n);
 }
 
 /* Our own region's file was truncated and its mapping replaced (guard.c). */
@@ -830,7 +830,7 @@ static bool port_ready(vale_port *p, bool *tx_blocked)
 				continue; /* nothing pending */
 			*tx_blocked = true;
 			struct vale_kring *k = vale_kring(m, pend, true, i % m->nrx);
-			uint32_t used = ring_dist(LOAD_ACQ(&k->hwcur), LOAD_RLX(&k->hwtail), m->rx_slots);
+			uint32_t used = vale_ring_dist(LOAD_ACQ(&k->hwcur), LOAD_RLX(&k->hwtail), m->rx_slots);
 			if (used + 1 < m->rx_slots)
 				return true;
 		}

@@ -2,23 +2,13 @@
 #ifndef VALE_INTERNAL_H
 #define VALE_INTERNAL_H
 
-#include "vale.h"
+#include "vale_app.h" /* atomics, likely(), ring index arithmetic */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define ADD_RLX(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #define REGION_HDR_SIZE 4096u
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
@@ -165,15 +155,10 @@ static inline struct vale_wake *vale_wakep(const struct vale_map *m, uint32_t en
 {
 	return &((struct vale_region_hdr *)m->base)->wake[end];
 }
-static inline uint32_t ring_next(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
 static inline uint32_t ring_add(uint32_t i, uint32_t k, uint32_t n)
 {
 	i += k;
 	return i >= n ? i - n : i;
-}
-static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
-{ /* slots from `from` up to `to` (exclusive) */
-	return to >= from ? to - from : to + n - from;
 }
 
 /* ---- lock.c: locks in shared memory (see there why not pthread mutexes) ---- */

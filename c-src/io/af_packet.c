@@ -6,6 +6,7 @@
  */
 #define VALE_IO_INTERNAL
 #include "io.h"
+#include "vale_app.h" /* LOAD_ACQ, STORE_REL */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,9 +36,6 @@
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
 #endif
-
-#define LOAD_ACQ32(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE_REL32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 /* ------------------------------------------------------------------ */
 /* errors */
@@ -819,7 +817,7 @@ static int pkt_recv_v3(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 		struct tpacket_block_desc *bd =
 			(void *)(p->rx + (size_t)p->rx_cur * p->rx_block_size);
 		if (!p->rx_pkt) {
-			if (!(LOAD_ACQ32(&bd->hdr.bh1.block_status) & TP_STATUS_USER)) break;
+			if (!(LOAD_ACQ(&bd->hdr.bh1.block_status) & TP_STATUS_USER)) break;
 			p->rx_left = bd->hdr.bh1.num_pkts;
 			p->rx_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
 		}
@@ -839,7 +837,7 @@ static int pkt_recv_v3(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 			p->rx_left--;
 		}
 		if (!p->rx_left) {
-			STORE_REL32(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL);
+			STORE_REL(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL);
 			p->rx_pkt = NULL;
 			p->rx_cur = p->rx_cur + 1 == p->rx_blocks ? 0 : p->rx_cur + 1;
 		}
@@ -856,7 +854,7 @@ static int pkt_recv_v2(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 		uint32_t b = p->rx_cur / per_blk, f = p->rx_cur % per_blk;
 		uint8_t *fr = p->rx + (size_t)b * p->rx_block_size + (size_t)f * p->rx_frame_size;
 		struct tpacket2_hdr *th = (void *)fr;
-		uint32_t st = LOAD_ACQ32(&th->tp_status);
+		uint32_t st = LOAD_ACQ(&th->tp_status);
 		if (!(st & TP_STATUS_USER)) break;
 		int k = 0;
 		if (th->tp_mac + th->tp_snaplen <= p->rx_frame_size)
@@ -865,7 +863,7 @@ static int pkt_recv_v2(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 				    flags + filled, max - filled);
 		if (k < 0) break;
 		filled += (uint32_t)k;
-		STORE_REL32(&th->tp_status, TP_STATUS_KERNEL);
+		STORE_REL(&th->tp_status, TP_STATUS_KERNEL);
 		p->rx_cur = p->rx_cur + 1 == p->rx_frames ? 0 : p->rx_cur + 1;
 	}
 	return (int)filled;
@@ -892,7 +890,7 @@ int vio_pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t 
 			uint8_t *fr = p->rx + (size_t)(p->rx_cur / per_blk) * p->rx_block_size +
 				      (size_t)(p->rx_cur % per_blk) * p->rx_frame_size;
 			struct tpacket2_hdr *th = (void *)fr;
-			uint32_t st = LOAD_ACQ32(&th->tp_status);
+			uint32_t st = LOAD_ACQ(&th->tp_status);
 			if (st & TP_STATUS_USER)
 				need = vio_frame_bufs(th->tp_len + ((st & TP_STATUS_VLAN_VALID) ? 4 : 0),
 						      h->buf_size);
@@ -934,7 +932,7 @@ static int pkt_kick(struct vale_io *h, struct pkt *p)
 	if (p->tx_last != UINT32_MAX) {
 		struct tpacket2_hdr *t2 = (void *)tx_frame_at(p, p->tx_last);
 		struct tpacket3_hdr *t3 = (void *)t2;
-		uint32_t st = LOAD_ACQ32(p->ver == TPACKET_V3 ? &t3->tp_status : &t2->tp_status);
+		uint32_t st = LOAD_ACQ(p->ver == TPACKET_V3 ? &t3->tp_status : &t2->tp_status);
 		if (st == TP_STATUS_SEND_REQUEST) p->need_kick = 1;
 	}
 	return 0;
@@ -957,7 +955,7 @@ int vio_pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		uint8_t *fr = tx_frame_at(p, p->tx_cur);
 		volatile uint32_t *stp = p->ver == TPACKET_V3 ? &((struct tpacket3_hdr *)fr)->tp_status
 							      : &((struct tpacket2_hdr *)fr)->tp_status;
-		uint32_t st = LOAD_ACQ32(stp);
+		uint32_t st = LOAD_ACQ(stp);
 		if (st & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING)) {
 			h->st.tx_ring_full++;
 			break;
@@ -974,7 +972,7 @@ int vio_pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 			t->tp_len = len;
 			t->tp_snaplen = len;
 		}
-		STORE_REL32(stp, TP_STATUS_SEND_REQUEST);
+		STORE_REL(stp, TP_STATUS_SEND_REQUEST);
 		p->tx_last = p->tx_cur;
 		p->tx_cur = p->tx_cur + 1 == p->tx_frames ? 0 : p->tx_cur + 1;
 		queued++;
