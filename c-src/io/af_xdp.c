@@ -1,5 +1,5 @@
 /*
- * vale kernel I/O, part 3: the AF_XDP backend, with no libbpf/libxdp.
+ * vale kernel I/O: the AF_XDP backend, with no libbpf/libxdp.
  *
  * The XDP program is six instructions, assembled here:
  *     return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
@@ -16,9 +16,7 @@
  * registered as UMEM). Multi-buffer (XDP_USE_SG, kernel >= 6.6) carries
  * frames larger than a chunk; without it they are dropped and counted.
  */
-#define VALE_IO_INTERNAL
-#include "io.h"
-#include "vale_app.h" /* LOAD_ACQ, STORE_REL */
+#include "io_impl.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -311,7 +309,7 @@ static int xsk_setup(struct vale_io *h, struct xdp *x, struct xsk *s, const char
 	return 0;
 }
 
-int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
+static int xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct xdp *x = calloc(1, sizeof *x);
 	if (!x) return vio_err(-ENOMEM, "out of memory");
@@ -442,7 +440,7 @@ int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opt
 	return 0;
 }
 
-void vio_xdp_close(struct vale_io *h)
+static void xdp_close(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	if (!x) return;
@@ -518,7 +516,7 @@ static uint32_t xsk_recv(struct vale_io *h, struct xsk *s, void *const *bufs, ui
 	return filled;
 }
 
-int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+static int xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
 		 uint32_t max)
 {
 	struct xdp *x = h->priv;
@@ -585,7 +583,7 @@ static int xdp_kick(struct vale_io *h, struct xdp *x)
 	return 0;
 }
 
-int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+static int xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n)
 {
 	struct xdp *x = h->priv;
@@ -650,7 +648,7 @@ int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	return (int)i;
 }
 
-void vio_xdp_stats(struct vale_io *h)
+static void xdp_stats(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	uint64_t drops = 0, inval = 0;
@@ -667,14 +665,14 @@ void vio_xdp_stats(struct vale_io *h)
 	h->st.xdp_tx_invalid = inval;
 }
 
-int vio_xdp_tx_pending(struct vale_io *h)
+static int xdp_tx_pending(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	return x && x->need_kick ? 1 : 0;
 }
 
 /* poll() set: every queue for input, q[0] for output */
-int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out)
+static int xdp_fds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out)
 {
 	struct xdp *x = h->priv;
 	uint32_t n = 0;
@@ -682,3 +680,19 @@ int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in,
 		p[n++] = (struct pollfd){.fd = x->q[i].fd, .events = (short)(in | (i ? 0 : out))};
 	return (int)n;
 }
+
+const struct vale_io_ops vale_io_xdp_ops = {
+	.name = "af_xdp",
+	.kind = VIO_XDP,
+	.needs_link = 1,
+	.so_error = 1,
+	.open = xdp_open,
+	.close = xdp_close,
+	.recv_batch = xdp_recv,
+	.send_batch = xdp_send,
+	.fds = xdp_fds, /* every queue's socket */
+	.stats = xdp_stats,
+	.tx_pending = xdp_tx_pending,
+	.flush = NULL, /* send_batch kicks the TX ring itself */
+	.persist = NULL,
+};
