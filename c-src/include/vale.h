@@ -266,6 +266,28 @@ struct vale_port_info {
 	uint64_t buf_ofs;
 };
 
+/* The layout every process on a switch shares, and that the TypeScript side
+ * (ffi/, lib/) reads by offset: any change is a VALE_LAYOUT_VERSION change. */
+_Static_assert(sizeof(struct vale_slot) == 16, "vale_slot layout");
+_Static_assert(sizeof(struct vale_ring) == 64, "vale_ring layout");
+_Static_assert(offsetof(struct vale_ring, head) == 24 && offsetof(struct vale_ring, cur) == 28 &&
+		       offsetof(struct vale_ring, tail) == 32 && offsetof(struct vale_ring, slot) == 64,
+	       "vale_ring fields");
+_Static_assert(sizeof(struct vale_lease) == 16, "vale_lease layout");
+_Static_assert(sizeof(struct vale_lock) == 8, "vale_lock layout");
+_Static_assert(sizeof(struct vale_kring) == 1216, "vale_kring layout");
+_Static_assert(offsetof(struct vale_kring, hwtail) == 64 && offsetof(struct vale_kring, hwcur) == 128,
+	       "vale_kring: producers, published and consumer on their own cache lines");
+_Static_assert(sizeof(struct vale_wake) == 64, "vale_wake layout");
+_Static_assert(sizeof(struct vale_region_hdr) == 768, "vale_region_hdr layout");
+_Static_assert(offsetof(struct vale_region_hdr, wake) == 640, "vale_region_hdr wake");
+_Static_assert(sizeof(struct vale_mac_ent) == 16, "vale_mac_ent layout");
+_Static_assert(sizeof(struct vale_ctl_hdr) == 192, "vale_ctl_hdr layout");
+_Static_assert(sizeof(struct vale_port_info) == 328, "vale_port_info layout");
+_Static_assert(offsetof(struct vale_port_info, tx_ring_ofs) == 64 &&
+		       offsetof(struct vale_port_info, buf_ofs) == 320,
+	       "vale_port_info fields");
+
 /* The rings an open port binds (its -N selection), from vale_info(): the
  * loops of pkt-gen, bridge and the forwarders all start from this. */
 static inline void vale_info_rings(const struct vale_port_info *i, struct vale_ring **tx,
