@@ -36,7 +36,7 @@ export function buildProbe(ctx: RowContext): Promise<string> {
     const lib = await buildLibrary({ quiet: true });
     const src = `${ctx.root}/bench/c/vale_probe.c`;
     const bin = `${ctx.binDir}/vale_probe`;
-    const hdr = `${ctx.root}/c-src/vale.h`;
+    const hdr = `${ctx.root}/c-src/include/vale.h`;
     if (mtime(bin) >= Math.max(mtime(src), mtime(lib), mtime(hdr))) return bin;
     Deno.mkdirSync(ctx.binDir, { recursive: true });
     const cc = Deno.env.get("CC") ?? "cc";

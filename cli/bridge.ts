@@ -2,7 +2,7 @@
  * bridge: netmap's two-port forwarder, on vale ports and pipes. Everything
  * that arrives on one port leaves by the other, both ways; buffers are
  * swapped (zero-copy) when both ports share one memory region and copied
- * otherwise. The loop is C (c-src/bridge.c); this file parses arguments,
+ * otherwise. The loop is C (c-src/apps/bridge.c); this file parses arguments,
  * opens the ports and prints.
  *
  *   bridge -i vale0:up -i vale1:down

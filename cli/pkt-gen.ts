@@ -2,7 +2,7 @@
  * pkt-gen: netmap's packet generator and sink, on vale ports. Same options,
  * same start-up lines, same periodic rate line (stderr, every -T ms), same
  * two-line summary (stdout), same ping RTT lines. The per-packet loops are
- * C (c-src/pktgen.c); this file parses arguments, opens the ports, prints.
+ * C (c-src/apps/pktgen.c); this file parses arguments, opens the ports, prints.
  *
  *   pkt-gen -i vale0:a -f rx &
  *   pkt-gen -i vale0:b -f tx -l 60 -n 1000000
@@ -582,7 +582,7 @@ function prepareFrame(a: Args): ReturnType<typeof buildFrame> | number {
  * drain within one period (256 µs at 2 Mpps) or drop; a busy machine often keeps
  * a sleeping receiver waiting longer than that. With a quarter ring it has four
  * periods (0.5 ms at 2 Mpps, 2 ms at 0.5 Mpps; half that while the sender
- * catches up, see pace_wait() in c-src/pktgen.c).
+ * catches up, see pace_wait() in c-src/apps/pktgen.c).
  */
 function pace(a: Args, sender: boolean, ports: Port[]): void {
   if (a.rate <= 0) return;

@@ -3,7 +3,7 @@
  * in a buffer by field name. Each struct the TypeScript side passes through
  * the FFI has exactly one {@link Layout}, in `ffi/structs/`, named and
  * spelled as in C: tests/abi_test.ts compares every offset and size with what
- * the compiler says (`vale_abi_layout`, c-src/abi.c), so a layout can no
+ * the compiler says (`vale_abi_layout`, c-src/core/abi.c), so a layout can no
  * longer drift from its C struct unnoticed.
  *
  * Everything is little-endian, as the machines vale runs on.

@@ -7,7 +7,7 @@
  */
 import { symbols, type ValeSymbols } from "./symbols.ts";
 
-/** Layout version this TypeScript code was written against (c-src/vale.h). */
+/** Layout version this TypeScript code was written against (c-src/include/vale.h). */
 export const ABI_VERSION = 2;
 
 const root = new URL("..", import.meta.url);
@@ -27,7 +27,7 @@ function exists(p: string): boolean {
 
 function tryBuild(): void {
   const script = new URL("scripts/build.ts", root).pathname;
-  if (!exists(script) || !exists(new URL("c-src/vale.h", root).pathname)) return;
+  if (!exists(script) || !exists(new URL("c-src/include/vale.h", root).pathname)) return;
   const res = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script],
     stdout: "inherit",

@@ -13,7 +13,7 @@
 export const symbols = {
   vale_last_error: { parameters: [], result: "pointer" },
   vale_abi_version: { parameters: [], result: "u32" },
-  // c-src/abi.c: offsetof/sizeof of the structs in ffi/structs/, as JSON (tests/abi_test.ts)
+  // c-src/core/abi.c: offsetof/sizeof of the structs in ffi/structs/, as JSON (tests/abi_test.ts)
   vale_abi_layout: { parameters: ["buffer", "u32"], result: "i32" },
 
   // ports
@@ -53,14 +53,14 @@ export const symbols = {
   },
 
   // --- tools (pkt-gen, bridge) ---
-  // c-src/pktgen.c: create(conf, conf_len, frame, frame_len) -> ctx | null
+  // c-src/apps/pktgen.c: create(conf, conf_len, frame, frame_len) -> ctx | null
   vale_pg_create: { parameters: ["buffer", "u32", "buffer", "u32"], result: "pointer" },
   vale_pg_set_port: { parameters: ["pointer", "u32", "pointer"], result: "i32" },
   vale_pg_stats: { parameters: ["pointer"], result: "pointer" },
   vale_pg_run: { parameters: ["pointer"], result: "i32", nonblocking: true },
   vale_pg_stop: { parameters: ["pointer"], result: "void" },
   vale_pg_destroy: { parameters: ["pointer"], result: "void" },
-  // c-src/bridge.c: create(port_a, port_b | null, conf, conf_len) -> ctx | null
+  // c-src/apps/bridge.c: create(port_a, port_b | null, conf, conf_len) -> ctx | null
   vale_br_create: { parameters: ["pointer", "pointer", "buffer", "u32"], result: "pointer" },
   vale_br_stats: { parameters: ["pointer"], result: "pointer" },
   vale_br_run: { parameters: ["pointer"], result: "i32", nonblocking: true },
@@ -69,7 +69,7 @@ export const symbols = {
   // --- end tools ---
 
   // --- kernel I/O ---
-  // c-src/io.h: TAP / AF_PACKET / AF_XDP handles (wrapped by lib/backends/kernel_io.ts)
+  // c-src/include/io.h: TAP / AF_PACKET / AF_XDP handles (wrapped by lib/backends/kernel_io.ts)
   vale_io_last_error: { parameters: [], result: "pointer" },
   vale_io_kind_name: { parameters: ["u32"], result: "pointer" },
   vale_io_open: { parameters: ["u32", "buffer", "buffer", "buffer"], result: "i32" },
@@ -99,7 +99,7 @@ export const symbols = {
   vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
   vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   vale_io_set_mac: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  // c-src/fwd.h: forwarder kernel interface <-> port (lib/backends/forwarder.ts, lib/attach/side.ts)
+  // c-src/fwd/fwd.h: forwarder kernel interface <-> port (lib/backends/forwarder.ts, lib/attach/side.ts)
   vale_fwd_last_error: { parameters: [], result: "pointer" },
   vale_fwd_create: { parameters: ["pointer", "pointer", "buffer", "buffer"], result: "i32" },
   vale_fwd_start: { parameters: ["pointer"], result: "i32" },

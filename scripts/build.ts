@@ -1,6 +1,8 @@
-// Builds the one shared library (build/libvale.so) from every c-src/*.c with
-// the system C compiler. Re-runs only when a source or header is newer than
-// the library, so `deno task test` and the demo can call it every time.
+// Builds the one shared library (build/libvale.so) from every *.c under c-src/
+// (include/, core/, io/, fwd/, apps/; docs/layout.md) with the system C
+// compiler. Re-runs only when a source or header anywhere under c-src/ is
+// newer than the library, so `deno task test` and the demo can call it every
+// time.
 //
 //   deno run -A scripts/build.ts [--force] [--debug] [--sanitize]
 //
@@ -23,14 +25,18 @@ export async function buildLibrary(
   const out = `${dir}/libvale.so`;
   const sources: string[] = [];
   let newest = 0;
-  for (const e of Deno.readDirSync(srcDir)) {
-    if (!e.isFile) continue;
-    const p = `${srcDir}/${e.name}`;
-    if (e.name.endsWith(".c")) sources.push(p);
-    if (e.name.endsWith(".c") || e.name.endsWith(".h")) {
-      newest = Math.max(newest, Deno.statSync(p).mtime?.getTime() ?? 0);
+  const walk = (dir: string) => {
+    for (const e of Deno.readDirSync(dir)) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) walk(p);
+      if (!e.isFile) continue;
+      if (e.name.endsWith(".c")) sources.push(p);
+      if (e.name.endsWith(".c") || e.name.endsWith(".h")) {
+        newest = Math.max(newest, Deno.statSync(p).mtime?.getTime() ?? 0);
+      }
     }
-  }
+  };
+  walk(srcDir);
   sources.sort();
   let built = 0;
   try {
@@ -56,6 +62,8 @@ export async function buildLibrary(
     "-shared",
     "-fvisibility=hidden",
     "-D_GNU_SOURCE",
+    `-I${srcDir}/include`, // public headers: vale.h, vale_app.h, io.h
+    `-I${srcDir}/core`, // the switch's private header internal.h
     ...flags,
     ...extra,
     "-o",

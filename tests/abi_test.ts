@@ -1,5 +1,5 @@
 // Every struct layout of ffi/structs/ against the compiler's offsetof/sizeof
-// (vale_abi_layout, c-src/abi.c), and the flag constants against their C
+// (vale_abi_layout, c-src/core/abi.c), and the flag constants against their C
 // #defines: a field moved on one side only fails here, not in a packet trace.
 import assert from "node:assert/strict";
 import { vale } from "../ffi/lib.ts";
@@ -28,7 +28,7 @@ Deno.test("abi: every TypeScript struct layout matches offsetof/sizeof in C", ()
   const c = cLayout();
   for (const l of LAYOUTS) {
     const cs = c.structs[l.name];
-    assert.ok(cs, `struct ${l.name} is not exported by vale_abi_layout (c-src/abi.c)`);
+    assert.ok(cs, `struct ${l.name} is not exported by vale_abi_layout (c-src/core/abi.c)`);
     assert.equal(l.size, cs.size, `sizeof(struct ${l.name})`);
     for (const [f, field] of Object.entries(l.fields)) {
       assert.ok(f in cs.fields, `${l.name}.${f}: no such field in C (or not listed in abi.c)`);

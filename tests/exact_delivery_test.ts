@@ -7,7 +7,7 @@
 // behind (page faults at start-up, a CPU taken by another process) sent every
 // missed 512-packet burst back to back, and a receiver asleep between bursts
 // cannot wake before two of them fill its ring. See pace_wait() and rx_wait()
-// in c-src/pktgen.c and the -R comment in cli/pkt-gen.ts.
+// in c-src/apps/pktgen.c and the -R comment in cli/pkt-gen.ts.
 import assert from "node:assert/strict";
 import { createPersistentPort } from "../lib/mod.ts";
 import { tempRunDir } from "./helpers/procs.ts";

@@ -27,10 +27,10 @@
 //   unlink           20       0      0      0      0   19.9
 //
 // Causes seen: glibc robust-mutex assertions (`e != ESRCH || !robust`) and
-// futex waits forever in kring_lock (sync.c:100) on forged lock words; SIGSEGV
+// futex waits forever in kring_lock (the kring lock of a flush) on forged lock words; SIGSEGV
 // in the *next* pthread_mutex_lock (vale_ctl_lock in vale_close) after a
 // kring mutex's robust-list pointers were rewritten while held; the active-list
-// seqlock spinning forever on an odd active_seq (sync.c:185); SIGBUS in
+// seqlock spinning forever on an odd active_seq (active_snapshot); SIGBUS in
 // deliver/vale_wait/vale_lookup_refresh on truncated files.
 import assert from "node:assert/strict";
 import { buildProg } from "./helpers/cprog.ts";

@@ -232,7 +232,7 @@ Deno.test({
       const cc = await sh("cc", [
         "-shared",
         "-fPIC",
-        `-I${ROOT}c-src`,
+        `-I${ROOT}c-src/include`,
         `-DMARKER="${marker}"`,
         "-o",
         so,

@@ -1,5 +1,5 @@
 // Kernel interfaces on a switch: `vale-ctl -a/-h/-d` (lib/attach/,
-// lib/attach/vale-fwd.ts, c-src/fwd.c) and kernel ports opened by name
+// lib/attach/vale-fwd.ts, c-src/fwd/fwd.c) and kernel ports opened by name
 // (lib/backends/). Real traffic from the kernel: two network namespaces
 // joined through vale0, one by a veth pair attached with `vale-ctl -a`, one
 // by a TAP; ping, ARP, an iperf3 TCP transfer, detach under load, SIGKILL of

@@ -1,4 +1,4 @@
-// Kernel interfaces (c-src/io_*.c through lib/backends/kernel_io.ts): TAP, AF_PACKET
+// Kernel interfaces (c-src/io/*.c through lib/backends/kernel_io.ts): TAP, AF_PACKET
 // and AF_XDP on veth pairs and TAP devices this test creates itself, each in
 // its own network namespace named vt<pid>…, removed in `finally` blocks.
 // Nothing here touches an interface it did not create. Every loop is bounded

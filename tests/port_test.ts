@@ -333,7 +333,7 @@ Deno.test("lookup modules: portmap, ethertype, and a user module (.so)", async (
   await t.step("user module: the mSwitch tutorial (IPv4 -> src + 1, else broadcast)", async () => {
     const so = `${run.dir}/lookup_ipv4.so`;
     const src = new URL("./data/lookup_ipv4.c", import.meta.url).pathname;
-    const inc = new URL("../c-src", import.meta.url).pathname;
+    const inc = new URL("../c-src/include", import.meta.url).pathname;
     const cc = await new Deno.Command("cc", {
       args: ["-shared", "-fPIC", "-O2", `-I${inc}`, "-o", so, src],
     }).output();

@@ -6,7 +6,7 @@
 //
 //   pktgen_c tx|rx SWITCH:PORT COUNT LEN [pg|raw]
 //
-// pg  (default): the very loop pkt-gen runs (c-src/pktgen.c, vale_pg_run),
+// pg  (default): the very loop pkt-gen runs (c-src/apps/pktgen.c, vale_pg_run),
 //                configured as `pkt-gen -f tx|rx -n COUNT -l LEN` does.
 // raw:           the smallest loop that does the same work through the public
 //                API: tx sets slot lengths of prefilled buffers and txsyncs
@@ -16,7 +16,7 @@
 //
 // stdout: `result pkts=N bytes=B secs=T` (T from the first to the last packet).
 #define _GNU_SOURCE
-#include "../../c-src/vale.h"
+#include "../../c-src/include/vale.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -49,7 +49,7 @@
 //       sleeps in vale_wait(-1), releases what arrives; prints `ready`; until
 //       SIGINT/SIGTERM, then `result wakeups= frames= cpu_ns=`.
 #define _GNU_SOURCE
-#include "../../c-src/vale.h"
+#include "../../c-src/include/vale.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /**
- * The structs of c-src/fwd.h: `vale_fwd_conf` (forwarder options) and
+ * The structs of c-src/fwd/fwd.h: `vale_fwd_conf` (forwarder options) and
  * `vale_fwd_stats` (its counters and state), used by lib/backends/forwarder.ts.
  *
  * @module
@@ -36,7 +36,7 @@ export const FWD_STATS = layout("vale_fwd_stats", 256, {
   msg: [128, "char", 128],
 });
 
-/** State of a forwarder (VFS_* in c-src/fwd.h). */
+/** State of a forwarder (VFS_* in c-src/fwd/fwd.h). */
 export type FwdState = "idle" | "running" | "down" | "gone" | "stopped" | "error";
 /** FwdState by its VFS_* number. */
 export const FWD_STATES: FwdState[] = ["idle", "running", "down", "gone", "stopped", "error"];

@@ -1,5 +1,5 @@
 /**
- * The structs of c-src/io.h — `vale_io_opts` (open options), `vale_io_stats`,
+ * The structs of c-src/include/io.h — `vale_io_opts` (open options), `vale_io_stats`,
  * `vale_io_info`, `vale_io_link` — with one encoder or decoder each, used by
  * lib/backends/kernel_io.ts.
  *

@@ -1,5 +1,5 @@
 /**
- * `struct vale_open_req` (c-src/vale.h): what to open — geometry, flags, the
+ * `struct vale_open_req` (c-src/include/vale.h): what to open — geometry, flags, the
  * ring to bind and the group a new switch is shared with. Passed to
  * `vale_open` and `vale_create_persistent`.
  *

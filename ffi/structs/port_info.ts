@@ -1,5 +1,5 @@
 /**
- * `struct vale_port_info` (c-src/vale.h): where an open port's region, rings
+ * `struct vale_port_info` (c-src/include/vale.h): where an open port's region, rings
  * and buffers are, filled by `vale_info`.
  *
  * @module

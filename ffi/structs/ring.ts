@@ -1,5 +1,5 @@
 /**
- * `struct vale_ring` and `struct vale_slot` (c-src/vale.h): the netmap ring
+ * `struct vale_ring` and `struct vale_slot` (c-src/include/vale.h): the netmap ring
  * header and slots in a port's shared memory. lib/switch/ring.ts reads them in
  * place (no copy), by these offsets.
  *

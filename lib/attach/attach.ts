@@ -3,7 +3,7 @@
  *
  * An attachment is a small forwarder process (./vale-fwd.ts) that opens a
  * persistent, exclusive port `valeX:IF` and runs the C forwarder
- * (c-src/fwd.c) between it and the interface — AF_XDP when it can be set up,
+ * (c-src/fwd/fwd.c) between it and the interface — AF_XDP when it can be set up,
  * PACKET_MMAP otherwise (`info` says which and why), or the fd side of a TAP.
  * With `host` (`-h`) it also creates a TAP standing for the host stack,
  * `IF-h` by default, with the interface's MAC, attached as a second port.

@@ -6,7 +6,7 @@
  *                               when it dies abnormally (≤ 5 times a minute)
  *   vale-fwd --worker CONF      the forwarder: opens the interface and the
  *                               persistent switch port(s), runs the C
- *                               forwarder (c-src/fwd.c), reports its state
+ *                               forwarder (c-src/fwd/fwd.c), reports its state
  *
  * CONF is `RUN/.attach/valeX/IF.conf.json` (./attach.ts AttachConfig). The
  * worker reports in `IF.state.json`, the supervisor in `IF.sup.json`, both

@@ -1,5 +1,5 @@
 /**
- * The C forwarder (c-src/fwd.c) between an open kernel handle and an open
+ * The C forwarder (c-src/fwd/fwd.c) between an open kernel handle and an open
  * port: two threads, one per direction. Kernel ports (./kernel_port.ts) and
  * attachments (lib/attach/) both run one.
  *
@@ -19,7 +19,7 @@ import { check, Errno, ValeError } from "../errors.ts";
 import type { KernelIo } from "./kernel_io.ts";
 import type { Port } from "../switch/port.ts";
 
-/** State of a forwarder (VFS_* in c-src/fwd.h). */
+/** State of a forwarder (VFS_* in c-src/fwd/fwd.h). */
 export type ForwarderState = FwdState;
 /** Counters of a forwarder (struct vale_fwd_stats). Packets are frames. */
 export type ForwarderStats = FwdStats;

@@ -3,9 +3,9 @@
  * and existing interfaces (veth, NICs) through AF_XDP or AF_PACKET rings.
  *
  * A thin wrapper over the `vale_io_*` functions of build/libvale.so
- * (c-src/io.h). Tests and tools use it directly; the forwarders between a
+ * (c-src/include/io.h). Tests and tools use it directly; the forwarders between a
  * kernel interface and a vale port (lib/backends/, lib/attach/) hand
- * its native {@linkcode KernelIo.handle} to the C forwarder (c-src/fwd.c).
+ * its native {@linkcode KernelIo.handle} to the C forwarder (c-src/fwd/fwd.c).
  *
  * The FFI declarations are in the one symbols object of ffi/symbols.ts
  * (block `// --- kernel I/O ---`); the library is loaded by ffi/lib.ts.
@@ -64,7 +64,7 @@ export const KernelIoError = ValeError;
 /** @deprecated use ValeError */
 export type KernelIoError = ValeError;
 
-/** Options of {@linkcode KernelIo.open}; see struct vale_io_opts in c-src/io.h. */
+/** Options of {@linkcode KernelIo.open}; see struct vale_io_opts in c-src/include/io.h. */
 export interface KernelIoOptions {
   /** Backend: "auto" (AF_XDP if it can be set up, else AF_PACKET), "tap", "packet", "xdp". */
   kind?: KindName;

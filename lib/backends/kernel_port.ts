@@ -5,7 +5,7 @@
  *
  * How: the library creates a private pipe (on a switch of this process in a
  * hidden directory of the run dir, `RUN/.kernel/valek<pid>`, never listed),
- * runs the C forwarder (c-src/fwd.c) between the kernel interface and one end,
+ * runs the C forwarder (c-src/fwd/fwd.c) between the kernel interface and one end,
  * and hands the application the other end as a {@link KernelPort}, an
  * ordinary {@link Port}. Every tool and C loop that works on a vale port
  * (pkt-gen, bridge, `Port.send`, `Port.packets()`) thus works unchanged on

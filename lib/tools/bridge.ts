@@ -1,5 +1,5 @@
 /**
- * netmap's bridge loop (c-src/bridge.c) driven from TypeScript: forward
+ * netmap's bridge loop (c-src/apps/bridge.c) driven from TypeScript: forward
  * everything that arrives on port A out of port B and back, by swapping
  * buffers when both ports share one memory region and by copying otherwise.
  * `cli/bridge.ts` is built on this.

@@ -1,5 +1,5 @@
 /**
- * pkt-gen's packet loops (c-src/pktgen.c) driven from TypeScript: build the
+ * pkt-gen's packet loops (c-src/apps/pktgen.c) driven from TypeScript: build the
  * configuration, hand the C side one open port per thread, run all threads
  * as one nonblocking FFI call, and read each thread's live counters while it
  * runs. `cli/pkt-gen.ts` is built on this; programs can use it directly.

@@ -12,7 +12,7 @@
 //                              until one arrives (5 s at most)
 //   hold RUN SW PORT           open a port, print `ok ready`, sleep forever
 #define _GNU_SOURCE
-#include "../../c-src/vale.h"
+#include "../../c-src/include/vale.h"
 
 #include <errno.h>
 #include <fcntl.h>

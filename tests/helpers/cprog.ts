@@ -20,8 +20,8 @@ export async function buildProg(name: string, opts: { sanitize?: boolean } = {})
   const libDir = lib.slice(0, lib.lastIndexOf("/"));
   const outDir = `${ROOT}build/${opts.sanitize ? "asan/" : ""}hostile`;
   const out = `${outDir}/${name}`;
-  const deps = [`${SRC}/${name}.c`, `${SRC}/common.h`, `${ROOT}c-src/vale.h`];
-  deps.push(`${ROOT}c-src/internal.h`, lib);
+  const deps = [`${SRC}/${name}.c`, `${SRC}/common.h`, `${ROOT}c-src/include/vale.h`];
+  deps.push(`${ROOT}c-src/core/internal.h`, lib);
   if (mtime(out) >= Math.max(...deps.map(mtime))) return out;
   Deno.mkdirSync(outDir, { recursive: true });
   const san = opts.sanitize
@@ -36,7 +36,8 @@ export async function buildProg(name: string, opts: { sanitize?: boolean } = {})
     "-D_GNU_SOURCE",
     "-g",
     ...san,
-    `-I${ROOT}c-src`,
+    `-I${ROOT}c-src/include`, // vale.h
+    `-I${ROOT}c-src/core`, // internal.h (hostile and fuzz_shm poke at private layouts)
     "-o",
     tmp,
     `${SRC}/${name}.c`,

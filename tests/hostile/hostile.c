@@ -77,7 +77,7 @@ static int32_t some_pid(void)
 	}
 }
 
-/* vale's shared lock (c-src/lock.c): an owner word (pid | waiters bit 31) and
+/* vale's shared lock (c-src/core/lock.c): an owner word (pid | waiters bit 31) and
  * an acquisition count. Any of it may be garbage: impossible pids, live pids
  * (a holder that never lets go), the waiters bit, a count that keeps moving. */
 static void scribble_lock(struct vale_lock *l)

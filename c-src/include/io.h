@@ -205,75 +205,63 @@ VALE_API int vale_io_set_mac(const char *ifname, const char *netns, const uint8_
 }
 #endif
 
-/* ---- private to the io_*.c files ---- */
-#ifdef VALE_IO_INTERNAL
-#include <stdbool.h>
-#include <stddef.h>
-
-struct vale_io {
-	uint32_t kind;
-	uint32_t flags;
-	uint32_t buf_size;
-	uint32_t ifindex;
-	uint32_t mtu;
-	uint32_t max_frame; /* send limit */
-	int fd;
-	int poll_fd;        /* what vale_io_fd() returns (XDP, several queues: an epoll fd) */
-	int ctl_fd;         /* AF_INET dgram socket for ioctls in the right netns */
-	int dead;           /* -ENODEV once the interface is gone */
-	int64_t last_check_ms;
-	char ifname[16];
-	char mode[64];
-	char why[128];
-	struct vale_io_stats st;
-	void *priv;         /* backend state */
-};
-
-int vio_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *vio_priv_hint(int err, const char *need);
-int vio_ns_enter(const char *netns, int *saved);
-int vio_ns_leave(int saved);
-int vio_link_query(int ctl_fd, const char *ifname, struct vale_io_link *out);
-int vio_link_set(int ctl_fd, const char *ifname, int32_t up, uint32_t mtu);
-int vio_check_alive(struct vale_io *h);
-uint32_t vio_frame_bufs(uint32_t len, uint32_t buf_size);
-uint32_t vio_gather_len(const uint16_t *lens, const uint16_t *flags, uint32_t i, uint32_t n,
-			uint32_t buf_size, uint32_t *nbufs);
-struct vio_seg {
-	const uint8_t *p;
-	uint32_t len;
-};
-uint32_t vio_scatter_segs(const struct vio_seg *seg, int nseg, void *const *bufs,
-			  uint16_t *lens, uint16_t *flags, uint32_t buf_size);
-void vio_scatter(const uint8_t *src, uint32_t len, void *const *bufs, uint16_t *lens,
-		 uint16_t *flags, uint32_t buf_size);
-int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic);
-
-int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
-void vio_tap_close(struct vale_io *h);
-int vio_tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
-		 uint32_t max);
-int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
-		 const uint16_t *flags, uint32_t n);
-
-int vio_pkt_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
-void vio_pkt_close(struct vale_io *h);
-int vio_pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
-		 uint32_t max);
-int vio_pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
-		 const uint16_t *flags, uint32_t n);
-void vio_pkt_stats(struct vale_io *h);
-
-int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
-void vio_xdp_close(struct vale_io *h);
-int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
-		 uint32_t max);
-int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
-		 const uint16_t *flags, uint32_t n);
-void vio_xdp_stats(struct vale_io *h);
-int vio_xdp_tx_pending(struct vale_io *h);
+/* ---------------- the backend contract ----------------
+ *
+ * Every backend (io/tap.c, io/af_packet.c, io/af_xdp.c) is one table of
+ * these, like netmap's netmap_bdg_ops; io/io.c picks the table for the kind
+ * asked for (VIO_AUTO: XDP, else PACKET) and calls through it, never into a
+ * backend by name. A backend's own state hangs off the handle's `priv` and is
+ * seen by that backend's file only. The common part of a handle (struct
+ * vale_io in io/io_impl.h) is what every backend fills at open: fd, poll_fd,
+ * max_frame, mode, and updates on the hot path: st (the counters).
+ *
+ * All int functions return >= 0 or -errno with vio_err() set, as the API. */
 struct pollfd;
-int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out);
-#endif
+struct vale_io_ops {
+	/* Backend name, as vale_io_kind_name() and vale_io_info().mode start with. */
+	const char *name;
+	/* The VIO_* kind this table implements (vale_io_info().kind). */
+	uint32_t kind;
+	/* 1: the backend binds an existing interface: io.c first checks that it
+	 * is there, applies opts.mtu and VIO_F_UP, refuses it down unless
+	 * VIO_F_ALLOW_DOWN, and fills h->ifindex / h->mtu. 0: the backend makes
+	 * or finds its interface itself (TAP creates it). */
+	uint8_t needs_link;
+	/* 1: h->fd is a socket whose SO_ERROR reports a removed device (the
+	 * liveness check reads it); 0: it is not a socket (TAP). */
+	uint8_t so_error;
+	uint8_t _pad[2];
+	/* Set up on `ifname` inside the namespace the caller entered: allocate
+	 * the backend state into h->priv, set h->fd (and h->poll_fd when the fd
+	 * to poll differs), h->max_frame and h->mode. On failure return -errno
+	 * and leave what was made reachable from h: close() is called next. */
+	int (*open)(struct vale_io *h, const char *ifname, const struct vale_io_opts *o);
+	/* Free h->priv and whatever the backend made; called after a failed
+	 * open too. h->fd, if still >= 0, is closed by io.c afterwards. */
+	void (*close)(struct vale_io *h);
+	/* vale_io_recv_batch() on a live handle (io.c has checked h->dead). */
+	int (*recv_batch)(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+			  uint32_t max);
+	/* vale_io_send_batch() on a live handle (io.c has checked h->dead). */
+	int (*send_batch)(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+			  const uint16_t *flags, uint32_t n);
+	/* The pollable fds: fill p[0..max) with `in` on every receiving fd and
+	 * `out` on the sending one, return how many. NULL: h->fd alone. */
+	int (*fds)(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out);
+	/* Bring the kernel's own counters into h->st (vale_io_stats). NULL: the
+	 * backend counts everything itself. */
+	void (*stats)(struct vale_io *h);
+	/* 1 while frames queued by send_batch wait for the kernel
+	 * (vale_io_tx_pending). NULL: never. */
+	int (*tx_pending)(struct vale_io *h);
+	/* Push frames queued by an earlier send_batch: vale_io_poll() calls it
+	 * while a sender waits for room. NULL: nothing to push. */
+	void (*flush)(struct vale_io *h);
+	/* vale_io_tap_persist(). NULL: the backend has no such setting (EINVAL). */
+	int (*persist)(struct vale_io *h, int32_t on);
+};
+
+/* The backends' tables (hidden symbols of libvale.so). */
+extern const struct vale_io_ops vale_io_tap_ops, vale_io_packet_ops, vale_io_xdp_ops;
 
 #endif

@@ -11,9 +11,9 @@
  * each port lives in) and runs vale_br_run() as one nonblocking FFI call;
  * counters live in memory owned here and are read by TS; SIGINT calls
  * vale_br_stop(). An idle bridge sleeps in poll() on both ports' doorbells.
- * Public API only (vale.h), like any netmap application.
+ * Public API only (vale.h, vale_app.h), like any netmap application.
  */
-#include "vale.h"
+#include "vale_app.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -21,13 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 #define BR_VERSION 1u
 
@@ -55,7 +48,6 @@ _Static_assert(sizeof(struct vale_br_stats) == 128, "br stats");
 struct br_port {
 	vale_port *p;
 	struct vale_port_info info;
-	uint8_t *base;
 	struct vale_ring *tx[VALE_MAX_RINGS], *rx[VALE_MAX_RINGS];
 	uint32_t ntx, nrx;
 };
@@ -66,33 +58,6 @@ struct br_ctx {
 	bool loopback; /* one port: its RX goes back out of its TX */
 	struct vale_br_stats *st;
 };
-
-static inline uint32_t nxt(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-
-/* Slots between head and tail. `n` is the ring's size as the library told us
- * at open (vale_info), never the ring header's num_slots: the header is
- * shared memory that another process may have scribbled on. */
-static inline uint32_t ring_space(const struct vale_ring *r, uint32_t n)
-{
-	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail);
-	if (h >= n || t >= n)
-		return 0;
-	return t >= h ? t - h : t + n - h;
-}
-
-static inline uint8_t *bufp(struct br_port *bp, uint32_t idx)
-{
-	if (unlikely(idx < 2 || idx >= bp->info.nbufs))
-		return NULL;
-	return bp->base + bp->info.buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* netmap's process_rings(): up to `limit` slots from rx to tx; returns slots taken from rx. */
 static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale_ring *rx,
@@ -112,7 +77,7 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 		struct vale_slot *rs = &rx->slot[j];
 		uint16_t more = rs->flags & VS_MOREFRAG;
 		uint32_t len = rs->len, ridx = LOAD_RLX(&rs->buf_idx);
-		j = nxt(j, rn);
+		j = vale_ring_next(j, rn);
 		if (unlikely(len == 0 && !more)) { /* an empty packet: nothing to forward */
 			empty++;
 			continue;
@@ -124,7 +89,7 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 		}
 		if (g->c.zerocopy) {
 			uint32_t b = ts->buf_idx;
-			if (likely(ridx >= 2 && ridx < src->info.nbufs)) {
+			if (likely(vale_buf_ok(&src->info, ridx))) {
 				ts->buf_idx = ridx;
 				rs->buf_idx = b;
 			} else {
@@ -134,8 +99,8 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 			ts->flags = (uint16_t)(VS_BUF_CHANGED | more);
 			rs->flags = VS_BUF_CHANGED;
 		} else {
-			const uint8_t *sp = bufp(src, ridx);
-			uint8_t *dp = bufp(dst, LOAD_RLX(&ts->buf_idx));
+			const uint8_t *sp = vale_slot_buf(&src->info, ridx);
+			uint8_t *dp = vale_slot_buf(&dst->info, LOAD_RLX(&ts->buf_idx));
 			if (likely(sp && dp))
 				memcpy(dp, sp, len);
 			else
@@ -146,7 +111,7 @@ static uint32_t process_rings(struct br_ctx *g, struct br_port *src, struct vale
 		bytes += len;
 		if (!more)
 			pkts++;
-		k = nxt(k, tn);
+		k = vale_ring_next(k, tn);
 		room--;
 	}
 	STORE_REL(&rx->cur, j);
@@ -172,11 +137,11 @@ static uint32_t move(struct br_ctx *g, int dir)
 	uint32_t si = 0, di = 0, m = 0;
 	while (si < src->nrx && di < dst->ntx) {
 		struct vale_ring *rx = src->rx[si], *tx = dst->tx[di];
-		if (ring_space(rx, src->info.rx_slots) == 0) {
+		if (vale_ring_space(rx, src->info.rx_slots) == 0) {
 			si++;
 			continue;
 		}
-		if (ring_space(tx, dst->info.tx_slots) == 0) {
+		if (vale_ring_space(tx, dst->info.tx_slots) == 0) {
 			di++;
 			continue;
 		}
@@ -188,7 +153,7 @@ static uint32_t move(struct br_ctx *g, int dir)
 static bool rx_pending(struct br_port *bp)
 {
 	for (uint32_t i = 0; i < bp->nrx; i++)
-		if (ring_space(bp->rx[i], bp->info.rx_slots))
+		if (vale_ring_space(bp->rx[i], bp->info.rx_slots))
 			return true;
 	return false;
 }
@@ -210,7 +175,6 @@ static int port_setup(struct br_port *bp, vale_port *p)
 	if (r < 0)
 		return r;
 	bp->p = p;
-	bp->base = (uint8_t *)(uintptr_t)bp->info.region_base;
 	vale_info_rings(&bp->info, bp->tx, &bp->ntx, bp->rx, &bp->nrx);
 	return bp->ntx && bp->nrx ? 0 : -EINVAL;
 }
@@ -272,7 +236,7 @@ VALE_API int vale_br_run(void *ctx)
 			continue;
 		}
 		/* idle: spin a little, then sleep on the doorbells */
-		uint64_t now = mono_ns();
+		uint64_t now = vale_mono_ns();
 		if (!idle_since)
 			idle_since = now;
 		if (now - idle_since < (uint64_t)g->c.spin_us * 1000) {

@@ -24,7 +24,7 @@
 #define VALE_API __attribute__((visibility("default")))
 
 #define VALE_MAGIC 0x454c4156u /* "VALE" little endian */
-#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/lock.c) */
+#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/core/lock.c) */
 
 /* slot flags, as netmap */
 #define VS_BUF_CHANGED 0x0001
@@ -101,7 +101,7 @@ struct vale_lease {
 };
 
 /* A lock in shared memory that garbage cannot turn into an abort or an
- * endless wait (c-src/lock.c): owner pid (| a waiters bit), 0 when free,
+ * endless wait (c-src/core/lock.c): owner pid (| a waiters bit), 0 when free,
  * and a count of acquisitions. */
 struct vale_lock {
 	volatile uint32_t owner;
@@ -265,6 +265,28 @@ struct vale_port_info {
 	uint64_t rx_ring_ofs[VALE_MAX_RINGS];
 	uint64_t buf_ofs;
 };
+
+/* The layout every process on a switch shares, and that the TypeScript side
+ * (ffi/, lib/) reads by offset: any change is a VALE_LAYOUT_VERSION change. */
+_Static_assert(sizeof(struct vale_slot) == 16, "vale_slot layout");
+_Static_assert(sizeof(struct vale_ring) == 64, "vale_ring layout");
+_Static_assert(offsetof(struct vale_ring, head) == 24 && offsetof(struct vale_ring, cur) == 28 &&
+		       offsetof(struct vale_ring, tail) == 32 && offsetof(struct vale_ring, slot) == 64,
+	       "vale_ring fields");
+_Static_assert(sizeof(struct vale_lease) == 16, "vale_lease layout");
+_Static_assert(sizeof(struct vale_lock) == 8, "vale_lock layout");
+_Static_assert(sizeof(struct vale_kring) == 1216, "vale_kring layout");
+_Static_assert(offsetof(struct vale_kring, hwtail) == 64 && offsetof(struct vale_kring, hwcur) == 128,
+	       "vale_kring: producers, published and consumer on their own cache lines");
+_Static_assert(sizeof(struct vale_wake) == 64, "vale_wake layout");
+_Static_assert(sizeof(struct vale_region_hdr) == 768, "vale_region_hdr layout");
+_Static_assert(offsetof(struct vale_region_hdr, wake) == 640, "vale_region_hdr wake");
+_Static_assert(sizeof(struct vale_mac_ent) == 16, "vale_mac_ent layout");
+_Static_assert(sizeof(struct vale_ctl_hdr) == 192, "vale_ctl_hdr layout");
+_Static_assert(sizeof(struct vale_port_info) == 328, "vale_port_info layout");
+_Static_assert(offsetof(struct vale_port_info, tx_ring_ofs) == 64 &&
+		       offsetof(struct vale_port_info, buf_ofs) == 320,
+	       "vale_port_info fields");
 
 /* The rings an open port binds (its -N selection), from vale_info(): the
  * loops of pkt-gen, bridge and the forwarders all start from this. */

@@ -11,7 +11,7 @@
  * the stop flags and wakes sleeping threads. Bounded runs (-n) stop by
  * themselves.
  *
- * Like a netmap application this file only uses the public API (vale.h):
+ * Like a netmap application this file only uses the public API (vale.h, vale_app.h):
  * rings and buffers are reached through vale_info(), as NETMAP_TXRING() and
  * NETMAP_BUF() would. Nothing is allocated and no system call is made per
  * packet: TX buffers are filled once (lazily: every slot starts marked
@@ -22,7 +22,7 @@
  * O(1) from sums of the constant parts taken once at start (the payload's
  * sum comes from a prefix-sum table, so any length costs the same).
  */
-#include "vale.h"
+#include "vale_app.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,13 +34,6 @@
 #include <time.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 #define PG_VERSION 1u
 #define PG_MAX_THREADS 64
@@ -129,7 +122,6 @@ struct pg_thread {
 	uint32_t me;
 	vale_port *port;
 	struct vale_port_info info;
-	uint8_t *base; /* region */
 	struct vale_ring *tx[VALE_MAX_RINGS], *rx[VALE_MAX_RINGS];
 	uint32_t ntx, nrx;
 	struct vale_pg_stats *st;
@@ -168,14 +160,6 @@ struct pg_ctx {
 };
 
 /* ---------------- small helpers ---------------- */
-
-static inline uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-static inline uint64_t mono_ns(void) { return now_ns(CLOCK_MONOTONIC); }
 
 static inline uint32_t fold(uint64_t s)
 {
@@ -226,26 +210,6 @@ static inline uint64_t xorshift64(uint64_t *s)
 	return *s = x;
 }
 
-/* Slots between head and tail. `n` is the ring size vale_info() reported:
- * never the ring header's num_slots, which is shared memory another process
- * may scribble on. For the same reason every head read here is checked
- * against n before it indexes a slot. */
-static inline uint32_t ring_space(const struct vale_ring *r, uint32_t n)
-{
-	uint32_t h = LOAD_RLX(&r->head), t = LOAD_ACQ(&r->tail);
-	if (h >= n || t >= n)
-		return 0;
-	return t >= h ? t - h : t + n - h;
-}
-static inline uint32_t nxt(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-
-static inline uint8_t *bufp(struct pg_thread *t, uint32_t idx)
-{
-	if (unlikely(idx < 2 || idx >= t->info.nbufs))
-		return NULL;
-	return t->base + t->info.buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
-}
-
 /* Sleep until `deadline` (CLOCK_MONOTONIC ns). The thread's timer slack is
  * 1 µs (thread_main), so the sleep ends within a few µs of the deadline when
  * a CPU is free. It used to spin the last 100 µs of every period: at 2 Mpps
@@ -255,7 +219,7 @@ static inline uint8_t *bufp(struct pg_thread *t, uint32_t idx)
 static void wait_until(uint64_t deadline, volatile uint32_t *stop)
 {
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = vale_mono_ns();
 		if (now >= deadline || LOAD_RLX(stop))
 			return;
 		uint64_t left = deadline - now;
@@ -299,7 +263,7 @@ static uint64_t pace_start(volatile uint32_t *stop)
 {
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
-	uint64_t start = mono_ns() + 2000000000ull - (uint64_t)rt.tv_nsec;
+	uint64_t start = vale_mono_ns() + 2000000000ull - (uint64_t)rt.tv_nsec;
 	wait_until(start, stop);
 	return start;
 }
@@ -307,14 +271,14 @@ static void pace_wait(struct pg_thread *t, uint64_t *next, uint64_t *last, volat
 {
 	const uint64_t p = (uint64_t)t->period_ns;
 	*next += p;
-	uint64_t now = mono_ns();
+	uint64_t now = vale_mono_ns();
 	if (now > *next + PG_MAX_DEBT * p)
 		*next = now - PG_MAX_DEBT * p;
 	uint64_t at = *next;
 	if (*last && at < *last + p / 2)
 		at = *last + p / 2;
 	wait_until(at, stop);
-	*last = mono_ns();
+	*last = vale_mono_ns();
 }
 
 /* netmap's dump_payload(), written straight to fd 1 (no stdio buffering to mix
@@ -456,7 +420,7 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 {
 	struct pg_ctx *g = t->g;
 	const uint32_t ns = t->info.tx_slots;
-	uint32_t n = ring_space(ring, ns), head = LOAD_RLX(&ring->head);
+	uint32_t n = vale_ring_space(ring, ns), head = LOAD_RLX(&ring->head);
 	uint32_t sent = 0;
 	if (unlikely(head >= ns))
 		return 0;
@@ -473,12 +437,12 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 			struct vale_slot *s = &ring->slot[head];
 			if (unlikely(s->flags)) {
 				uint8_t *p;
-				if ((s->flags & VS_BUF_CHANGED) && (p = bufp(t, s->buf_idx)))
+				if ((s->flags & VS_BUF_CHANGED) && (p = vale_slot_buf(&t->info, s->buf_idx)))
 					memcpy(p, t->pkt, len);
 				s->flags = 0;
 			}
 			s->len = (uint16_t)len;
-			head = nxt(head, ns);
+			head = vale_ring_next(head, ns);
 		}
 		b = (uint64_t)sent * len;
 		goto out;
@@ -504,7 +468,7 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 		if (likely(nf == 1)) {
 			struct vale_slot *s = &ring->slot[head];
 			if (unlikely(s->flags & VS_BUF_CHANGED) || vary) {
-				uint8_t *p = bufp(t, s->buf_idx);
+				uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 				if (p) {
 					/* a fresh buffer gets the whole frame (the longest length:
 					 * a later, longer packet only rewrites the headers) */
@@ -517,18 +481,18 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 			s->len = (uint16_t)len;
 			s->flags = 0;
 			if (unlikely(dump)) {
-				uint8_t *p = bufp(t, s->buf_idx);
+				uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 				if (p)
 					dump_payload(g, p, len, ring, head);
 			}
-			head = nxt(head, ns);
+			head = vale_ring_next(head, ns);
 			n--;
 		} else {
 			uint32_t off = 0;
 			for (uint32_t f = 0; f < nf; f++) {
 				struct vale_slot *s = &ring->slot[head];
 				uint32_t l = f + 1 == nf ? len - off : fl;
-				uint8_t *p = bufp(t, s->buf_idx);
+				uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 				if (p)
 					memcpy(p, t->pkt + off, l);
 				s->len = (uint16_t)l;
@@ -537,7 +501,7 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 				if (unlikely(dump) && p)
 					dump_payload(g, p, l, ring, head);
 				off += l;
-				head = nxt(head, ns);
+				head = vale_ring_next(head, ns);
 			}
 			n -= nf;
 		}
@@ -575,7 +539,7 @@ static int sender_body(struct pg_thread *t, bool seq)
 	for (uint32_t i = 0; i < t->ntx; i++) /* first use of every slot copies the frame */
 		for (uint32_t j = 0; j < t->info.tx_slots; j++)
 			t->tx[i]->slot[j].flags = VS_BUF_CHANGED;
-	uint64_t next = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns(), last = 0;
+	uint64_t next = t->period_ns > 0 ? pace_start(&st->stop) : vale_mono_ns(), last = 0;
 	STORE_RLX(&st->tic_ns, next);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (t->period_ns > 0 && tosend <= 0) {
@@ -609,9 +573,9 @@ static int sender_body(struct pg_thread *t, bool seq)
 		if (!progress && pipe) {
 			/* The peer is slow: spin a while as rx does (a sleep and its
 			 * wake-up cost tens of µs each), then sleep until it frees room. */
-			uint64_t until = mono_ns() + (uint64_t)t->g->c.spin_us * 1000;
+			uint64_t until = vale_mono_ns() + (uint64_t)t->g->c.spin_us * 1000;
 			bool moved = false;
-			while (!moved && mono_ns() < until && !LOAD_RLX(&st->stop)) {
+			while (!moved && vale_mono_ns() < until && !LOAD_RLX(&st->stop)) {
 				moved = vale_txsync(t->port, -1) > 0;
 				__builtin_ia32_pause();
 			}
@@ -626,7 +590,7 @@ static int sender_body(struct pg_thread *t, bool seq)
 			vale_wait(t->port, 100);
 		vale_txsync(t->port, -1);
 	}
-	STORE_RLX(&st->toc_ns, mono_ns());
+	STORE_RLX(&st->toc_ns, vale_mono_ns());
 	return 0;
 }
 
@@ -647,7 +611,7 @@ static int sender_body(struct pg_thread *t, bool seq)
 static int rx_wait(struct pg_thread *t, int timeout_ms, bool adaptive)
 {
 	const uint64_t spin = (uint64_t)t->g->c.spin_us * 1000;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = vale_mono_ns();
 	uint64_t until = !adaptive || 2 * t->idle_ns < spin ? t0 + spin : t0;
 	int r = 1;
 	for (;;) {
@@ -655,7 +619,7 @@ static int rx_wait(struct pg_thread *t, int timeout_ms, bool adaptive)
 			goto out;
 		if (LOAD_RLX(&t->st->stop))
 			return 0;
-		if (mono_ns() >= until)
+		if (vale_mono_ns() >= until)
 			break;
 		__builtin_ia32_pause();
 	}
@@ -665,7 +629,7 @@ static int rx_wait(struct pg_thread *t, int timeout_ms, bool adaptive)
 		vale_rxsync(t->port, -1);
 out:
 	if (r > 0) { /* timeouts say nothing about the traffic */
-		uint64_t waited = mono_ns() - t0;
+		uint64_t waited = vale_mono_ns() - t0;
 		t->idle_ns = (3 * t->idle_ns + waited) / 4;
 	}
 	return r;
@@ -722,14 +686,14 @@ static int receiver_body(struct pg_thread *t, bool seq)
 		if (vale_rxsync(t->port, -1) > 0 || vale_wait(t->port, 1000) > 0)
 			break;
 	}
-	uint64_t last_rx = mono_ns();
+	uint64_t last_rx = vale_mono_ns();
 	STORE_RLX(&st->tic_ns, last_rx);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || pkts < n)) {
 		if (vale_rxsync(t->port, -1) <= 0) {
 			if (rx_wait(t, 1000, true) <= 0 && !LOAD_RLX(&st->stop)) {
 				/* -W: a second without traffic ends it (a wait also returns early
 				 * when another thread's ring of this port was woken) */
-				uint64_t now = mono_ns();
+				uint64_t now = vale_mono_ns();
 				if (!g->c.forever && now - last_rx >= 1000000000ull &&
 				    vale_rxsync(t->port, -1) <= 0) {
 					STORE_RLX(&st->toc_ns, now - 1000000000ull); /* minus the idle second */
@@ -766,7 +730,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 					__builtin_prefetch(&r->slot[head + 16 < ns ? head + 16 : head + 16 - ns]);
 					bytes += s->len;
 					got += !(s->flags & VS_MOREFRAG);
-					head = nxt(head, ns);
+					head = vale_ring_next(head, ns);
 				}
 				avail = 0;
 			}
@@ -777,7 +741,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 				uint32_t len = s->len;
 				bytes += len;
 				if (unlikely(g->c.dump || seq)) {
-					const uint8_t *p = bufp(t, s->buf_idx);
+					const uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 					if (p && len <= VALE_BUF_SIZE) {
 						if (g->c.dump)
 							dump_payload(g, p, len, r, head);
@@ -796,7 +760,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 					frags = 0;
 					got++;
 				}
-				head = nxt(head, ns);
+				head = vale_ring_next(head, ns);
 			}
 			STORE_REL(&r->cur, head);
 			STORE_REL(&r->head, head);
@@ -807,7 +771,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 			}
 		}
 		if (got_any)
-			last_rx = mono_ns();
+			last_rx = vale_mono_ns();
 		if (cur_space < LOAD_RLX(&st->min_space))
 			STORE_RLX(&st->min_space, cur_space);
 		STORE_RLX(&st->pkts, pkts);
@@ -815,7 +779,7 @@ static int receiver_body(struct pg_thread *t, bool seq)
 		STORE_RLX(&st->events, events);
 	}
 	vale_rxsync(t->port, -1); /* release what we consumed */
-	STORE_RLX(&st->toc_ns, mono_ns());
+	STORE_RLX(&st->toc_ns, vale_mono_ns());
 out:
 	STORE_RLX(&st->pkts, pkts);
 	STORE_RLX(&st->bytes, bytes);
@@ -852,7 +816,7 @@ static int ping_body(struct pg_thread *t)
 	struct vale_ring *ring = t->tx[0];
 	if (size > VALE_BUF_SIZE || size < h + 54)
 		return -EINVAL;
-	uint64_t last_print = t->period_ns > 0 ? pace_start(&st->stop) : mono_ns();
+	uint64_t last_print = t->period_ns > 0 ? pace_start(&st->stop) : vale_mono_ns();
 	uint64_t next = last_print, last = 0;
 	STORE_RLX(&st->tic_ns, last_print);
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
@@ -866,10 +830,10 @@ static int ping_body(struct pg_thread *t)
 		const uint32_t tns = t->info.tx_slots;
 		uint32_t m = 0, head = LOAD_RLX(&ring->head);
 		for (; m < limit && head < tns; m++) {
-			if (ring_space(ring, tns) <= m) /* "-- ouch, cannot send" */
+			if (vale_ring_space(ring, tns) <= m) /* "-- ouch, cannot send" */
 				break;
 			struct vale_slot *s = &ring->slot[head];
-			uint8_t *p = bufp(t, s->buf_idx);
+			uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 			if (p) {
 				memcpy(p, g->frame, size);
 				struct timespec ts;
@@ -890,7 +854,7 @@ static int ping_body(struct pg_thread *t)
 			if (unlikely(g->c.dump) && p)
 				dump_payload(g, p, size, ring, head);
 			sent++;
-			head = nxt(head, tns);
+			head = vale_ring_next(head, tns);
 		}
 		STORE_REL(&ring->cur, head);
 		STORE_REL(&ring->head, head);
@@ -918,7 +882,7 @@ static int ping_body(struct pg_thread *t)
 				continue;
 			while (hd != tl) {
 				struct vale_slot *s = &rr->slot[hd];
-				const uint8_t *p = bufp(t, s->buf_idx);
+				const uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				if (p && s->len >= h + 54) {
@@ -938,12 +902,12 @@ static int ping_body(struct pg_thread *t)
 						st->rtt_min = tc;
 					STORE_REL(&st->rtt_count, st->rtt_count + 1);
 				}
-				hd = nxt(hd, ns);
+				hd = vale_ring_next(hd, ns);
 			}
 			STORE_REL(&rr->cur, hd);
 			STORE_REL(&rr->head, hd);
 		}
-		now = mono_ns();
+		now = vale_mono_ns();
 		if (now - last_print >= 1000000000ull) {
 			ping_publish(st, (uint32_t)count, tmin, av, buckets);
 			memset(buckets, 0, sizeof(buckets));
@@ -954,7 +918,7 @@ static int ping_body(struct pg_thread *t)
 		}
 	}
 	vale_rxsync(t->port, -1);
-	STORE_RLX(&st->toc_ns, mono_ns());
+	STORE_RLX(&st->toc_ns, vale_mono_ns());
 	return 0;
 }
 
@@ -966,7 +930,7 @@ static int pong_body(struct pg_thread *t)
 	const uint32_t h = g->c.hdr_len;
 	uint64_t sent = 0, bytes = 0, events = 0;
 	struct vale_ring *txr = t->tx[0];
-	STORE_RLX(&st->tic_ns, mono_ns());
+	STORE_RLX(&st->tic_ns, vale_mono_ns());
 	while (!LOAD_RLX(&st->stop) && (n == 0 || sent < n)) {
 		if (vale_rxsync(t->port, -1) <= 0 && rx_wait(t, 1000, false) <= 0) {
 			if (!LOAD_RLX(&st->stop))
@@ -974,7 +938,7 @@ static int pong_body(struct pg_thread *t)
 			continue;
 		}
 		const uint32_t tns = t->info.tx_slots;
-		uint32_t txhead = LOAD_RLX(&txr->head), txavail = ring_space(txr, tns);
+		uint32_t txhead = LOAD_RLX(&txr->head), txavail = vale_ring_space(txr, tns);
 		if (unlikely(txhead >= tns))
 			txavail = 0;
 		uint32_t m = 0;
@@ -985,7 +949,7 @@ static int pong_body(struct pg_thread *t)
 				continue;
 			while (hd != tl && (n == 0 || sent < n)) {
 				struct vale_slot *rs = &rr->slot[hd];
-				hd = nxt(hd, ns);
+				hd = vale_ring_next(hd, ns);
 				if (txavail == 0)
 					continue; /* no room: drop, as netmap */
 				struct vale_slot *ts = &txr->slot[txhead];
@@ -996,7 +960,7 @@ static int pong_body(struct pg_thread *t)
 				ts->len = rs->len;
 				ts->flags = (uint16_t)(VS_BUF_CHANGED | (rs->flags & VS_MOREFRAG));
 				rs->flags = VS_BUF_CHANGED;
-				uint8_t *p = bufp(t, ts->buf_idx);
+				uint8_t *p = vale_slot_buf(&t->info, ts->buf_idx);
 				if (p && ts->len >= h + 14) {
 					uint8_t tmp[6];
 					memcpy(tmp, p + h, 6); /* swap source and destination MAC */
@@ -1012,7 +976,7 @@ static int pong_body(struct pg_thread *t)
 						dump_payload(g, p, ts->len, txr, txhead);
 				}
 				bytes += ts->len;
-				txhead = nxt(txhead, tns);
+				txhead = vale_ring_next(txhead, tns);
 				txavail--;
 				if (!(ts->flags & VS_MOREFRAG)) {
 					sent++;
@@ -1035,7 +999,7 @@ static int pong_body(struct pg_thread *t)
 	}
 	vale_rxsync(t->port, -1);
 	vale_txsync(t->port, -1);
-	STORE_RLX(&st->toc_ns, mono_ns());
+	STORE_RLX(&st->toc_ns, vale_mono_ns());
 	return 0;
 }
 
@@ -1057,7 +1021,7 @@ static void *thread_main(void *arg)
 	int r = 0;
 	switch (t->idle ? ~0u : g->c.func) {
 	case ~0u:
-		STORE_RLX(&t->st->tic_ns, mono_ns());
+		STORE_RLX(&t->st->tic_ns, vale_mono_ns());
 		break;
 	case PG_TX:
 		r = sender_body(t, false);
@@ -1081,7 +1045,7 @@ static void *thread_main(void *arg)
 		r = -EINVAL;
 	}
 	if (!t->st->toc_ns)
-		STORE_RLX(&t->st->toc_ns, mono_ns());
+		STORE_RLX(&t->st->toc_ns, vale_mono_ns());
 	STORE_RLX(&t->st->error, r);
 	STORE_REL(&t->st->done, r < 0 ? 2u : 1u);
 	return NULL;
@@ -1206,7 +1170,6 @@ VALE_API int vale_pg_set_port(void *ctx, uint32_t i, vale_port *p)
 	if (r < 0)
 		return r;
 	t->port = p;
-	t->base = (uint8_t *)(uintptr_t)t->info.region_base;
 	vale_info_rings(&t->info, t->tx, &t->ntx, t->rx, &t->nrx);
 	if (!t->ntx || !t->nrx)
 		return -EINVAL;

@@ -1,6 +1,6 @@
 /*
- * The data path: txsync (VALE's two-phase flush, run by the sender), rxsync,
- * pipes, leases on destination RX rings, and waiting/waking.
+ * The data path: txsync (VALE's two-phase flush, run by the sender), rxsync
+ * and pipes. Leases are in lease.h/lease.c, waiting and waking in wait.c.
  *
  * Phase 1 looks the whole batch up and builds one list per destination.
  * Phase 2, per destination: lease room in its RX ring under a short lock,
@@ -8,6 +8,7 @@
  * copy into one RX ring at the same time. Nothing is dropped uncounted.
  */
 #include "internal.h"
+#include "lease.h"
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -15,139 +16,6 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static long futex(volatile uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
-
-/* ---------------- waking ---------------- */
-
-static void bell_ring(struct vale_sw *sw, struct vale_map *m, uint32_t region_idx, uint32_t end)
-{
-	if (m->bell_fd[end] < 0 && sw) {
-		/* the bell of the port whose region this is (for a pipe's end 1, the slave's
-		 * own port index is not known here: its bell is looked up by the caller) */
-		/* O_RDWR, not O_WRONLY: we then count as a reader ourselves, so a
-		 * write after the owner closed its end cannot raise SIGPIPE (which
-		 * kills). A client can set the bell bit of a port nobody reads. */
-		char p[32];
-		snprintf(p, sizeof(p), "p%u.bell", region_idx);
-		int fd = vale_sw_open(sw, p, O_RDWR | O_NONBLOCK, S_IFIFO, false);
-		m->bell_fd[end] = fd < 0 ? -1 : fd;
-	}
-	if (m->bell_fd[end] >= 0) {
-		char c = 1;
-		if (write(m->bell_fd[end], &c, 1) < 0) { /* full FIFO: already rung */
-		}
-	}
-}
-
-/* Wake the owner of `end` of region m if it sleeps. One fence and one load
- * when nobody sleeps: the common case costs no system call.
- *
- * Only a waker clears the armed bits, and it wakes every sleeper of the end.
- * (A vale_wait() that returned used to clear VW_FUTEX itself; with two
- * handles on one end, e.g. pkt-gen -p 2 on a two-ring port, that disarmed
- * the other handle while it slept: it then slept through its data until its
- * 1 s timeout.) A VW_FUTEX left armed by a caller that returned on its own
- * costs the next waker one atomic and no system call (no sleeper counted). */
-void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t bell_idx)
-{
-	struct vale_wake *w = vale_wakep(m, end);
-	FENCE();
-	uint32_t bits = LOAD_RLX(&w->waiting);
-	if (likely(!(bits & (VW_FUTEX | VW_BELL))))
-		return; /* nobody sleeps, or every sleeper was woken and has not looked yet */
-	bits = __atomic_fetch_and(&w->waiting, ~(VW_FUTEX | VW_BELL), __ATOMIC_SEQ_CST);
-	if ((bits & VW_FUTEX) && bits >= VW_SLEEPER) {
-		__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_SEQ_CST);
-		futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
-	}
-	if (bits & VW_BELL)
-		bell_ring(sw, m, bell_idx, end);
-}
-
-/* ---------------- leases ---------------- */
-
-/* Publish filled leases in order: hwtail moves over every done lease at the
- * front. Caller holds k->lock. */
-static void lease_publish(struct vale_kring *k, uint32_t nslots)
-{
-	uint32_t first = k->lease_first, next = k->lease_next;
-	bool moved = false;
-	if (unlikely(next - first > VALE_NLEASES)) /* scribbled on: bound the walk */
-		first = next - VALE_NLEASES;
-	while (first != next) {
-		struct vale_lease *l = &k->leases[first % VALE_NLEASES];
-		if (!LOAD_RLX(&l->done))
-			break;
-		uint32_t end = l->end < nslots ? l->end : 0;
-		STORE_REL(&k->hwtail, end);
-		first++;
-		moved = true;
-	}
-	if (moved) {
-		k->lease_first = first;
-		k->first_since = k->lease_ops;
-	}
-}
-
-/* Make lease state consistent after a producer died inside the lock (or the
- * lock was taken over from a garbage owner). */
-static void lease_repair(struct vale_kring *k, uint32_t nslots)
-{
-	if (k->lease_next - k->lease_first > VALE_NLEASES)
-		k->lease_first = k->lease_next; /* damaged: forget */
-	if (k->hwtail >= nslots)
-		k->hwtail = 0;
-	k->hwlease = k->lease_first == k->lease_next
-			 ? k->hwtail
-			 : k->leases[(k->lease_next - 1) % VALE_NLEASES].end % nslots;
-	lease_publish(k, nslots);
-}
-
-static inline void kring_lock(struct vale_kring *k, uint32_t nslots)
-{
-	bool rec;
-	vale_lock(&k->lock, VALE_KRING_STALE_MS, &rec);
-	if (unlikely(rec))
-		lease_repair(k, nslots);
-}
-
-/* Turn leases of dead producers into zero-length slots and publish them, so
- * a sender killed between lease and publish never wedges the ring. With
- * force == false only leases whose owner is gone are reclaimed. */
-void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force,
-			 struct vale_counters *c)
-{
-	if (LOAD_RLX(&k->lease_first) == LOAD_RLX(&k->lease_next))
-		return;
-	kring_lock(k, nslots);
-	uint32_t first = k->lease_first, next = k->lease_next;
-	if (next - first > VALE_NLEASES)
-		first = next - VALE_NLEASES;
-	for (uint32_t i = first; i != next; i++) {
-		struct vale_lease *l = &k->leases[i % VALE_NLEASES];
-		if (l->done)
-			continue;
-		if (!force && vale_pid_alive(l->pid))
-			continue;
-		/* its slots may hold half a copy: publish them empty */
-		uint32_t end = l->end < nslots ? l->end : l->start;
-		for (uint32_t j = l->start < nslots ? l->start : end; j != end; j = ring_next(j, nslots)) {
-			ring->slot[j].len = 0;
-			ring->slot[j].flags = 0;
-		}
-		l->pid = -1;
-		STORE_REL(&l->done, 1);
-		if (c)
-			ADD_RLX(&c->leases_reclaimed, 1);
-	}
-	lease_publish(k, nslots);
-	k->first_since = k->lease_ops;
-	vale_unlock(&k->lock);
-}
 
 /* ---------------- slot validation ---------------- */
 
@@ -165,7 +33,7 @@ static inline bool in_window(uint32_t x, uint32_t lo, uint32_t hi, uint32_t n)
 {
 	if (x >= n)
 		return false;
-	return ring_dist(lo, x, n) <= ring_dist(lo, hi, n);
+	return vale_ring_dist(lo, x, n) <= vale_ring_dist(lo, hi, n);
 }
 
 static void count_err(struct vale_sw *sw, uint32_t idx, int reason, uint64_t n)
@@ -248,7 +116,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	 * so a spinning sender does not steal the line from everyone else. */
 	{
 		uint32_t c = LOAD_RLX(&k->hwcur), l = LOAD_RLX(&k->hwlease);
-		if (c < n && l < n && ring_next(l, n) == c) {
+		if (c < n && l < n && vale_ring_next(l, n) == c) {
 			ADD_RLX(&dc->drops[VD_RING_FULL], npk);
 			return;
 		}
@@ -262,7 +130,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		hwcur = hwcur >= n ? lease : hwcur;
 	}
 	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
-	uint32_t room = ring_dist(lease, hwcur, n);
+	uint32_t room = vale_ring_dist(lease, hwcur, n);
 	uint32_t space = (room == 0 ? n : room) - 1;
 	if (unlikely(k->lease_next - k->lease_first >= VALE_NLEASES)) {
 		/* too many producers in flight: is the oldest one dead? */
@@ -341,7 +209,7 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 				ds->flags = 0;
 				bad++;
 			}
-			j = ring_next(j, n);
+			j = vale_ring_next(j, n);
 			continue;
 		}
 		bool ok = true;
@@ -362,14 +230,14 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 			} else {
 				ok = false;
 			}
-			s = ring_next(s, tn);
-			j = ring_next(j, n);
+			s = vale_ring_next(s, tn);
+			j = vale_ring_next(j, n);
 		}
 		if (likely(ok)) {
 			got++;
 			bytes += plen;
 		} else { /* publish the whole chain as empty slots */
-			for (uint32_t f = 0, x = j0; f < nf; f++, x = ring_next(x, n)) {
+			for (uint32_t f = 0, x = j0; f < nf; f++, x = vale_ring_next(x, n)) {
 				rxr->slot[x].len = 0;
 				rxr->slot[x].flags = 0;
 			}
@@ -425,7 +293,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 			if (likely(!(fflags & VS_MOREFRAG))) { /* one slot: the common case */
 				nf = 1;
 				len = first_len;
-				s = ring_next(j, n);
+				s = vale_ring_next(j, n);
 				if (unlikely(!(buf_ok(fidx, nbufs) & (len <= VALE_BUF_SIZE)))) {
 					bad++;
 					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
@@ -444,7 +312,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 						ok = false;
 					else
 						len += fs->len;
-					s = ring_next(s, n);
+					s = vale_ring_next(s, n);
 					if (!(fs->flags & VS_MOREFRAG)) {
 						complete = true;
 						break;
@@ -459,7 +327,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 					break; /* the application has not finished this packet */
 				if (unlikely(!ok)) {
 					bad++;
-					for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+					for (uint32_t f = 0, x = j; f < nf; f++, x = vale_ring_next(x, n)) {
 						struct vale_slot *xs = &txr->slot[x];
 						if (!slot_ok(m, xs)) {
 							xs->buf_idx = 0;
@@ -560,7 +428,7 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 			ADD_RLX(&sc->drops[VD_BAD_SLOT], bad);
 		if (lookdrop)
 			ADD_RLX(&sc->drops[VD_LOOKUP], lookdrop);
-		consumed += ring_dist(hwcur, j, n);
+		consumed += vale_ring_dist(hwcur, j, n);
 		hwcur = j;
 	}
 	return consumed;
@@ -593,7 +461,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		tail = k->hwtail;
 		rcur = rcur >= rn ? tail : rcur;
 	}
-	uint32_t space = ring_dist(tail, rcur, rn);
+	uint32_t space = vale_ring_dist(tail, rcur, rn);
 	space = space == 0 ? rn - 1 : space - 1;
 	uint32_t j = hwcur, moved = 0, bad = 0;
 	uint64_t bytes = 0, pkts = 0;
@@ -606,7 +474,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			nf++;
 			if (!slot_ok(m, sl))
 				ok = false;
-			s = ring_next(s, n);
+			s = vale_ring_next(s, n);
 			if (!(sl->flags & VS_MOREFRAG) || nf == VALE_MAX_FRAGS) {
 				complete = true;
 				break;
@@ -616,7 +484,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			break;
 		if (!ok) {
 			bad++;
-			for (uint32_t f = 0, x = j; f < nf; f++, x = ring_next(x, n)) {
+			for (uint32_t f = 0, x = j; f < nf; f++, x = vale_ring_next(x, n)) {
 				if (!slot_ok(m, &txr->slot[x])) {
 					txr->slot[x].buf_idx = 0;
 					txr->slot[x].len = 0;
@@ -643,8 +511,8 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 			ts->buf_idx = rb;
 			ts->flags |= VS_BUF_CHANGED;
 			bytes += len;
-			j = ring_next(j, n);
-			tail = ring_next(tail, rn);
+			j = vale_ring_next(j, n);
+			tail = vale_ring_next(tail, rn);
 			moved++;
 		}
 		pkts++;
@@ -665,7 +533,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		ADD_RLX(&pc->rx_pkts, pkts);
 		ADD_RLX(&pc->rx_bytes, bytes);
 	}
-	return ring_dist(hwcur, j, n);
+	return vale_ring_dist(hwcur, j, n);
 }
 
 static int txsync_one(vale_port *p, uint32_t ri)
@@ -739,7 +607,7 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
 	STORE_REL(&ring->tail, tail);
-	return (int)ring_dist(head, tail, n);
+	return (int)vale_ring_dist(head, tail, n);
 }
 
 /* Our own region's file was truncated and its mapping replaced (guard.c). */
@@ -805,146 +673,4 @@ VALE_API int vale_rxsync(vale_port *p, int ring)
 			total += r;
 	}
 	return err ? err : total;
-}
-
-/* ---------------- waiting ---------------- */
-
-/* Something to do for the owner: data beyond what rxsync last exposed, or
- * (pipes) room for pending TX slots. */
-static bool port_ready(vale_port *p, bool *tx_blocked)
-{
-	struct vale_map *m = &p->m;
-	*tx_blocked = false;
-	for (uint32_t i = p->first_ring; i < p->last_ring && i < m->nrx; i++) {
-		struct vale_kring *k = vale_kring(m, p->end, true, i);
-		struct vale_ring *ring = vale_ring(m, p->end, true, i);
-		if (LOAD_ACQ(&k->hwtail) != LOAD_RLX(&ring->head))
-			return true;
-	}
-	if (p->flags & VPF_PIPE) {
-		uint32_t pend = 1 - p->end;
-		for (uint32_t i = p->first_ring; i < p->last_ring && i < m->ntx; i++) {
-			struct vale_kring *tk = vale_kring(m, p->end, false, i);
-			struct vale_ring *tr = vale_ring(m, p->end, false, i);
-			if (tk->hwcur == LOAD_RLX(&tr->head))
-				continue; /* nothing pending */
-			*tx_blocked = true;
-			struct vale_kring *k = vale_kring(m, pend, true, i % m->nrx);
-			uint32_t used = ring_dist(LOAD_ACQ(&k->hwcur), LOAD_RLX(&k->hwtail), m->rx_slots);
-			if (used + 1 < m->rx_slots)
-				return true;
-		}
-	}
-	return false;
-}
-
-static void check_stuck_leases(vale_port *p)
-{
-	struct vale_map *m = &p->m;
-	for (uint32_t i = p->first_ring; i < p->last_ring && i < m->nrx; i++) {
-		struct vale_kring *k = vale_kring(m, p->end, true, i);
-		if (LOAD_RLX(&k->lease_first) != LOAD_RLX(&k->lease_next))
-			vale_reclaim_leases(k, vale_ring(m, p->end, true, i), m->rx_slots, false,
-					    &p->sw->ports[p->idx].c);
-	}
-}
-
-/* Dekker with vale_wake_end(): the caller arms VW_FUTEX (a seq_cst RMW),
- * fences and looks at the rings; a producer publishes, fences and loads
- * `waiting`. Either the caller sees the data or the producer sees the armed
- * bit, which it clears before bumping wake_seq, read by the caller before
- * arming: FUTEX_WAIT then returns at once or is woken. The caller is counted
- * (VW_SLEEPER) from entry to return and never disarms: see vale_wake_end(). A
- * pipe end also counts itself in tx_waiting, which the peer's rxsync checks
- * after releasing slots (the same Dekker pair on the peer's hwcur). */
-VALE_API int vale_wait(vale_port *p, int timeout_ms)
-{
-	struct vale_wake *w = vale_wakep(&p->m, p->end);
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : vale_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	const bool pipe = p->flags & VPF_PIPE;
-	int ret;
-	__atomic_fetch_add(&w->waiting, VW_SLEEPER, __ATOMIC_SEQ_CST);
-	if (pipe)
-		__atomic_fetch_add(&w->tx_waiting, 1, __ATOMIC_SEQ_CST);
-	for (;;) {
-		bool txb;
-		uint32_t seq = __atomic_load_n(&w->wake_seq, __ATOMIC_SEQ_CST);
-		__atomic_or_fetch(&w->waiting, VW_FUTEX, __ATOMIC_SEQ_CST);
-		FENCE();
-		if (port_ready(p, &txb)) {
-			ret = 1;
-			break;
-		}
-		/* vale_wake() before this call started (a close racing with a wait
-		 * that was still on its way to this thread): its wake_seq bump came
-		 * before our read, so the futex would not return. */
-		if (__atomic_exchange_n(&p->woken, 0, __ATOMIC_SEQ_CST)) {
-			ret = 0;
-			break;
-		}
-		uint64_t now = vale_now_ns();
-		if (now >= deadline) {
-			ret = 0;
-			break;
-		}
-		/* sleep in slices of at most 1 s so dead producers' leases get reclaimed */
-		uint64_t left = deadline - now;
-		if (left > 1000000000ull)
-			left = 1000000000ull;
-		struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull),
-				      .tv_nsec = (long)(left % 1000000000ull)};
-		long r = futex(&w->wake_seq, FUTEX_WAIT, seq, &ts);
-		if (r == -1 && errno == ETIMEDOUT)
-			check_stuck_leases(p);
-		if (LOAD_RLX(&w->wake_seq) != seq) {
-			/* woken (and disarmed) by a producer, by vale_wake(), or for another
-			 * handle's ring of this end (0: let the caller look) */
-			ret = port_ready(p, &txb) ? 1 : 0;
-			__atomic_store_n(&p->woken, 0, __ATOMIC_RELAXED); /* seen */
-			break;
-		}
-	}
-	if (pipe)
-		__atomic_fetch_sub(&w->tx_waiting, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&w->waiting, VW_SLEEPER, __ATOMIC_RELAXED);
-	return ret;
-}
-
-VALE_API void vale_wake(vale_port *p)
-{
-	struct vale_wake *w = vale_wakep(&p->m, p->end);
-	__atomic_store_n(&p->woken, 1, __ATOMIC_SEQ_CST); /* for a vale_wait() yet to start */
-	__atomic_fetch_add(&w->wake_seq, 1, __ATOMIC_SEQ_CST);
-	futex(&w->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
-	if (p->bell_rd >= 0) {
-		char c = 1;
-		if (write(p->bell_rd, &c, 1) < 0) {
-		}
-	}
-}
-
-#define TXW_BELL 0x80000000u /* tx_waiting: a doorbell user of a pipe end (count below) */
-
-VALE_API int vale_bell_arm(vale_port *p)
-{
-	struct vale_wake *w = vale_wakep(&p->m, p->end);
-	bool txb;
-	__atomic_or_fetch(&w->waiting, VW_BELL, __ATOMIC_SEQ_CST);
-	if (p->flags & VPF_PIPE) /* sticky, as before: the poll()er may wait for room any time */
-		__atomic_or_fetch(&w->tx_waiting, TXW_BELL, __ATOMIC_SEQ_CST);
-	FENCE();
-	if (port_ready(p, &txb)) {
-		__atomic_and_fetch(&w->waiting, ~VW_BELL, __ATOMIC_RELAXED);
-		return 1;
-	}
-	return 0;
-}
-
-VALE_API void vale_bell_clear(vale_port *p)
-{
-	char buf[256];
-	if (p->bell_rd < 0)
-		return;
-	while (read(p->bell_rd, buf, sizeof(buf)) > 0) {
-	}
 }

@@ -2,23 +2,13 @@
 #ifndef VALE_INTERNAL_H
 #define VALE_INTERNAL_H
 
-#include "vale.h"
+#include "vale_app.h" /* atomics, likely(), ring index arithmetic */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define ADD_RLX(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #define REGION_HDR_SIZE 4096u
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
@@ -118,7 +108,7 @@ struct vale_port {
 	uint32_t *touched;
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
-	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (sync.c) */
+	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -126,25 +116,56 @@ void vale_guard_add(void *base, uint64_t size, volatile uint32_t *flag);
 void vale_guard_flag(void *base, volatile uint32_t *flag);
 void vale_guard_del(void *base);
 
-/* ---- helpers (shm.c) ---- */
-bool vale_ctl_damaged(struct vale_sw *sw);
-int vale_ctl_damage_err(struct vale_sw *sw);
+/* ---- err.c: the bottom of core/ ---- */
 int vale_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t vale_now_ns(void);
+bool vale_pid_alive(int32_t pid);
+
+/* ---- switch.c: switch handles, control segment, control lock, active list ---- */
+bool vale_ctl_damaged(struct vale_sw *sw);
+int vale_ctl_damage_err(struct vale_sw *sw);
 int vale_ctl_lock(struct vale_sw *sw);
 void vale_ctl_unlock(struct vale_sw *sw);
-struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *end);
-bool vale_pid_alive(int32_t pid);
 int vale_switch_get(const char *run_dir, const char *sw, bool create, struct vale_sw **out);
 /* the same, for vale_open: want_gid >= 0 shares a new switch (VO_GROUP) */
 int vale_switch_get_ex(const char *run_dir, const char *sw, bool create, int64_t want_gid,
 		       struct vale_sw **out);
 void vale_switch_put(struct vale_sw *sw);
-void vale_reap_locked(struct vale_sw *sw, bool force);
-int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
+/* port and switch names: letters, digits, _ . - (and { } for pipes) */
+bool vale_valid_ident(const char *s, size_t max, bool allow_empty, bool allow_pipe);
+/* file names inside the switch directory (opened relative to sw->dir_fd) */
+void vale_region_path(struct vale_sw *sw, uint32_t idx, uint32_t gen, char *out, size_t n);
+void vale_bell_path(struct vale_sw *sw, uint32_t idx, char *out, size_t n);
+/* publish a new active list (seqlock); caller holds the ctl lock */
+void vale_active_publish(struct vale_sw *sw, uint32_t *list, uint32_t n);
+bool vale_switch_empty(struct vale_sw *sw);
+/* Remove the switch's files; caller holds the ctl lock and checked it is empty. */
+void vale_switch_destroy_locked(struct vale_sw *sw);
+/* remove the switch if no port is left (listing); caller holds the ctl lock */
+bool vale_switch_gc_locked(struct vale_sw *sw);
+
+/* ---- region.c: port regions and the cache of other ports' mappings ---- */
+struct vale_geom { /* a region's layout, computed from its sizes */
+	uint32_t nends, ntx, nrx, tx_slots, rx_slots, nbufs;
+	uint64_t kring_ofs, buf_ofs, size;
+	uint64_t ring_ofs[2][2 * VALE_MAX_RINGS];
+};
+int vale_geom_compute(struct vale_geom *g);
+int vale_region_create(struct vale_sw *sw, const char *path, struct vale_geom *g, struct vale_map *m,
+		       uint32_t gen, int *fd_out);
+int vale_region_map(struct vale_sw *sw, const char *path, uint32_t gen, struct vale_map *m,
+		    int *fd_out);
+struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *end);
 /* Unmap stale mappings once no sync in this process can be inside them
  * (wait == false: only if that is so right now). */
 void vale_graves_sweep(struct vale_sw *sw, bool wait);
+
+/* ---- port.c: ports, the port table, liveness, reaping ---- */
+void vale_reap_locked(struct vale_sw *sw, bool force);
+int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
+int vale_ofd_lock(int fd, uint32_t end, bool exclusive, bool test_only);
+int vale_find_port(struct vale_sw *sw, const char *name);
+void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)
@@ -165,15 +186,10 @@ static inline struct vale_wake *vale_wakep(const struct vale_map *m, uint32_t en
 {
 	return &((struct vale_region_hdr *)m->base)->wake[end];
 }
-static inline uint32_t ring_next(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
 static inline uint32_t ring_add(uint32_t i, uint32_t k, uint32_t n)
 {
 	i += k;
 	return i >= n ? i - n : i;
-}
-static inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n)
-{ /* slots from `from` up to `to` (exclusive) */
-	return to >= from ? to - from : to + n - from;
 }
 
 /* ---- lock.c: locks in shared memory (see there why not pthread mutexes) ---- */
@@ -230,8 +246,6 @@ int vale_sw_mkfifo(struct vale_sw *sw, const char *name);
 /* A lookup module may run here: the switch and the object are the caller's or
  * root's and nobody else can write them. Returns an O_RDONLY fd of the object. */
 int vale_module_open(struct vale_sw *sw, const char *path, int *fd_out);
-/* shm.c: remove the switch if no port is left (listing); caller holds the ctl lock */
-bool vale_switch_gc_locked(struct vale_sw *sw);
 
 /* ---- lookup.c ---- */
 int vale_lookup_refresh(struct vale_sw *sw);
@@ -277,10 +291,24 @@ static inline uint32_t vale_learning_lookup(struct vale_sw *sw, const uint8_t *b
 }
 void vale_mac_forget_port(struct vale_sw *sw, uint32_t port);
 
-/* ---- sync.c ---- */
-void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t region_idx);
+/* ---- wait.c: waking a sleeping owner ---- */
+void vale_wake_end_slow(struct vale_map *m, uint32_t end, struct vale_sw *sw, uint32_t bell_idx);
+/* Wake the owner of `end` of region m if it sleeps (the protocol: see
+ * vale_wake_end_slow in wait.c). One fence and one load when nobody sleeps:
+ * the common case costs no call and no system call. */
+static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_sw *sw,
+				 uint32_t bell_idx)
+{
+	struct vale_wake *w = vale_wakep(m, end);
+	FENCE();
+	uint32_t bits = LOAD_RLX(&w->waiting);
+	if (likely(!(bits & (VW_FUTEX | VW_BELL))))
+		return; /* nobody sleeps, or every sleeper was woken and has not looked yet */
+	vale_wake_end_slow(m, end, sw, bell_idx);
+}
+
+/* ---- lease.c (the lease steps of the flush: lease.h) ---- */
 void vale_reclaim_leases(struct vale_kring *k, struct vale_ring *ring, uint32_t nslots, bool force,
 			 struct vale_counters *c);
-uint32_t vale_slot_range_fix(struct vale_kring *k);
 
 #endif

@@ -27,14 +27,18 @@
  * the state is VFS_DOWN until it is up again. Interface removed: both threads
  * end, the state is VFS_GONE with the message, vale_fwd_wait() returns.
  *
- * Only the public io.h API is used on the kernel side.
+ * Only public APIs are used: io.h on the kernel side, vale.h and the ring
+ * helpers of vale_app.h on the port side (rings reached through vale_info()).
  */
-#include "internal.h"
+#include "vale_app.h"
 #include "io.h"
 #include "fwd.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -43,6 +47,7 @@
 struct vale_fwd {
 	struct vale_io *io;
 	vale_port *p;
+	struct vale_port_info info; /* the port's rings and sizes (vale_info) */
 	struct vale_fwd_conf c;
 	int stop_efd;
 	volatile int stop;
@@ -172,25 +177,25 @@ static void *k2v_main(void *arg)
 	struct vale_fwd *f = arg;
 	pthread_setname_np(pthread_self(), "vale-fwd-k2v");
 	vale_port *p = f->p;
-	struct vale_map *m = &p->m;
-	uint32_t first = p->first_ring, last = p->last_ring < m->ntx ? p->last_ring : m->ntx;
+	const struct vale_port_info *m = &f->info;
+	uint32_t first = m->first_ring, last = m->last_ring < m->ntx ? m->last_ring : m->ntx;
 	uint32_t ri = first, n = m->tx_slots, nbufs = m->nbufs;
 	uint32_t backoff_us = 0;
 	int iofd = vale_io_fd(f->io);
 	if (first >= last)
 		goto out; /* no TX ring bound */
 	while (!f->stop) {
-		struct vale_ring *ring = vale_ring(m, p->end, false, ri);
+		struct vale_ring *ring = vale_tx_ring(m, ri);
 		uint32_t head = LOAD_RLX(&ring->head), tail = LOAD_ACQ(&ring->tail);
 		if (unlikely(head >= n || tail >= n)) {
 			vale_txsync(p, (int)ri); /* resets our view */
 			continue;
 		}
-		uint32_t space = ring_dist(head, tail, n);
+		uint32_t space = vale_ring_dist(head, tail, n);
 		if (space == 0) {
 			vale_txsync(p, (int)ri);
 			tail = LOAD_ACQ(&ring->tail);
-			space = ring_dist(head, tail, n);
+			space = vale_ring_dist(head, tail, n);
 		}
 		if (space == 0) {
 			/* a pipe whose peer does not read: try the next ring, then back off */
@@ -206,15 +211,15 @@ static void *k2v_main(void *arg)
 		}
 		backoff_us = 0;
 		uint32_t max = space < f->c.batch ? space : f->c.batch;
-		for (uint32_t k = 0, j = head; k < max; k++, j = ring_next(j, n)) {
+		for (uint32_t k = 0, j = head; k < max; k++, j = vale_ring_next(j, n)) {
 			uint32_t b = ring->slot[j].buf_idx;
-			f->kbufs[k] = (b >= 2 && b < nbufs) ? (void *)vale_buf(m, b) : (void *)f->trash;
+			f->kbufs[k] = (b >= 2 && b < nbufs) ? (void *)vale_buf_at(m, b) : (void *)f->trash;
 		}
 		int got = vale_io_recv_batch(f->io, f->kbufs, f->klens, f->kflags, max);
 		if (got > 0) {
 			uint32_t j = head, frames = 0;
 			uint64_t bytes = 0;
-			for (int k = 0; k < got; k++, j = ring_next(j, n)) {
+			for (int k = 0; k < got; k++, j = vale_ring_next(j, n)) {
 				ring->slot[j].len = f->klens[k];
 				ring->slot[j].flags = f->kflags[k] & VS_MOREFRAG;
 				bytes += f->klens[k];
@@ -278,14 +283,14 @@ out:
 static uint32_t gather(struct vale_fwd *f, struct vale_ring *ring, uint32_t n, uint32_t nbufs,
 		       uint32_t head, uint32_t tail, uint32_t cap, uint32_t *end_slot)
 {
-	struct vale_map *m = &f->p->m;
+	const struct vale_port_info *m = &f->info;
 	uint32_t k = 0, j = head, whole_k = 0, whole_j = head;
 	bool in_chain = false;
 	while (j != tail && k < cap + VALE_MAX_FRAGS) {
 		struct vale_slot *s = &ring->slot[j];
 		uint16_t len = s->len, fl = s->flags & VS_MOREFRAG;
 		if (!in_chain && !fl && len == 0) { /* an empty slot: nothing to send */
-			j = ring_next(j, n);
+			j = vale_ring_next(j, n);
 			if (k == whole_k)
 				whole_j = j;
 			continue;
@@ -294,7 +299,7 @@ static uint32_t gather(struct vale_fwd *f, struct vale_ring *ring, uint32_t n, u
 			break;
 		uint32_t b = s->buf_idx;
 		if (b >= 2 && b < nbufs && len <= VALE_BUF_SIZE) {
-			f->vbufs[k] = vale_buf(m, b);
+			f->vbufs[k] = vale_buf_at(m, b);
 			f->vlens[k] = len;
 		} else { /* damaged: send_batch drops it (and counts) */
 			f->vbufs[k] = f->trash;
@@ -303,7 +308,7 @@ static uint32_t gather(struct vale_fwd *f, struct vale_ring *ring, uint32_t n, u
 		f->vflags[k] = fl;
 		f->vslot[k] = j;
 		k++;
-		j = ring_next(j, n);
+		j = vale_ring_next(j, n);
 		in_chain = fl;
 		if (!fl) {
 			whole_k = k;
@@ -319,8 +324,8 @@ static void *v2k_main(void *arg)
 	struct vale_fwd *f = arg;
 	pthread_setname_np(pthread_self(), "vale-fwd-v2k");
 	vale_port *p = f->p;
-	struct vale_map *m = &p->m;
-	uint32_t first = p->first_ring, last = p->last_ring < m->nrx ? p->last_ring : m->nrx;
+	const struct vale_port_info *m = &f->info;
+	uint32_t first = m->first_ring, last = m->last_ring < m->nrx ? m->last_ring : m->nrx;
 	uint32_t n = m->rx_slots, nbufs = m->nbufs;
 	if (first >= last)
 		goto out;
@@ -329,7 +334,7 @@ static void *v2k_main(void *arg)
 		for (uint32_t ri = first; ri < last && !f->stop; ri++) {
 			if (vale_rxsync(p, (int)ri) < 0)
 				continue; /* our ring was reset: look again */
-			struct vale_ring *ring = vale_ring(m, p->end, true, ri);
+			struct vale_ring *ring = vale_rx_ring(m, ri);
 			uint32_t head = LOAD_RLX(&ring->head), tail = LOAD_ACQ(&ring->tail);
 			if (head == tail || head >= n || tail >= n)
 				continue;
@@ -425,6 +430,11 @@ VALE_API int vale_fwd_create(struct vale_io *io, vale_port *p, const struct vale
 		return ferr(ENOMEM, "out of memory");
 	f->io = io;
 	f->p = p;
+	int ri = vale_info(p, &f->info);
+	if (ri < 0) {
+		free(f);
+		return ferr(-ri, "vale_info: %s", vale_last_error());
+	}
 	if (conf)
 		f->c = *conf;
 	if (f->c.batch == 0)

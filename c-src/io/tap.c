@@ -1,13 +1,12 @@
 /*
- * vale kernel I/O, part 2: the TAP backend (/dev/net/tun, IFF_TAP|IFF_NO_PI).
+ * vale kernel I/O: the TAP backend (/dev/net/tun, IFF_TAP|IFF_NO_PI).
  *
  * tun has no batched interface: one readv() per received frame, straight
  * into the caller's buffers (plus a staging tail for a frame that does not
  * fit in what is left), and one writev() per sent frame, gathering its
  * fragments. The fd is non-blocking; recv stops at EAGAIN.
  */
-#define VALE_IO_INTERNAL
-#include "io.h"
+#include "io_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +30,7 @@ struct tap {
 	uint8_t hdr[TAP_VNET_LEN];
 };
 
-int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
+static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct tap *t = calloc(1, sizeof *t);
 	if (!t) return vio_err(-ENOMEM, "out of memory");
@@ -123,7 +122,7 @@ int vio_tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opt
 	return 0;
 }
 
-void vio_tap_close(struct vale_io *h)
+static void tap_close(struct vale_io *h)
 {
 	struct tap *t = h->priv;
 	if (!t) return;
@@ -158,7 +157,7 @@ static void fill_lens(uint32_t len, uint16_t *lens, uint16_t *flags, uint32_t bs
 	flags[k - 1] = 0;
 }
 
-int vio_tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+static int tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
 		 uint32_t max)
 {
 	struct tap *t = h->priv;
@@ -219,7 +218,7 @@ int vio_tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t 
 	return (int)filled;
 }
 
-int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+static int tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n)
 {
 	struct tap *t = h->priv;
@@ -265,3 +264,31 @@ int vio_tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	}
 	return (int)i;
 }
+
+static int tap_persist(struct vale_io *h, int32_t on)
+{
+	if (ioctl(h->fd, TUNSETPERSIST, on ? 1 : 0) < 0) {
+		int e = errno;
+		return vio_err(-e, "TAP '%s': TUNSETPERSIST: %s%s", h->ifname, strerror(e),
+			       vio_priv_hint(e, "CAP_NET_ADMIN"));
+	}
+	if (on) h->flags |= VIO_F_TAP_PERSIST;
+	else h->flags &= ~(uint32_t)VIO_F_TAP_PERSIST;
+	return 0;
+}
+
+const struct vale_io_ops vale_io_tap_ops = {
+	.name = "tap",
+	.kind = VIO_TAP,
+	.needs_link = 0, /* creates its interface, or attaches to one by name */
+	.so_error = 0,
+	.open = tap_open,
+	.close = tap_close,
+	.recv_batch = tap_recv,
+	.send_batch = tap_send,
+	.fds = NULL, /* h->fd */
+	.stats = NULL,
+	.tx_pending = NULL, /* writev() either takes a frame or fails */
+	.flush = NULL,
+	.persist = tap_persist,
+};

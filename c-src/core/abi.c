@@ -13,7 +13,7 @@
 #include <string.h>
 #include "vale.h"
 #include "io.h"
-#include "fwd.h"
+#include "../fwd/fwd.h"
 
 /* The codecs in ffi/structs/ assume these sizes; a change here is an ABI
  * change (bump VALE_ABI_VERSION and the codecs with it). */

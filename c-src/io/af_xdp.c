@@ -1,5 +1,5 @@
 /*
- * vale kernel I/O, part 3: the AF_XDP backend, with no libbpf/libxdp.
+ * vale kernel I/O: the AF_XDP backend, with no libbpf/libxdp.
  *
  * The XDP program is six instructions, assembled here:
  *     return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
@@ -16,8 +16,7 @@
  * registered as UMEM). Multi-buffer (XDP_USE_SG, kernel >= 6.6) carries
  * frames larger than a chunk; without it they are dropped and counted.
  */
-#define VALE_IO_INTERNAL
-#include "io.h"
+#include "io_impl.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -52,9 +51,6 @@
 #ifndef BPF_F_XDP_HAS_FRAGS
 #define BPF_F_XDP_HAS_FRAGS (1U << 5)
 #endif
-
-#define LOAD_ACQ32(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE_REL32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 #define XDP_CHUNK 4096u
 #define XDP_MAX_QUEUES 256
@@ -257,7 +253,7 @@ static int xsk_setup(struct vale_io *h, struct xdp *x, struct xsk *s, const char
 	for (uint32_t i = 0; i < s->nrx; i++)
 		fdesc[(s->fill.prod + i) & s->fill.mask] = (uint64_t)i * XDP_CHUNK;
 	s->fill.prod += s->nrx;
-	STORE_REL32(s->fill.producer, s->fill.prod);
+	STORE_REL(s->fill.producer, s->fill.prod);
 
 	/* bind: zero-copy if the driver can (unless told), multi-buffer if the kernel can */
 	uint16_t base = XDP_USE_NEED_WAKEUP;
@@ -313,7 +309,7 @@ static int xsk_setup(struct vale_io *h, struct xdp *x, struct xsk *s, const char
 	return 0;
 }
 
-int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
+static int xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct xdp *x = calloc(1, sizeof *x);
 	if (!x) return vio_err(-ENOMEM, "out of memory");
@@ -444,7 +440,7 @@ int vio_xdp_open(struct vale_io *h, const char *ifname, const struct vale_io_opt
 	return 0;
 }
 
-void vio_xdp_close(struct vale_io *h)
+static void xdp_close(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	if (!x) return;
@@ -466,7 +462,7 @@ static uint32_t xsk_recv(struct vale_io *h, struct xsk *s, void *const *bufs, ui
 {
 	struct xdp_desc *rd = s->rx.desc;
 	uint64_t *fdsc = s->fill.desc;
-	uint32_t prod = LOAD_ACQ32(s->rx.producer), cons = s->rx.cons;
+	uint32_t prod = LOAD_ACQ(s->rx.producer), cons = s->rx.cons;
 	uint32_t filled = 0;
 	struct vio_seg seg[VALE_MAX_FRAGS];
 	while (cons != prod && filled < max) {
@@ -512,15 +508,15 @@ static uint32_t xsk_recv(struct vale_io *h, struct xsk *s, void *const *bufs, ui
 	}
 	if (cons != s->rx.cons) {
 		s->rx.cons = cons;
-		STORE_REL32(s->rx.consumer, cons);
-		STORE_REL32(s->fill.producer, s->fill.prod);
-		if (LOAD_ACQ32(s->fill.flags) & XDP_RING_NEED_WAKEUP)
+		STORE_REL(s->rx.consumer, cons);
+		STORE_REL(s->fill.producer, s->fill.prod);
+		if (LOAD_ACQ(s->fill.flags) & XDP_RING_NEED_WAKEUP)
 			recvfrom(s->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 	}
 	return filled;
 }
 
-int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+static int xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
 		 uint32_t max)
 {
 	struct xdp *x = h->priv;
@@ -544,12 +540,12 @@ int vio_xdp_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t 
 static void xdp_reclaim(struct xdp *x)
 {
 	struct xsk *s = &x->q[0];
-	uint32_t prod = LOAD_ACQ32(s->comp.producer), cons = s->comp.cons;
+	uint32_t prod = LOAD_ACQ(s->comp.producer), cons = s->comp.cons;
 	uint64_t *cd = s->comp.desc;
 	while (cons != prod && x->nfree < s->ntx) x->free_tx[x->nfree++] = cd[cons++ & s->comp.mask];
 	if (cons != s->comp.cons) {
 		s->comp.cons = cons;
-		STORE_REL32(s->comp.consumer, cons);
+		STORE_REL(s->comp.consumer, cons);
 	}
 }
 
@@ -557,18 +553,18 @@ static int xdp_kick(struct vale_io *h, struct xdp *x)
 {
 	struct xring *tx = &x->q[0].tx;
 	x->need_kick = 0;
-	if (x->zerocopy && !(LOAD_ACQ32(tx->flags) & XDP_RING_NEED_WAKEUP)) return 0;
+	if (x->zerocopy && !(LOAD_ACQ(tx->flags) & XDP_RING_NEED_WAKEUP)) return 0;
 	/* copy mode sends a budget of frames per call: repeat while the kernel
 	 * says there is more (bounded) */
 	for (int i = 0; i < 64; i++) {
 		if (sendto(h->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) {
-			if (LOAD_ACQ32(tx->consumer) == tx->prod) return 0;
+			if (LOAD_ACQ(tx->consumer) == tx->prod) return 0;
 			continue;
 		}
 		int e = errno;
 		if (e == EINTR) continue;
 		if (e == EAGAIN || e == EBUSY) {
-			if (LOAD_ACQ32(tx->consumer) == tx->prod) return 0;
+			if (LOAD_ACQ(tx->consumer) == tx->prod) return 0;
 			continue;
 		}
 		if (e == ENOBUFS) break;
@@ -583,11 +579,11 @@ static int xdp_kick(struct vale_io *h, struct xdp *x)
 		}
 		return vio_err(-e, "'%s': AF_XDP send: %s", h->ifname, strerror(e));
 	}
-	if (LOAD_ACQ32(tx->consumer) != tx->prod) x->need_kick = 1;
+	if (LOAD_ACQ(tx->consumer) != tx->prod) x->need_kick = 1;
 	return 0;
 }
 
-int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+static int xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n)
 {
 	struct xdp *x = h->priv;
@@ -597,7 +593,7 @@ int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	uint32_t i = 0, queued = 0;
 	uint64_t bytes = 0;
 	xdp_reclaim(x);
-	uint32_t room = tx->size - (tx->prod - LOAD_ACQ32(tx->consumer));
+	uint32_t room = tx->size - (tx->prod - LOAD_ACQ(tx->consumer));
 	while (i < n) {
 		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
 		if (!nb) break;
@@ -639,7 +635,7 @@ int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		bytes += len;
 		i += nb;
 	}
-	if (queued) STORE_REL32(tx->producer, tx->prod);
+	if (queued) STORE_REL(tx->producer, tx->prod);
 	if (queued || x->need_kick) {
 		int r = xdp_kick(h, x);
 		if (r < 0 && !queued) return r;
@@ -652,7 +648,7 @@ int vio_xdp_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	return (int)i;
 }
 
-void vio_xdp_stats(struct vale_io *h)
+static void xdp_stats(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	uint64_t drops = 0, inval = 0;
@@ -669,14 +665,14 @@ void vio_xdp_stats(struct vale_io *h)
 	h->st.xdp_tx_invalid = inval;
 }
 
-int vio_xdp_tx_pending(struct vale_io *h)
+static int xdp_tx_pending(struct vale_io *h)
 {
 	struct xdp *x = h->priv;
 	return x && x->need_kick ? 1 : 0;
 }
 
 /* poll() set: every queue for input, q[0] for output */
-int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out)
+static int xdp_fds(struct vale_io *h, struct pollfd *p, uint32_t max, short in, short out)
 {
 	struct xdp *x = h->priv;
 	uint32_t n = 0;
@@ -684,3 +680,19 @@ int vio_xdp_pollfds(struct vale_io *h, struct pollfd *p, uint32_t max, short in,
 		p[n++] = (struct pollfd){.fd = x->q[i].fd, .events = (short)(in | (i ? 0 : out))};
 	return (int)n;
 }
+
+const struct vale_io_ops vale_io_xdp_ops = {
+	.name = "af_xdp",
+	.kind = VIO_XDP,
+	.needs_link = 1,
+	.so_error = 1,
+	.open = xdp_open,
+	.close = xdp_close,
+	.recv_batch = xdp_recv,
+	.send_batch = xdp_send,
+	.fds = xdp_fds, /* every queue's socket */
+	.stats = xdp_stats,
+	.tx_pending = xdp_tx_pending,
+	.flush = NULL, /* send_batch kicks the TX ring itself */
+	.persist = NULL,
+};

@@ -1,0 +1,530 @@
+/*
+ * vale kernel I/O: the AF_PACKET backend (TPACKET_V2 or V3 RX ring, TX ring
+ * flushed by one sendto per batch). Its state (struct pkt) is private to
+ * this file; io.c reaches it only through vale_io_packet_ops.
+ */
+#include "io_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+/* ------------------------------------------------------------------ */
+/* AF_PACKET backend */
+
+struct pkt {
+	uint8_t *map;
+	size_t map_len;
+	int ver;
+	/* RX */
+	uint8_t *rx;
+	uint32_t rx_block_size, rx_blocks;
+	uint32_t rx_frame_size, rx_frames; /* V2 */
+	uint32_t rx_cur;                   /* V3 block / V2 frame */
+	uint8_t *rx_pkt;                   /* V3: next packet in the current block (NULL: none) */
+	uint32_t rx_left;                  /* V3: packets left in it */
+	/* TX */
+	uint8_t *tx;
+	uint32_t tx_frame_size, tx_frames, tx_cur, tx_data_off;
+	uint32_t tx_block_size, tx_per_blk;
+	uint32_t tx_last; /* last frame queued (to see if the kernel took it) */
+	int need_kick;
+	int ignore_outgoing;
+};
+
+static uint32_t pow2_ge(uint32_t x)
+{
+	uint32_t p = 1;
+	while (p < x) p <<= 1;
+	return p;
+}
+
+/* The socket and its options: version, loss, qdisc bypass, outgoing. */
+static int pkt_socket(struct vale_io *h, struct pkt *p, const char *ifname)
+{
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		int e = errno;
+		return vio_err(-e, "AF_PACKET socket for '%s': %s%s", ifname, strerror(e),
+			       vio_priv_hint(e, "CAP_NET_RAW"));
+	}
+	h->fd = fd;
+	int one = 1;
+	p->ver = (h->flags & VIO_F_RX_V3) ? TPACKET_V3 : TPACKET_V2;
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &p->ver, sizeof p->ver) < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': PACKET_VERSION %s: %s", ifname,
+			       p->ver == TPACKET_V3 ? "v3" : "v2", strerror(e));
+	}
+	/* A malformed TX frame must not wedge the ring (without PACKET_LOSS the
+	 * kernel stops at it): it is skipped. We validate lengths first anyway. */
+	setsockopt(fd, SOL_PACKET, PACKET_LOSS, &one, sizeof one);
+	if (h->flags & VIO_F_QDISC_BYPASS) {
+		if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0) {
+			int e = errno;
+			return vio_err(-e, "'%s': PACKET_QDISC_BYPASS: %s", ifname, strerror(e));
+		}
+	}
+	if (!(h->flags & VIO_F_SEE_OUTGOING))
+		p->ignore_outgoing =
+			setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) == 0;
+	return 0;
+}
+
+/* The RX ring for frames up to maxf bytes: V3 blocks or V2 frames. */
+static int pkt_rx_ring(struct vale_io *h, struct pkt *p, const char *ifname,
+		       const struct vale_io_opts *o, uint32_t maxf)
+{
+	int r;
+	uint32_t bs = o && o->rx_block_size ? o->rx_block_size : 256u << 10;
+	bs = pow2_ge(bs < 4096 ? 4096 : bs);
+	if (p->ver == TPACKET_V3) {
+		while (bs < maxf + 256) bs <<= 1;
+	}
+	uint32_t nblk = o && o->rx_blocks ? o->rx_blocks : 16;
+	if (nblk < 2) nblk = 2;
+	p->rx_block_size = bs;
+	p->rx_blocks = nblk;
+	if (p->ver == TPACKET_V3) {
+		struct tpacket_req3 rq = {
+			.tp_block_size = bs,
+			.tp_block_nr = nblk,
+			.tp_frame_size = 2048,
+			.tp_frame_nr = bs / 2048 * nblk,
+			.tp_retire_blk_tov = o && o->block_tov_ms ? o->block_tov_ms : 1,
+		};
+		r = setsockopt(h->fd, SOL_PACKET, PACKET_RX_RING, &rq, sizeof rq);
+	} else {
+		/* V2: frame = header (mac at offset 66 for Ethernet) + frame */
+		uint32_t fs = (80 + maxf + 15) & ~15u;
+		fs = fs <= 2048 ? 2048 : (fs + 2047) & ~2047u;
+		while (bs < fs) bs <<= 1;
+		p->rx_block_size = bs;
+		p->rx_frame_size = fs;
+		p->rx_frames = bs / fs * nblk;
+		struct tpacket_req rq = {
+			.tp_block_size = bs,
+			.tp_block_nr = nblk,
+			.tp_frame_size = fs,
+			.tp_frame_nr = p->rx_frames,
+		};
+		r = setsockopt(h->fd, SOL_PACKET, PACKET_RX_RING, &rq, sizeof rq);
+	}
+	if (r < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': PACKET_RX_RING (%u blocks of %u bytes): %s", ifname, nblk,
+			       bs, strerror(e));
+	}
+	return 0;
+}
+
+/* The TX ring: fixed frames, data at hdrlen - sizeof(sockaddr_ll). Returns
+ * its block count. */
+static int pkt_tx_ring(struct vale_io *h, struct pkt *p, const char *ifname,
+		       const struct vale_io_opts *o, uint32_t maxf)
+{
+	int r;
+	p->tx_data_off = (p->ver == TPACKET_V3 ? TPACKET3_HDRLEN : TPACKET2_HDRLEN) -
+			 sizeof(struct sockaddr_ll);
+	uint32_t tfs = (p->tx_data_off + maxf + 15) & ~15u;
+	tfs = tfs <= 2048 ? 2048 : (tfs + 2047) & ~2047u;
+	uint32_t tbs = 65536;
+	while (tbs < tfs) tbs <<= 1;
+	uint32_t tframes = o && o->tx_frames ? o->tx_frames : 1024;
+	uint32_t per_blk = tbs / tfs;
+	uint32_t tblk = (tframes + per_blk - 1) / per_blk;
+	p->tx_frame_size = tfs;
+	p->tx_frames = per_blk * tblk;
+	p->tx_block_size = tbs;
+	p->tx_per_blk = per_blk;
+	if (p->ver == TPACKET_V3) {
+		struct tpacket_req3 rq = {
+			.tp_block_size = tbs,
+			.tp_block_nr = tblk,
+			.tp_frame_size = tfs,
+			.tp_frame_nr = p->tx_frames,
+		};
+		r = setsockopt(h->fd, SOL_PACKET, PACKET_TX_RING, &rq, sizeof rq);
+	} else {
+		struct tpacket_req rq = {
+			.tp_block_size = tbs,
+			.tp_block_nr = tblk,
+			.tp_frame_size = tfs,
+			.tp_frame_nr = p->tx_frames,
+		};
+		r = setsockopt(h->fd, SOL_PACKET, PACKET_TX_RING, &rq, sizeof rq);
+	}
+	if (r < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': PACKET_TX_RING (%u frames of %u bytes): %s", ifname,
+			       p->tx_frames, tfs, strerror(e));
+	}
+	return (int)tblk;
+}
+
+/* Map both rings (RX first, then TX, as the kernel lays them out). */
+static int pkt_map(struct vale_io *h, struct pkt *p, const char *ifname, uint32_t tx_blocks)
+{
+	size_t rx_len = (size_t)p->rx_block_size * p->rx_blocks;
+	size_t tx_len = (size_t)p->tx_block_size * tx_blocks;
+	p->map_len = rx_len + tx_len;
+	p->map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, h->fd, 0);
+	if (p->map == MAP_FAILED) {
+		int e = errno;
+		p->map = NULL;
+		return vio_err(-e, "'%s': mmap of the packet rings (%zu bytes): %s", ifname,
+			       p->map_len, strerror(e));
+	}
+	p->rx = p->map;
+	p->tx = p->map + rx_len;
+	p->tx_last = UINT32_MAX;
+	return 0;
+}
+
+/* Bind to the interface (and join it promiscuously if asked). */
+static int pkt_bind(struct vale_io *h, const char *ifname)
+{
+	int sndbuf = 8 << 20;
+	if (setsockopt(h->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+		setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+
+	struct sockaddr_ll sll = {
+		.sll_family = AF_PACKET,
+		.sll_protocol = htons(ETH_P_ALL),
+		.sll_ifindex = (int)h->ifindex,
+	};
+	if (bind(h->fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': bind: %s", ifname, strerror(e));
+	}
+	if (h->flags & VIO_F_PROMISC) {
+		struct packet_mreq mr = {.mr_ifindex = (int)h->ifindex, .mr_type = PACKET_MR_PROMISC};
+		if (setsockopt(h->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
+			int e = errno;
+			return vio_err(-e, "'%s': promiscuous mode: %s%s", ifname, strerror(e),
+				       vio_priv_hint(e, "CAP_NET_ADMIN"));
+		}
+	}
+	return 0;
+}
+
+static int pkt_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
+{
+	struct pkt *p = calloc(1, sizeof *p);
+	if (!p) return vio_err(-ENOMEM, "out of memory");
+	h->priv = p;
+	int r = pkt_socket(h, p, ifname);
+	if (r < 0) return r;
+	/* geometry: a frame as large as the MTU plus Ethernet and one VLAN tag */
+	uint32_t maxf = h->mtu + 14 + 4;
+	r = pkt_rx_ring(h, p, ifname, o, maxf);
+	if (r < 0) return r;
+	int tx_blocks = pkt_tx_ring(h, p, ifname, o, maxf);
+	if (tx_blocks < 0) return tx_blocks;
+	r = pkt_map(h, p, ifname, (uint32_t)tx_blocks);
+	if (r < 0) return r;
+	r = pkt_bind(h, ifname);
+	if (r < 0) return r;
+	h->max_frame = maxf;
+	if (maxf > p->tx_frame_size - p->tx_data_off) h->max_frame = p->tx_frame_size - p->tx_data_off;
+	snprintf(h->mode, sizeof h->mode, "af_packet rx %s tx %s%s%s",
+		 p->ver == TPACKET_V3 ? "v3" : "v2", p->ver == TPACKET_V3 ? "v3" : "v2",
+		 (h->flags & VIO_F_QDISC_BYPASS) ? " qdisc-bypass" : "",
+		 p->ignore_outgoing || (h->flags & VIO_F_SEE_OUTGOING) ? "" : " (sees outgoing)");
+	return 0;
+}
+
+static void pkt_close(struct vale_io *h)
+{
+	struct pkt *p = h->priv;
+	if (!p) return;
+	if (p->map) munmap(p->map, p->map_len);
+	free(p);
+	h->priv = NULL;
+}
+
+/* Hand one received frame to the caller. Returns buffers used, 0 if the
+ * frame was dropped (counted), -1 if it needs more than `room` buffers. */
+static int deliver(struct vale_io *h, uint32_t status, uint8_t *data, uint32_t snaplen,
+		   uint32_t len, uint32_t vlan_tci, uint32_t vlan_tpid, void *const *bufs,
+		   uint16_t *lens, uint16_t *flags, uint32_t room)
+{
+	if (snaplen < len || snaplen < 14) {
+		h->st.rx_truncated++;
+		return 0;
+	}
+	uint32_t tag = (status & TP_STATUS_VLAN_VALID) ? 4 : 0;
+	uint32_t total = len + tag;
+	uint32_t k = vio_frame_bufs(total, h->buf_size);
+	if (k > VALE_MAX_FRAGS) {
+		h->st.rx_oversize++;
+		return 0;
+	}
+	if (k > room) return -1;
+	if ((status & TP_STATUS_CSUMNOTREADY) && !(h->flags & VIO_F_NO_CSUM_FIX))
+		h->st.rx_csum_fixed += (uint64_t)vio_csum_complete(&(struct vio_seg){data, len}, 1, 0);
+	if (!tag) {
+		struct vio_seg s = {data, len};
+		vio_scatter_segs(&s, 1, bufs, lens, flags, h->buf_size);
+	} else {
+		/* the kernel took the 802.1Q tag out: put it back after the MACs */
+		uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) && vlan_tpid ? (uint16_t)vlan_tpid
+										   : 0x8100;
+		uint8_t t[4] = {(uint8_t)(tpid >> 8), (uint8_t)tpid, (uint8_t)(vlan_tci >> 8),
+				(uint8_t)vlan_tci};
+		struct vio_seg s[3] = {{data, 12}, {t, 4}, {data + 12, len - 12}};
+		vio_scatter_segs(s, 3, bufs, lens, flags, h->buf_size);
+	}
+	h->st.rx_pkts++;
+	h->st.rx_bytes += total;
+	return (int)k;
+}
+
+static int pkt_recv_v3(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		       uint16_t *flags, uint32_t max)
+{
+	uint32_t filled = 0;
+	while (filled < max) {
+		struct tpacket_block_desc *bd =
+			(void *)(p->rx + (size_t)p->rx_cur * p->rx_block_size);
+		if (!p->rx_pkt) {
+			if (!(LOAD_ACQ(&bd->hdr.bh1.block_status) & TP_STATUS_USER)) break;
+			p->rx_left = bd->hdr.bh1.num_pkts;
+			p->rx_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
+		}
+		uint8_t *end = (uint8_t *)bd + p->rx_block_size;
+		while (p->rx_left && filled < max) {
+			struct tpacket3_hdr *th = (void *)p->rx_pkt;
+			if ((uint8_t *)(th + 1) > end || p->rx_pkt + th->tp_mac + th->tp_snaplen > end) {
+				p->rx_left = 0; /* cannot happen with a sane kernel */
+				break;
+			}
+			int k = deliver(h, th->tp_status, p->rx_pkt + th->tp_mac, th->tp_snaplen,
+					th->tp_len, th->hv1.tp_vlan_tci, th->hv1.tp_vlan_tpid,
+					bufs + filled, lens + filled, flags + filled, max - filled);
+			if (k < 0) goto out;
+			filled += (uint32_t)k;
+			p->rx_pkt += th->tp_next_offset;
+			p->rx_left--;
+		}
+		if (!p->rx_left) {
+			STORE_REL(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL);
+			p->rx_pkt = NULL;
+			p->rx_cur = p->rx_cur + 1 == p->rx_blocks ? 0 : p->rx_cur + 1;
+		}
+	}
+out:
+	return (int)filled;
+}
+
+static int pkt_recv_v2(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		       uint16_t *flags, uint32_t max)
+{
+	uint32_t filled = 0, per_blk = p->rx_block_size / p->rx_frame_size;
+	while (filled < max) {
+		uint32_t b = p->rx_cur / per_blk, f = p->rx_cur % per_blk;
+		uint8_t *fr = p->rx + (size_t)b * p->rx_block_size + (size_t)f * p->rx_frame_size;
+		struct tpacket2_hdr *th = (void *)fr;
+		uint32_t st = LOAD_ACQ(&th->tp_status);
+		if (!(st & TP_STATUS_USER)) break;
+		int k = 0;
+		if (th->tp_mac + th->tp_snaplen <= p->rx_frame_size)
+			k = deliver(h, st, fr + th->tp_mac, th->tp_snaplen, th->tp_len,
+				    th->tp_vlan_tci, th->tp_vlan_tpid, bufs + filled, lens + filled,
+				    flags + filled, max - filled);
+		if (k < 0) break;
+		filled += (uint32_t)k;
+		STORE_REL(&th->tp_status, TP_STATUS_KERNEL);
+		p->rx_cur = p->rx_cur + 1 == p->rx_frames ? 0 : p->rx_cur + 1;
+	}
+	return (int)filled;
+}
+
+static int pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		 uint32_t max)
+{
+	struct pkt *p = h->priv;
+	uint64_t before = h->st.rx_pkts;
+	int r = p->ver == TPACKET_V3 ? pkt_recv_v3(h, p, bufs, lens, flags, max)
+				     : pkt_recv_v2(h, p, bufs, lens, flags, max);
+	if (h->st.rx_pkts != before) h->st.rx_batches++;
+	if (r == 0 && max > 0) {
+		/* is a frame waiting that does not fit in `max` buffers? */
+		uint32_t need = 0;
+		if (p->ver == TPACKET_V3 && p->rx_pkt && p->rx_left) {
+			struct tpacket3_hdr *th = (void *)p->rx_pkt;
+			uint32_t tag = (th->tp_status & TP_STATUS_VLAN_VALID) ? 4 : 0;
+			need = vio_frame_bufs(th->tp_len + tag, h->buf_size);
+		}
+		if (p->ver == TPACKET_V2) {
+			uint32_t per_blk = p->rx_block_size / p->rx_frame_size;
+			uint8_t *fr = p->rx + (size_t)(p->rx_cur / per_blk) * p->rx_block_size +
+				      (size_t)(p->rx_cur % per_blk) * p->rx_frame_size;
+			struct tpacket2_hdr *th = (void *)fr;
+			uint32_t st = LOAD_ACQ(&th->tp_status);
+			if (st & TP_STATUS_USER)
+				need = vio_frame_bufs(th->tp_len + ((st & TP_STATUS_VLAN_VALID) ? 4 : 0),
+						      h->buf_size);
+		}
+		if (need > max)
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, need, max);
+	}
+	return r;
+}
+
+/* Copy the frame in bufs[i..i+nb) to dst (contiguous). */
+static void gather(uint8_t *dst, void *const *bufs, const uint16_t *lens, uint32_t nb)
+{
+	for (uint32_t j = 0; j < nb; j++) {
+		memcpy(dst, bufs[j], lens[j]);
+		dst += lens[j];
+	}
+}
+
+static inline uint8_t *tx_frame_at(struct pkt *p, uint32_t i)
+{
+	return p->tx + (size_t)(i / p->tx_per_blk) * p->tx_block_size +
+	       (size_t)(i % p->tx_per_blk) * p->tx_frame_size;
+}
+
+static int pkt_kick(struct vale_io *h, struct pkt *p)
+{
+	for (;;) {
+		ssize_t r = sendto(h->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+		if (r >= 0) break;
+		int e = errno;
+		if (e == EINTR) continue;
+		if (e == EAGAIN || e == ENOBUFS) {
+			p->need_kick = 1;
+			return 0;
+		}
+		p->need_kick = 1;
+		if (e == ENXIO || e == ENODEV) {
+			int c = vio_check_alive(h);
+			return c < 0 ? c : vio_err(-e, "'%s': send: %s", h->ifname, strerror(e));
+		}
+		if (e == ENETDOWN) return vio_err(-ENETDOWN, "interface '%s' is down", h->ifname);
+		return vio_err(-e, "'%s': send: %s", h->ifname, strerror(e));
+	}
+	/* frames the kernel did not get to (socket buffer full) need another kick */
+	p->need_kick = 0;
+	if (p->tx_last != UINT32_MAX) {
+		struct tpacket2_hdr *t2 = (void *)tx_frame_at(p, p->tx_last);
+		struct tpacket3_hdr *t3 = (void *)t2;
+		uint32_t st = LOAD_ACQ(p->ver == TPACKET_V3 ? &t3->tp_status : &t2->tp_status);
+		if (st == TP_STATUS_SEND_REQUEST) p->need_kick = 1;
+	}
+	return 0;
+}
+
+static int pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
+		 const uint16_t *flags, uint32_t n)
+{
+	struct pkt *p = h->priv;
+	uint32_t i = 0, queued = 0;
+	uint64_t bytes = 0;
+	while (i < n) {
+		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
+		if (!nb) break; /* incomplete chain: wait for the rest */
+		if (len < 14 || len > h->max_frame || nb > VALE_MAX_FRAGS) {
+			h->st.tx_drops++;
+			i += nb;
+			continue;
+		}
+		uint8_t *fr = tx_frame_at(p, p->tx_cur);
+		volatile uint32_t *stp = p->ver == TPACKET_V3 ? &((struct tpacket3_hdr *)fr)->tp_status
+							      : &((struct tpacket2_hdr *)fr)->tp_status;
+		uint32_t st = LOAD_ACQ(stp);
+		if (st & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING)) {
+			h->st.tx_ring_full++;
+			break;
+		}
+		if (st & TP_STATUS_WRONG_FORMAT) h->st.tx_errors++;
+		gather(fr + p->tx_data_off, bufs + i, lens + i, nb);
+		if (p->ver == TPACKET_V3) {
+			struct tpacket3_hdr *t = (void *)fr;
+			t->tp_next_offset = 0;
+			t->tp_len = len;
+			t->tp_snaplen = len;
+		} else {
+			struct tpacket2_hdr *t = (void *)fr;
+			t->tp_len = len;
+			t->tp_snaplen = len;
+		}
+		STORE_REL(stp, TP_STATUS_SEND_REQUEST);
+		p->tx_last = p->tx_cur;
+		p->tx_cur = p->tx_cur + 1 == p->tx_frames ? 0 : p->tx_cur + 1;
+		queued++;
+		bytes += len;
+		i += nb;
+	}
+	if (queued || p->need_kick) {
+		int r = pkt_kick(h, p);
+		if (r < 0 && !queued) return r;
+	}
+	if (queued) {
+		h->st.tx_pkts += queued;
+		h->st.tx_bytes += bytes;
+		h->st.tx_batches++;
+	}
+	return (int)i;
+}
+
+static void pkt_stats(struct vale_io *h)
+{
+	struct pkt *p = h->priv;
+	/* PACKET_STATISTICS resets the kernel's counters: accumulate */
+	if (p->ver == TPACKET_V3) {
+		struct tpacket_stats_v3 s;
+		socklen_t l = sizeof s;
+		if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &s, &l) == 0) {
+			h->st.rx_kernel_drops += s.tp_drops;
+			h->st.kernel_freeze += s.tp_freeze_q_cnt;
+		}
+	} else {
+		struct tpacket_stats s;
+		socklen_t l = sizeof s;
+		if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &s, &l) == 0)
+			h->st.rx_kernel_drops += s.tp_drops;
+	}
+}
+
+static int pkt_tx_pending(struct vale_io *h)
+{
+	return ((struct pkt *)h->priv)->need_kick ? 1 : 0;
+}
+
+/* the sender's poll: push what is queued */
+static void pkt_flush(struct vale_io *h)
+{
+	struct pkt *p = h->priv;
+	if (p->need_kick) pkt_kick(h, p);
+}
+
+const struct vale_io_ops vale_io_packet_ops = {
+	.name = "af_packet",
+	.kind = VIO_PACKET,
+	.needs_link = 1,
+	.so_error = 1,
+	.open = pkt_open,
+	.close = pkt_close,
+	.recv_batch = pkt_recv,
+	.send_batch = pkt_send,
+	.fds = NULL, /* h->fd */
+	.stats = pkt_stats,
+	.tx_pending = pkt_tx_pending,
+	.flush = pkt_flush,
+	.persist = NULL,
+};
