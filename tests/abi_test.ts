@@ -8,6 +8,7 @@ import { OpenFlags } from "../ffi/structs/open_req.ts";
 import { IoFlags, IoKind } from "../ffi/structs/io.ts";
 import { FWD_STATES, FwdFlags } from "../ffi/structs/fwd.ts";
 import { MAX_RINGS } from "../ffi/structs/port_info.ts";
+import { BrConsts, PgConsts } from "../ffi/structs/tools.ts";
 
 interface CLayout {
   structs: Record<string, { size: number; fields: Record<string, number> }>;
@@ -46,6 +47,8 @@ Deno.test("abi: flag and enum values match the C #defines", () => {
     ...OpenFlags,
     ...IoFlags,
     ...FwdFlags,
+    ...PgConsts,
+    ...BrConsts,
     VALE_MAX_RINGS: MAX_RINGS,
     VIO_AUTO: IoKind.auto,
     VIO_TAP: IoKind.tap,

@@ -14,6 +14,8 @@
 #include "vale.h"
 #include "io.h"
 #include "../fwd/fwd.h"
+#include "../apps/pktgen.h"
+#include "../apps/bridge.h"
 
 /* The codecs in ffi/structs/ assume these sizes; a change here is an ABI
  * change (bump VALE_ABI_VERSION and the codecs with it). */
@@ -117,6 +119,38 @@ static void structs(struct out *o)
 	FIELD(vale_fwd_stats, io_errors); FIELD(vale_fwd_stats, state);
 	FIELD(vale_fwd_stats, err); FIELD(vale_fwd_stats, msg);
 	END();
+	STRUCT(vale_pg_conf);
+	FIELD(vale_pg_conf, version); FIELD(vale_pg_conf, func); FIELD(vale_pg_conf, nthreads);
+	FIELD(vale_pg_conf, burst); FIELD(vale_pg_conf, npackets); FIELD(vale_pg_conf, size);
+	FIELD(vale_pg_conf, min_size); FIELD(vale_pg_conf, frags); FIELD(vale_pg_conf, frag_size);
+	FIELD(vale_pg_conf, rate); FIELD(vale_pg_conf, affinity); FIELD(vale_pg_conf, cpus);
+	FIELD(vale_pg_conf, forever); FIELD(vale_pg_conf, dump); FIELD(vale_pg_conf, hdr_len);
+	FIELD(vale_pg_conf, spin_us); FIELD(vale_pg_conf, flags); FIELD(vale_pg_conf, frame_len);
+	FIELD(vale_pg_conf, seed); FIELD(vale_pg_conf, cycle);
+	END();
+	STRUCT(vale_pg_stats);
+	FIELD(vale_pg_stats, pkts); FIELD(vale_pg_stats, bytes); FIELD(vale_pg_stats, events);
+	FIELD(vale_pg_stats, min_space); FIELD(vale_pg_stats, stop); FIELD(vale_pg_stats, done);
+	FIELD(vale_pg_stats, error); FIELD(vale_pg_stats, timeouts); FIELD(vale_pg_stats, tic_ns);
+	FIELD(vale_pg_stats, toc_ns); FIELD(vale_pg_stats, rep_seq); FIELD(vale_pg_stats, rep_count);
+	FIELD(vale_pg_stats, rep_min); FIELD(vale_pg_stats, rep_sum);
+	FIELD(vale_pg_stats, rep_buckets); FIELD(vale_pg_stats, rtt_count);
+	FIELD(vale_pg_stats, rtt_min); FIELD(vale_pg_stats, rtt_sum); FIELD(vale_pg_stats, seq_gaps);
+	FIELD(vale_pg_stats, seq_lost); FIELD(vale_pg_stats, seq_ooo);
+	FIELD(vale_pg_stats, seq_events); FIELD(vale_pg_stats, seq_last_exp);
+	FIELD(vale_pg_stats, seq_last_found); FIELD(vale_pg_stats, seq_last_kind);
+	FIELD(vale_pg_stats, frag_mismatch); FIELD(vale_pg_stats, unparsed);
+	FIELD(vale_pg_stats, seq_log); FIELD(vale_pg_stats, sleeps);
+	END();
+	STRUCT(vale_br_conf);
+	FIELD(vale_br_conf, version); FIELD(vale_br_conf, burst); FIELD(vale_br_conf, zerocopy);
+	FIELD(vale_br_conf, spin_us);
+	END();
+	STRUCT(vale_br_stats);
+	FIELD(vale_br_stats, pkts); FIELD(vale_br_stats, bytes); FIELD(vale_br_stats, bad_len);
+	FIELD(vale_br_stats, empty); FIELD(vale_br_stats, stop); FIELD(vale_br_stats, done);
+	FIELD(vale_br_stats, error); FIELD(vale_br_stats, sleeps);
+	END();
 }
 
 static void constants(struct out *o)
@@ -136,6 +170,8 @@ static void constants(struct out *o)
 	CONST(VF_NO_K2V); CONST(VF_NO_V2K);
 	CONST(VFS_IDLE); CONST(VFS_RUNNING); CONST(VFS_DOWN); CONST(VFS_GONE);
 	CONST(VFS_STOPPED); CONST(VFS_ERROR);
+	CONST(PG_VERSION); CONST(PG_TX); CONST(PG_RX); CONST(PG_PING); CONST(PG_PONG);
+	CONST(PG_TXSEQ); CONST(PG_RXSEQ); CONST(PGF_RAW); CONST(BR_VERSION);
 }
 
 /* Writes the JSON (NUL-terminated, cut to len) and returns the bytes it

@@ -10,6 +10,7 @@ import { IO_INFO, IO_LINK, IO_OPTS, IO_STATS } from "./io.ts";
 import { OPEN_REQ } from "./open_req.ts";
 import { PORT_INFO } from "./port_info.ts";
 import { RING, SLOT } from "./ring.ts";
+import { BR_CONF, BR_STATS, PG_CONF, PG_STATS } from "./tools.ts";
 
 /** The layouts, by C struct name. */
 export const LAYOUTS: readonly Layout[] = [
@@ -23,4 +24,8 @@ export const LAYOUTS: readonly Layout[] = [
   IO_LINK,
   FWD_CONF,
   FWD_STATS,
+  PG_CONF,
+  PG_STATS,
+  BR_CONF,
+  BR_STATS,
 ];

@@ -15,6 +15,8 @@
  * @module
  */
 import { vale } from "../../ffi/lib.ts";
+import { Struct } from "../../ffi/layout.ts";
+import { BR_CONF, BR_STATS, BrConsts } from "../../ffi/structs/tools.ts";
 import { Errno, ValeError } from "../errors.ts";
 import type { Port } from "../switch/port.ts";
 import { switchInfo } from "../switch/control.ts";
@@ -60,24 +62,26 @@ export class Bridge {
   /** One port looped back to itself. */
   readonly loopback: boolean;
   #ctx: Deno.PointerObject | null;
-  #dv: DataView;
+  #st: Struct<keyof typeof BR_STATS.fields>;
   #running: Promise<number> | null = null;
 
   /** Bridge `a` and `b` (`b` omitted or equal to `a`: loop `a` back to itself). */
   constructor(a: Port, b?: Port, opts: BridgeOptions = {}) {
     this.loopback = !b || b === a;
     this.zeroCopy = opts.zeroCopy !== false && (this.loopback || sameMemory(a, b!));
-    const conf = new Uint8Array(16);
-    const dv = new DataView(conf.buffer);
-    dv.setUint32(0, 1, true);
-    dv.setUint32(4, opts.burst ?? 1024, true);
-    dv.setUint32(8, this.zeroCopy ? 1 : 0, true);
-    dv.setUint32(12, opts.spinUs ?? 50, true);
+    const conf = new Struct(BR_CONF)
+      .set("version", BrConsts.BR_VERSION)
+      .set("burst", opts.burst ?? 1024)
+      .set("zerocopy", this.zeroCopy ? 1 : 0)
+      .set("spin_us", opts.spinUs ?? 50).bytes;
     const lib = vale();
     this.#ctx = lib.vale_br_create(a.handle, this.loopback ? null : b!.handle, conf, conf.length);
     if (!this.#ctx) throw new ValeError(Errno.EINVAL, `bridge: ${a.name}: no TX or RX ring bound`);
-    this.#dv = new DataView(
-      Deno.UnsafePointerView.getArrayBuffer(lib.vale_br_stats(this.#ctx)!, 128),
+    this.#st = new Struct(
+      BR_STATS,
+      new Uint8Array(
+        Deno.UnsafePointerView.getArrayBuffer(lib.vale_br_stats(this.#ctx)!, BR_STATS.size),
+      ),
     );
   }
 
@@ -95,13 +99,12 @@ export class Bridge {
 
   /** Counters: [A → B, B → A] (a loopback uses the first). */
   stats(): [BridgeDirection, BridgeDirection] {
-    const dv = this.#dv;
-    const u = (o: number) => Number(dv.getBigUint64(o, true));
+    const st = this.#st;
     const dir = (d: number): BridgeDirection => ({
-      packets: u(d * 8),
-      bytes: u(16 + d * 8),
-      badLength: u(32 + d * 8),
-      empty: u(48 + d * 8),
+      packets: st.get("pkts", d),
+      bytes: st.get("bytes", d),
+      badLength: st.get("bad_len", d),
+      empty: st.get("empty", d),
     });
     return [dir(0), dir(1)];
   }

@@ -16,6 +16,8 @@
  * @module
  */
 import { vale } from "../../ffi/lib.ts";
+import { Struct } from "../../ffi/layout.ts";
+import { PG_CONF, PG_STATS, PgConsts } from "../../ffi/structs/tools.ts";
 import { Errno, ValeError } from "../errors.ts";
 import type { Port } from "../switch/port.ts";
 
@@ -62,42 +64,39 @@ export interface PktGenConf {
   cycle?: Uint32Array;
 }
 
-const CONF_SIZE = 152;
-const STATS_SIZE = 1024;
 const FUNC_CODE: Record<PktGenFunction, number> = {
-  tx: 0,
-  rx: 1,
-  ping: 2,
-  pong: 3,
-  txseq: 4,
-  rxseq: 5,
+  tx: PgConsts.PG_TX,
+  rx: PgConsts.PG_RX,
+  ping: PgConsts.PG_PING,
+  pong: PgConsts.PG_PONG,
+  txseq: PgConsts.PG_TXSEQ,
+  rxseq: PgConsts.PG_RXSEQ,
 };
 
 /** Encodes `struct vale_pg_conf` for `nthreads` threads. */
 export function encodePktGenConf(c: PktGenConf, nthreads: number): Uint8Array<ArrayBuffer> {
-  const b = new Uint8Array(CONF_SIZE);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, 1, true);
-  dv.setUint32(4, FUNC_CODE[c.func], true);
-  dv.setUint32(8, nthreads, true);
-  dv.setUint32(12, c.burst, true);
-  dv.setBigUint64(16, BigInt(c.npackets ?? 0), true);
-  dv.setUint32(24, c.size, true);
-  dv.setUint32(28, c.minSize ?? 0, true);
-  dv.setUint32(32, c.frags ?? 1, true);
-  dv.setUint32(36, c.fragSize ?? 0, true);
-  dv.setUint32(40, c.rate ?? 0, true);
-  dv.setInt32(44, c.affinity ?? -1, true);
-  dv.setUint32(48, c.cpus ?? navigator.hardwareConcurrency, true);
-  dv.setUint32(52, c.forever === false ? 0 : 1, true);
-  dv.setUint32(56, c.dump ? 1 : 0, true);
-  dv.setUint32(60, c.hdrLen ?? 0, true);
-  dv.setUint32(64, c.spinUs ?? 100, true);
-  dv.setUint32(68, c.raw ? 1 : 0, true);
-  dv.setUint32(72, (c.hdrLen ?? 0) + c.size, true);
-  dv.setBigUint64(80, c.seed ?? 0n, true);
-  if (c.cycle) b.set(new Uint8Array(c.cycle.buffer, c.cycle.byteOffset, 64), 88);
-  return b;
+  const k = new Struct(PG_CONF)
+    .set("version", PgConsts.PG_VERSION)
+    .set("func", FUNC_CODE[c.func])
+    .set("nthreads", nthreads)
+    .set("burst", c.burst)
+    .set("npackets", BigInt(c.npackets ?? 0))
+    .set("size", c.size)
+    .set("min_size", c.minSize ?? 0)
+    .set("frags", c.frags ?? 1)
+    .set("frag_size", c.fragSize ?? 0)
+    .set("rate", c.rate ?? 0)
+    .set("affinity", c.affinity ?? -1)
+    .set("cpus", c.cpus ?? navigator.hardwareConcurrency)
+    .set("forever", c.forever === false ? 0 : 1)
+    .set("dump", c.dump ? 1 : 0)
+    .set("hdr_len", c.hdrLen ?? 0)
+    .set("spin_us", c.spinUs ?? 100)
+    .set("flags", c.raw ? PgConsts.PGF_RAW : 0)
+    .set("frame_len", (c.hdrLen ?? 0) + c.size)
+    .set("seed", c.seed ?? 0n);
+  if (c.cycle) { for (let i = 0; i < 16; i++) k.set("cycle", c.cycle[i] ?? 0, i); }
+  return k.bytes;
 }
 
 /** One thread's counters (struct vale_pg_stats), read while it runs. */
@@ -159,7 +158,7 @@ export class PktGen {
   /** The configuration. */
   readonly conf: PktGenConf;
   #ctx: Deno.PointerObject | null;
-  #dv: DataView;
+  #st: Struct<keyof typeof PG_STATS.fields>[];
   #ports: Port[];
   #running: Promise<number> | null = null;
 
@@ -192,8 +191,11 @@ export class PktGen {
       }
     });
     const sp = lib.vale_pg_stats(this.#ctx)!;
-    this.#dv = new DataView(
-      Deno.UnsafePointerView.getArrayBuffer(sp, STATS_SIZE * ports.length),
+    const all = new Uint8Array(
+      Deno.UnsafePointerView.getArrayBuffer(sp, PG_STATS.size * ports.length),
+    );
+    this.#st = ports.map((_, i) =>
+      new Struct(PG_STATS, all.subarray(i * PG_STATS.size, (i + 1) * PG_STATS.size))
     );
   }
 
@@ -217,16 +219,16 @@ export class PktGen {
     i: number,
     from: number,
   ): { n: number; kind: "gap" | "out-of-order"; expected: number; found: number }[] {
-    const dv = this.#dv, o = i * STATS_SIZE;
-    const total = dv.getUint32(o + 648, true);
+    const st = this.#st[i];
+    const total = st.get("seq_events");
     const out = [];
     for (let n = Math.max(from, total - 8); n < total; n++) {
-      const e = o + 680 + (n % 8) * 16;
+      const e = (n % 8) * 4; /* seq_log[8][4]: expected, found, kind, 0 */
       out.push({
         n,
-        expected: dv.getUint32(e, true),
-        found: dv.getUint32(e + 4, true),
-        kind: dv.getUint32(e + 8, true) === 1 ? "gap" as const : "out-of-order" as const,
+        expected: st.get("seq_log", e),
+        found: st.get("seq_log", e + 1),
+        kind: st.get("seq_log", e + 2) === 1 ? "gap" as const : "out-of-order" as const,
       });
     }
     return out;
@@ -234,31 +236,30 @@ export class PktGen {
 
   /** Thread i's counters now. */
   stats(i: number): PktGenThreadStats {
-    const dv = this.#dv, o = i * STATS_SIZE;
-    const u64 = (k: number) => Number(dv.getBigUint64(o + k, true));
-    const kind = dv.getUint32(o + 660, true);
+    const st = this.#st[i];
+    const kind = st.get("seq_last_kind");
     return {
-      pkts: u64(0),
-      bytes: u64(8),
-      events: u64(16),
-      minSpace: u64(24),
-      done: dv.getUint32(o + 36, true),
-      error: dv.getInt32(o + 40, true),
-      timeouts: dv.getUint32(o + 44, true),
-      ticNs: dv.getBigUint64(o + 48, true),
-      tocNs: dv.getBigUint64(o + 56, true),
-      sleeps: u64(808),
-      rtt: { count: u64(600), min: u64(608), sum: u64(616) },
+      pkts: st.get("pkts"),
+      bytes: st.get("bytes"),
+      events: st.get("events"),
+      minSpace: st.get("min_space"),
+      done: st.get("done"),
+      error: st.get("error"),
+      timeouts: st.get("timeouts"),
+      ticNs: st.getBig("tic_ns"),
+      tocNs: st.getBig("toc_ns"),
+      sleeps: st.get("sleeps"),
+      rtt: { count: st.get("rtt_count"), min: st.get("rtt_min"), sum: st.get("rtt_sum") },
       seq: {
-        gaps: u64(624),
-        lost: u64(632),
-        outOfOrder: u64(640),
-        events: dv.getUint32(o + 648, true),
-        lastExpected: dv.getUint32(o + 652, true),
-        lastFound: dv.getUint32(o + 656, true),
+        gaps: st.get("seq_gaps"),
+        lost: st.get("seq_lost"),
+        outOfOrder: st.get("seq_ooo"),
+        events: st.get("seq_events"),
+        lastExpected: st.get("seq_last_exp"),
+        lastFound: st.get("seq_last_found"),
         lastKind: kind === 1 ? "gap" : kind === 2 ? "out-of-order" : "",
-        fragMismatch: u64(664),
-        unparsed: u64(672),
+        fragMismatch: st.get("frag_mismatch"),
+        unparsed: st.get("unparsed"),
       },
     };
   }
@@ -279,28 +280,26 @@ export class PktGen {
 
   /** netmap resets every thread's min_space to 99999 after each report. */
   resetMinSpace(): void {
-    for (let i = 0; i < this.nthreads; i++) {
-      this.#dv.setBigUint64(i * STATS_SIZE + 24, 99999n, true);
-    }
+    for (const st of this.#st) st.set("min_space", 99999n);
   }
 
   /** ping: thread i's last published one-second window, if newer than `after`. */
   pingWindow(i: number, after = 0): PingWindow | null {
-    const dv = this.#dv, o = i * STATS_SIZE;
+    const st = this.#st[i];
     for (let tries = 0; tries < 100; tries++) {
-      const s1 = dv.getUint32(o + 64, true);
+      const s1 = st.get("rep_seq");
       if (s1 & 1) continue;
       if (s1 / 2 <= after) return null;
       const buckets: number[] = [];
-      for (let k = 0; k < 64; k++) buckets.push(Number(dv.getBigUint64(o + 88 + 8 * k, true)));
+      for (let k = 0; k < 64; k++) buckets.push(st.get("rep_buckets", k));
       const w = {
         seq: s1 / 2,
-        count: dv.getUint32(o + 68, true),
-        min: Number(dv.getBigUint64(o + 72, true)),
-        sum: Number(dv.getBigUint64(o + 80, true)),
+        count: st.get("rep_count"),
+        min: st.get("rep_min"),
+        sum: st.get("rep_sum"),
         buckets,
       };
-      if (dv.getUint32(o + 64, true) === s1) return w;
+      if (st.get("rep_seq") === s1) return w;
     }
     return null;
   }
