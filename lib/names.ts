@@ -290,7 +290,7 @@ class Parser {
   parse(): PortSpec {
     const s = this.s;
     if (s.length === 0) {
-      this.fail("empty name (expected e.g. 'vale0:p1', 'netmap:eth0' or 'tap:tap0')");
+      this.fail("empty name (expected e.g. 'vale0:p1', 'netmap:ens3' or 'tap:tap0')");
     }
     if (s.startsWith("vale")) return this.parseNetmapLike(this.parseSwitchPrefix());
     const colon = s.indexOf(":");

@@ -152,6 +152,20 @@ static void etype_dtor(uint32_t port, void *priv)
 
 /* ---------------- module selection ---------------- */
 
+/* The built-in modules, by the name a switch records (the learning bridge's
+ * lookup is inlined in the flush: no function here). */
+static const struct builtin {
+	const char *name;
+	int kind;
+	vale_lookup_fn lookup;
+	vale_config_fn config;
+	vale_dtor_fn dtor;
+} builtins[] = {
+    {"learning", LK_LEARNING, NULL, NULL, NULL},
+    {"portmap", LK_PORTMAP, portmap_lookup, portmap_config, portmap_dtor},
+    {"ethertype", LK_ETHERTYPE, etype_lookup, etype_config, etype_dtor},
+};
+
 static int load_module(struct vale_sw *sw, const char *name, bool report)
 {
 	if (sw->dl) {
@@ -165,22 +179,14 @@ static int load_module(struct vale_sw *sw, const char *name, bool report)
 	sw->lookup = NULL;
 	sw->config = NULL;
 	sw->dtor = NULL;
-	if (!name[0] || strcmp(name, "learning") == 0) {
-		sw->lookup_kind = LK_LEARNING;
-		return 0;
-	}
-	if (strcmp(name, "portmap") == 0) {
-		sw->lookup_kind = LK_PORTMAP;
-		sw->lookup = portmap_lookup;
-		sw->config = portmap_config;
-		sw->dtor = portmap_dtor;
-		return 0;
-	}
-	if (strcmp(name, "ethertype") == 0) {
-		sw->lookup_kind = LK_ETHERTYPE;
-		sw->lookup = etype_lookup;
-		sw->config = etype_config;
-		sw->dtor = etype_dtor;
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+		const struct builtin *b = &builtins[i];
+		if (name[0] && strcmp(name, b->name) != 0)
+			continue; /* (an empty name is the default, the first) */
+		sw->lookup_kind = b->kind;
+		sw->lookup = b->lookup;
+		sw->config = b->config;
+		sw->dtor = b->dtor;
 		return 0;
 	}
 	/* a module is code: only one nobody else could choose or change (fsafe.c),

@@ -323,7 +323,7 @@ export const INVALID: Invalid[] = [
   },
   {
     input: "",
-    error: E("", "empty name (expected e.g. 'vale0:p1', 'netmap:eth0' or 'tap:tap0')"),
+    error: E("", "empty name (expected e.g. 'vale0:p1', 'netmap:ens3' or 'tap:tap0')"),
   },
   {
     input: "netmap:nic0@netmap:lo/R",
