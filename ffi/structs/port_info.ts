@@ -40,6 +40,10 @@ export interface PortLayout {
   ntx: number;
   /** RX rings of the port. */
   nrx: number;
+  /** Slots of each TX ring (the library's own copy, never the shared ring header). */
+  txSlots: number;
+  /** Slots of each RX ring (likewise). */
+  rxSlots: number;
   /** Buffers in the region. */
   nbufs: number;
   /** Index in the switch's port table. */
@@ -68,6 +72,8 @@ export function decodePortInfo(bytes: Uint8Array<ArrayBuffer>): PortLayout {
     regionSize: s.get("region_size"),
     ntx: s.get("ntx"),
     nrx: s.get("nrx"),
+    txSlots: s.get("tx_slots"),
+    rxSlots: s.get("rx_slots"),
     nbufs: s.get("nbufs"),
     index: s.get("port_idx"),
     firstRing: s.get("first_ring"),

@@ -128,12 +128,12 @@ export class Port implements Disposable {
     for (let i = info.firstRing; i < info.lastRing; i++) {
       if (i < info.ntx && !spec.flags.rxOnly) {
         this.txRings.push(
-          new Ring(this.#region, info.txRingOfs[i], info.bufOfs, info.nbufs, "tx", i),
+          new Ring(this.#region, info.txRingOfs[i], info.bufOfs, info.nbufs, "tx", i, info.txSlots),
         );
       }
       if (i < info.nrx && !spec.flags.txOnly) {
         this.rxRings.push(
-          new Ring(this.#region, info.rxRingOfs[i], info.bufOfs, info.nbufs, "rx", i),
+          new Ring(this.#region, info.rxRingOfs[i], info.bufOfs, info.nbufs, "rx", i, info.rxSlots),
         );
       }
     }

@@ -56,6 +56,7 @@ export class Ring {
    * @param offset of this ring in the region
    * @param bufOfs offset of buffer 0 in the region
    * @param nbufs buffers in the region
+   * @param numSlots the ring size as the library validated it (vale_info)
    */
   constructor(
     region: ArrayBuffer,
@@ -64,6 +65,7 @@ export class Ring {
     nbufs: number,
     dir: "tx" | "rx",
     index: number,
+    numSlots?: number,
   ) {
     this.#dv = new DataView(region);
     this.#u8 = new Uint8Array(region);
@@ -72,8 +74,13 @@ export class Ring {
     this.#nbufs = nbufs;
     this.dir = dir;
     this.index = index;
-    this.numSlots = this.#dv.getUint32(offset + OFF_NUM_SLOTS, true);
-    if (this.numSlots < 1 || this.numSlots > 4096) throw new RangeError("damaged ring header");
+    // The size the library validated (vale_info), when given: the ring header
+    // is shared memory that another process may have scribbled on.
+    const shared = this.#dv.getUint32(offset + OFF_NUM_SLOTS, true);
+    this.numSlots = numSlots ?? shared;
+    if (this.numSlots < 1 || this.numSlots > 4096 || shared !== this.numSlots) {
+      throw new RangeError("damaged ring header");
+    }
     // the C side checked the geometry; buf_ofs must agree with it
     const bo = Number(this.#dv.getBigInt64(offset + OFF_BUF_OFS, true));
     if (offset + bo !== bufOfs) throw new RangeError("damaged ring header (buf_ofs)");
