@@ -159,6 +159,8 @@ struct vale_map *vale_map_get(struct vale_sw *sw, uint32_t port_idx, uint32_t *e
 /* Unmap stale mappings once no sync in this process can be inside them
  * (wait == false: only if that is so right now). */
 void vale_graves_sweep(struct vale_sw *sw, bool wait);
+/* Unmap and free a list of stale mappings (no sync may be using them). */
+void vale_graves_free(struct vale_grave *g);
 
 /* ---- port.c: ports, the port table, liveness, reaping ---- */
 void vale_reap_locked(struct vale_sw *sw, bool force);

@@ -247,6 +247,11 @@ void vale_graves_sweep(struct vale_sw *sw, bool wait)
 	sw->ngraves = 0;
 	pthread_mutex_unlock(&sw->mlock);
 	pthread_rwlock_unlock(&sw->sync_rw);
+	vale_graves_free(g);
+}
+
+void vale_graves_free(struct vale_grave *g)
+{
 	for (struct vale_grave *n; g; g = n) {
 		n = g->next;
 		vale_guard_del(g->base);

@@ -239,15 +239,7 @@ static void sw_free(struct vale_sw *sw)
 		}
 		free(sw->maps);
 	}
-	for (struct vale_grave *g = sw->graves, *n; g; g = n) {
-		n = g->next;
-		vale_guard_del(g->base);
-		munmap(g->base, g->size);
-		for (int e = 0; e < 2; e++)
-			if (g->bell_fd[e] >= 0)
-				close(g->bell_fd[e]);
-		free(g);
-	}
+	vale_graves_free(sw->graves);
 	if (sw->dl)
 		dlclose(sw->dl);
 	if (sw->ctl) {
