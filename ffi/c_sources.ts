@@ -40,4 +40,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "b138b37835d6b4bcce3570dccb833a6418d2dcc03fee9fada20d6eb1242fbb08";
+export const C_SOURCES_SHA256 = "31fe858c79b97dbf08b1f4c3b0d0de735de4835b04a4118c3a8b6a2089860aaf";
