@@ -57,7 +57,8 @@ static void ring_occupancy(struct vale_sw *sw, uint32_t idx, uint32_t *queued, u
 	}
 }
 
-static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest", "lookup"};
+static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest",
+						"lookup",    "bad_vnet", "too_big"};
 
 VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf, uint32_t buflen)
 {
@@ -115,6 +116,9 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		uint32_t queued = 0, room = 0;
 		ring_occupancy(sw, i, &queued, &room);
 		put(&o, "\"rx_queued\":%u,\"rx_room\":%u,", queued, room);
+		uint32_t hl = e->vnet_hdr_len, mtu = e->mtu; /* as the switch takes them */
+		put(&o, "\"vnet_hdr_len\":%u,\"mtu\":%u,", hl == 10 || hl == 12 ? hl : 0,
+		    mtu >= VALE_MIN_MTU && mtu <= VALE_MAX_MTU ? mtu : VALE_DEF_MTU);
 		const struct vale_counters *c = &e->c;
 		put(&o,
 		    "\"counters\":{\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
