@@ -66,7 +66,9 @@ vale-ctl arguments
 				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
 	--vnet-hdr LEN	virtio-net header length (0, 10 or 12, as netmap's port header) of the
-		port that -n or -g creates, or that --set changes
+		port that -n or -g creates, or that --set changes; with -a/-h of a kernel
+		interface, the header the attachment uses (default 12: offloads kept,
+		64 KiB GSO frames; 0: MTU-sized frames, AF_XDP on veths)
 	--mtu BYTES	MTU (largest Ethernet frame without header, 64..65553; default 1514)
 		of the port that -n or -g creates, or that --set changes
 	--set interface	change --vnet-hdr and/or --mtu of an existing port (open or not;
@@ -83,9 +85,10 @@ Interfaces:
 					processes then open it as vale0:vi0 and it outlives them
 	vale-ctl -d vale0:vi0		detach it from vale0 (it still exists)
 	vale-ctl -r vi0			remove it (fails while attached or open)
-	vale-ctl -a vale0:eth1		attach kernel interface eth1 (AF_XDP when it can be set up,
-					AF_PACKET otherwise; the method is printed): a forwarder
-					process serves port vale0:eth1, restarted if it dies
+	vale-ctl -a vale0:eth1		attach kernel interface eth1 (a veth or a VM's TAP: AF_PACKET
+					with virtio-net headers, offloads kept; a NIC: AF_XDP when
+					it can be set up, else AF_PACKET; the method is printed): a
+					forwarder process serves port vale0:eth1, restarted if it dies
 	vale-ctl -h vale0:eth1		the same, plus the host stack as port vale0:eth1-h through
 					TAP eth1-h (give it the host's IP configuration)
 	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
@@ -341,7 +344,7 @@ function attachKernelInterface(name: string, host: boolean, verbose: boolean): v
   const prevGroup = Deno.env.get("VALE_GROUP");
   if (shareGroup !== undefined) Deno.env.set("VALE_GROUP", shareGroup);
   try {
-    a = attachInterfaceSync(name, { host });
+    a = attachInterfaceSync(name, { host, vnetHdr: attachVnetHdr });
   } catch (e) {
     // the reason (a missing privilege, the method's error) matters here: always say it
     if (!verbose && e instanceof ValeError) err(`vale-ctl: ${e.message}\n`);
@@ -391,6 +394,8 @@ function listDetachedKernelInterfaces(): void {
 
 /** --group: share the switches this command creates. */
 let shareGroup: string | undefined;
+/** --vnet-hdr with -a/-h of a kernel interface: the attachment's header (default 12, 0 none). */
+let attachVnetHdr: 0 | 10 | 12 | undefined;
 
 /** `valeX:tap:NAME`, `valeX:netmap:IF`, `valeX:xdp:IF`, `valeX:packet:IF` (lib/names.ts)? */
 function namesKernelPort(name: string): boolean {
@@ -442,6 +447,7 @@ export function main(argv: string[]): number {
     return Number(a);
   };
   shareGroup = undefined;
+  attachVnetHdr = undefined;
   for (const { opt, arg } of g.opts) {
     switch (opt) {
       case "help":
@@ -462,6 +468,7 @@ export function main(argv: string[]): number {
           if (opt === "mtu") vnet.mtu = intArg(opt, arg!);
           else vnet.vnetHdrLen = intArg(opt, arg!);
           checkVnet(vnet);
+          attachVnetHdr = vnet.vnetHdrLen as 0 | 10 | 12 | undefined;
         } catch (e) {
           err(`vale-ctl: ${(e as Error).message}\n`);
           return 1;

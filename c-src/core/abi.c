@@ -85,6 +85,7 @@ static void structs(struct out *o)
 	FIELD(vale_io_opts, block_tov_ms); FIELD(vale_io_opts, tx_frames);
 	FIELD(vale_io_opts, xdp_frames); FIELD(vale_io_opts, queue); FIELD(vale_io_opts, mtu);
 	FIELD(vale_io_opts, netns);
+	FIELD(vale_io_opts, vnet_hdr_len); FIELD(vale_io_opts, offloads);
 	END();
 	STRUCT(vale_io_stats);
 	FIELD(vale_io_stats, rx_pkts); FIELD(vale_io_stats, rx_bytes);
@@ -95,12 +96,14 @@ static void structs(struct out *o)
 	FIELD(vale_io_stats, tx_drops); FIELD(vale_io_stats, tx_errors);
 	FIELD(vale_io_stats, tx_ring_full); FIELD(vale_io_stats, kernel_freeze);
 	FIELD(vale_io_stats, xdp_tx_invalid);
+	FIELD(vale_io_stats, rx_gso);
 	END();
 	STRUCT(vale_io_info);
 	FIELD(vale_io_info, kind); FIELD(vale_io_info, ifindex); FIELD(vale_io_info, mtu);
 	FIELD(vale_io_info, max_frame); FIELD(vale_io_info, buf_size); FIELD(vale_io_info, fd);
 	FIELD(vale_io_info, flags); FIELD(vale_io_info, ifname); FIELD(vale_io_info, mode);
 	FIELD(vale_io_info, why);
+	FIELD(vale_io_info, vnet_hdr_len); FIELD(vale_io_info, offloads);
 	END();
 	STRUCT(vale_io_link);
 	FIELD(vale_io_link, ifindex); FIELD(vale_io_link, flags); FIELD(vale_io_link, mtu);
@@ -171,6 +174,7 @@ static void constants(struct out *o)
 	CONST(VIO_F_TAP_PERSIST); CONST(VIO_F_TAP_VNET_HDR); CONST(VIO_F_XDP_SKB);
 	CONST(VIO_F_XDP_DRV); CONST(VIO_F_XDP_ZEROCOPY); CONST(VIO_F_XDP_NO_SG);
 	CONST(VIO_F_XDP_QUEUE);
+	CONST(VIO_F_VNET_HDR);
 	CONST(VF_NO_K2V); CONST(VF_NO_V2K);
 	CONST(VFS_IDLE); CONST(VFS_RUNNING); CONST(VFS_DOWN); CONST(VFS_GONE);
 	CONST(VFS_STOPPED); CONST(VFS_ERROR);

@@ -2,6 +2,14 @@
  * vale kernel I/O: the AF_PACKET backend (TPACKET_V2 or V3 RX ring, TX ring
  * flushed by one sendto per batch). Its state (struct pkt) is private to
  * this file; io.c reaches it only through vale_io_packet_ops.
+ *
+ * With VIO_F_VNET_HDR (PACKET_VNET_HDR) the rings are not used: the kernel
+ * can put a virtio-net header in front of ring frames, but a GSO super-frame
+ * needs a 64 KiB ring frame (V2: every frame; TX: every frame), and the ring
+ * costs a second copy that such frames feel. recvmsg() scatters each frame
+ * straight into the caller's buffers (one copy, as the ring's own copy into
+ * the ring), sendmmsg() gathers a batch from them (one system call per
+ * batch, as the TX ring's kick): see the "vnet" section below.
  */
 #include "io_impl.h"
 
@@ -11,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -41,6 +50,22 @@ struct pkt {
 	uint32_t tx_last; /* last frame queued (to see if the kernel took it) */
 	int need_kick;
 	int ignore_outgoing;
+	/* vnet: recvmsg/sendmmsg (NULL otherwise) */
+	struct pkt_vnet *v;
+};
+
+#define VNET_KHDR 10         /* the kernel's header (PACKET_VNET_HDR): struct virtio_net_hdr */
+#define VNET_MSGS 64         /* frames per sendmmsg() */
+#define VNET_IOVS (VNET_MSGS * 4 + VALE_MAX_FRAGS + 2)
+
+struct pkt_vnet {
+	uint8_t *stage;     /* a frame that did not fit in the caller's buffers, or a tag put back */
+	uint32_t stage_size;
+	uint32_t pend_len;  /* > 0: a frame (header included) waits in stage[0..pend_len) */
+	struct mmsghdr msg[VNET_MSGS];
+	struct iovec iov[VNET_IOVS];
+	uint16_t first_buf[VNET_MSGS]; /* the batch index of each message's first buffer */
+	uint16_t nbufs[VNET_MSGS];
 };
 
 static uint32_t pow2_ge(uint32_t x)
@@ -219,11 +244,15 @@ static int pkt_bind(struct vale_io *h, const char *ifname)
 	return 0;
 }
 
+static int pkt_open_vnet(struct vale_io *h, struct pkt *p, const char *ifname,
+			 const struct vale_io_opts *o);
+
 static int pkt_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct pkt *p = calloc(1, sizeof *p);
 	if (!p) return vio_err(-ENOMEM, "out of memory");
 	h->priv = p;
+	if (h->flags & VIO_F_VNET_HDR) return pkt_open_vnet(h, p, ifname, o);
 	int r = pkt_socket(h, p, ifname);
 	if (r < 0) return r;
 	/* geometry: a frame as large as the MTU plus Ethernet and one VLAN tag */
@@ -250,6 +279,8 @@ static void pkt_close(struct vale_io *h)
 	struct pkt *p = h->priv;
 	if (!p) return;
 	if (p->map) munmap(p->map, p->map_len);
+	if (p->v) free(p->v->stage);
+	free(p->v);
 	free(p);
 	h->priv = NULL;
 }
@@ -351,10 +382,16 @@ static int pkt_recv_v2(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 	return (int)filled;
 }
 
+static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		     uint16_t *flags, uint32_t max);
+static int vnet_send(struct vale_io *h, struct pkt *p, void *const *bufs, const uint16_t *lens,
+		     const uint16_t *flags, uint32_t n);
+
 static int pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
 		 uint32_t max)
 {
 	struct pkt *p = h->priv;
+	if (p->v) return vnet_recv(h, p, bufs, lens, flags, max);
 	uint64_t before = h->st.rx_pkts;
 	int r = p->ver == TPACKET_V3 ? pkt_recv_v3(h, p, bufs, lens, flags, max)
 				     : pkt_recv_v2(h, p, bufs, lens, flags, max);
@@ -433,6 +470,7 @@ static int pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n)
 {
 	struct pkt *p = h->priv;
+	if (p->v) return vnet_send(h, p, bufs, lens, flags, n);
 	uint32_t i = 0, queued = 0;
 	uint64_t bytes = 0;
 	while (i < n) {
@@ -485,6 +523,14 @@ static int pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 static void pkt_stats(struct vale_io *h)
 {
 	struct pkt *p = h->priv;
+	if (p->v) {
+		/* no ring: tp_drops is what the socket buffer could not take */
+		struct tpacket_stats s;
+		socklen_t l = sizeof s;
+		if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &s, &l) == 0)
+			h->st.rx_kernel_drops += s.tp_drops;
+		return;
+	}
 	/* PACKET_STATISTICS resets the kernel's counters: accumulate */
 	if (p->ver == TPACKET_V3) {
 		struct tpacket_stats_v3 s;
@@ -511,6 +557,255 @@ static void pkt_flush(struct vale_io *h)
 {
 	struct pkt *p = h->priv;
 	if (p->need_kick) pkt_kick(h, p);
+}
+
+/* ------------------------------------------------------------------ */
+/* vnet: PACKET_VNET_HDR, recvmsg/sendmmsg over the caller's buffers */
+
+#ifndef PACKET_AUXDATA
+#define PACKET_AUXDATA 8
+#endif
+#define VNET_F_NEEDS_CSUM 1
+
+static int pkt_open_vnet(struct vale_io *h, struct pkt *p, const char *ifname,
+			 const struct vale_io_opts *o)
+{
+	h->vnet_len = o && o->vnet_hdr_len ? o->vnet_hdr_len : VNET_KHDR;
+	if (h->vnet_len != 10 && h->vnet_len != 12)
+		return vio_err(-EINVAL, "virtio-net header length %u (10 or 12)", h->vnet_len);
+	p->v = calloc(1, sizeof *p->v);
+	if (!p->v) return vio_err(-ENOMEM, "out of memory");
+	p->v->stage_size = VALE_MAX_FRAGS * h->buf_size + VIO_VNET_MAX_FRAME + 64;
+	p->v->stage = malloc(p->v->stage_size);
+	if (!p->v->stage) return vio_err(-ENOMEM, "out of memory");
+	int r = pkt_socket(h, p, ifname);
+	if (r < 0) return r;
+	int one = 1;
+	/* The kernel's header is always the 10-byte one: a 12-byte header in our
+	 * buffers is read and written around its last two bytes (num_buffers),
+	 * which works on every kernel (PACKET_VNET_HDR_SZ is 6.2+). */
+	if (setsockopt(h->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': PACKET_VNET_HDR: %s", ifname, strerror(e));
+	}
+	/* VLAN tags come as metadata: put back into the frame (auxdata says) */
+	setsockopt(h->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
+	/* no ring: the socket buffer holds what waits (super-frames are large) */
+	int rcvbuf = 16 << 20;
+	if (setsockopt(h->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+		setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	r = pkt_bind(h, ifname);
+	if (r < 0) return r;
+	h->max_frame = VIO_VNET_MAX_FRAME;
+	snprintf(h->mode, sizeof h->mode, "af_packet vnet_hdr %u mmsg%s%s", h->vnet_len,
+		 (h->flags & VIO_F_QDISC_BYPASS) ? " qdisc-bypass" : "",
+		 p->ignore_outgoing || (h->flags & VIO_F_SEE_OUTGOING) ? "" : " (sees outgoing)");
+	return 0;
+}
+
+static int vnet_err(struct vale_io *h, int e, const char *what)
+{
+	if (e == ENETDOWN) return vio_err(-ENETDOWN, "interface '%s' is down", h->ifname);
+	if (e == ENXIO || e == ENODEV) {
+		int c = vio_check_alive(h);
+		if (c < 0) return c;
+	}
+	return vio_err(-e, "'%s': %s: %s", h->ifname, what, strerror(e));
+}
+
+static inline uint16_t rd16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }
+static inline void wr16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+
+/* The slow path of a received frame, contiguous in stage[0..len) (header
+ * included): put the 802.1Q tag back (the header's offsets move with the
+ * frame). Returns the new length. */
+static uint32_t vnet_put_tag(struct vale_io *h, uint8_t *f, uint32_t len,
+			     const struct tpacket_auxdata *aux)
+{
+	uint32_t L = h->vnet_len;
+	uint16_t tpid = (aux->tp_status & TP_STATUS_VLAN_TPID_VALID) && aux->tp_vlan_tpid
+				? aux->tp_vlan_tpid
+				: 0x8100;
+	memmove(f + L + 16, f + L + 12, len - L - 12);
+	uint8_t *t = f + L + 12;
+	t[0] = (uint8_t)(tpid >> 8);
+	t[1] = (uint8_t)tpid;
+	t[2] = (uint8_t)(aux->tp_vlan_tci >> 8);
+	t[3] = (uint8_t)aux->tp_vlan_tci;
+	if (f[1] != VIO_VNET_GSO_NONE) wr16(f + 2, (uint16_t)(rd16(f + 2) + 4)); /* hdr_len */
+	if (f[0] & VNET_F_NEEDS_CSUM) wr16(f + 6, (uint16_t)(rd16(f + 6) + 4)); /* csum_start */
+	return len + 4;
+}
+
+static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		     uint16_t *flags, uint32_t max)
+{
+	struct pkt_vnet *v = p->v;
+	uint32_t bs = h->buf_size, L = h->vnet_len, filled = 0;
+	uint64_t before = h->st.rx_pkts;
+	if (v->pend_len) {
+		uint32_t k = vio_frame_bufs(v->pend_len, bs);
+		if (k > max)
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, k, max);
+		vio_scatter(v->stage, v->pend_len, bufs, lens, flags, bs);
+		h->st.rx_pkts++;
+		h->st.rx_bytes += v->pend_len - L;
+		v->pend_len = 0;
+		filled = k;
+	}
+	struct iovec iov[VALE_MAX_FRAGS + 3];
+	union {
+		struct cmsghdr c;
+		uint8_t b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	} cb;
+	while (filled < max) {
+		uint32_t nb = max - filled, c = 0;
+		if (nb > VALE_MAX_FRAGS) nb = VALE_MAX_FRAGS;
+		uint8_t *b0 = bufs[filled];
+		iov[c++] = (struct iovec){b0, VNET_KHDR};
+		iov[c++] = (struct iovec){b0 + L, bs - L};
+		for (uint32_t j = 1; j < nb; j++) iov[c++] = (struct iovec){bufs[filled + j], bs};
+		/* the tail goes to staging right after room for the parts above */
+		iov[c++] = (struct iovec){v->stage + (size_t)nb * bs, v->stage_size - (size_t)nb * bs};
+		struct msghdr mh = {
+			.msg_iov = iov,
+			.msg_iovlen = c,
+			.msg_control = &cb,
+			.msg_controllen = sizeof cb,
+		};
+		ssize_t r = recvmsg(h->fd, &mh, MSG_DONTWAIT);
+		if (r < 0) {
+			int e = errno;
+			if (e == EAGAIN) break;
+			if (e == EINTR) continue;
+			if (filled) break; /* report it next time */
+			return vnet_err(h, e, "recvmsg");
+		}
+		if ((mh.msg_flags & MSG_TRUNC) || (uint32_t)r < VNET_KHDR + 14) {
+			h->st.rx_truncated++;
+			continue;
+		}
+		uint32_t len = (uint32_t)r + (L - VNET_KHDR); /* header and frame */
+		const struct tpacket_auxdata *aux = NULL;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_PACKET && cm->cmsg_type == PACKET_AUXDATA &&
+			    cm->cmsg_len >= CMSG_LEN(sizeof *aux))
+				aux = (const void *)CMSG_DATA(cm);
+		int tag = aux && (aux->tp_status & TP_STATUS_VLAN_VALID);
+		uint32_t k = vio_frame_bufs(len, bs);
+		if (!tag && k <= nb) { /* the common case: it is where it belongs */
+			vio_vnet_rx_done(h, b0);
+			for (uint32_t j = 0; j + 1 < k; j++) {
+				lens[filled + j] = (uint16_t)bs;
+				flags[filled + j] = VS_MOREFRAG;
+			}
+			lens[filled + k - 1] = (uint16_t)(len - (k - 1) * bs);
+			flags[filled + k - 1] = 0;
+			filled += k;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len - L;
+			continue;
+		}
+		/* spilled into staging, or a tag to put back: make it contiguous there */
+		uint32_t inb = k < nb ? k : nb;
+		for (uint32_t j = 0; j < inb; j++)
+			memcpy(v->stage + (size_t)j * bs, bufs[filled + j], bs);
+		if (tag) len = vnet_put_tag(h, v->stage, len, aux);
+		vio_vnet_rx_done(h, v->stage);
+		k = vio_frame_bufs(len, bs);
+		if (k > VALE_MAX_FRAGS) {
+			h->st.rx_oversize++;
+			continue;
+		}
+		if (k <= max - filled) {
+			vio_scatter(v->stage, len, bufs + filled, lens + filled, flags + filled, bs);
+			filled += k;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len - L;
+			continue;
+		}
+		v->pend_len = len;
+		if (!filled) {
+			if (h->st.rx_pkts != before) h->st.rx_batches++;
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, k, max);
+		}
+		break;
+	}
+	if (h->st.rx_pkts != before) h->st.rx_batches++;
+	return (int)filled;
+}
+
+static int vnet_send(struct vale_io *h, struct pkt *p, void *const *bufs, const uint16_t *lens,
+		     const uint16_t *flags, uint32_t n)
+{
+	struct pkt_vnet *v = p->v;
+	uint32_t bs = h->buf_size, L = h->vnet_len, i = 0, sent = 0;
+	uint32_t flen[VNET_MSGS];
+	uint64_t bytes = 0;
+	while (i < n) {
+		/* up to VNET_MSGS frames from bufs[i..): one message each, whose
+		 * iovecs skip num_buffers of a 12-byte header */
+		uint32_t m = 0, c = 0, j = i;
+		while (j < n && m < VNET_MSGS) {
+			uint32_t nb, len = vio_gather_len(lens, flags, j, n, bs, &nb);
+			if (!nb) break; /* incomplete chain: wait for the rest */
+			if (len < L + 14 || len > h->max_frame + L || nb > VALE_MAX_FRAGS ||
+			    lens[j] < L) {
+				if (m) break; /* send what is before it first */
+				h->st.tx_drops++;
+				j += nb;
+				i = j;
+				continue;
+			}
+			if (c + nb + 1 > VNET_IOVS) break;
+			uint32_t c0 = c;
+			uint8_t *b0 = bufs[j];
+			v->iov[c++] = (struct iovec){b0, VNET_KHDR};
+			if (lens[j] > L) v->iov[c++] = (struct iovec){b0 + L, (size_t)lens[j] - L};
+			for (uint32_t k = 1; k < nb; k++)
+				v->iov[c++] = (struct iovec){bufs[j + k], lens[j + k]};
+			v->msg[m].msg_hdr = (struct msghdr){.msg_iov = &v->iov[c0], .msg_iovlen = c - c0};
+			v->msg[m].msg_len = 0;
+			v->first_buf[m] = (uint16_t)(j - i);
+			flen[m] = len - L;
+			m++;
+			j += nb;
+		}
+		if (!m) break;
+		int r = sendmmsg(h->fd, v->msg, m, MSG_DONTWAIT);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR) continue;
+			if (e == EAGAIN || e == ENOBUFS) {
+				h->st.tx_ring_full++;
+				break;
+			}
+			if (e == ENETDOWN || e == ENXIO || e == ENODEV) {
+				if (sent) break; /* report it on the next call */
+				return vnet_err(h, e, "sendmmsg");
+			}
+			/* the first frame was refused (EINVAL: a bad header, EMSGSIZE:
+			 * larger than the MTU without GSO): count it, go on after it */
+			h->st.tx_errors++;
+			i = m > 1 ? i + v->first_buf[1] : j;
+			continue;
+		}
+		for (int q = 0; q < r; q++) bytes += flen[q];
+		sent += (uint32_t)r;
+		i = (uint32_t)r < m ? i + v->first_buf[r] : j;
+	}
+	if (sent) {
+		h->st.tx_pkts += sent;
+		h->st.tx_bytes += bytes;
+		h->st.tx_batches++;
+	}
+	return (int)i;
 }
 
 const struct vale_io_ops vale_io_packet_ops = {

@@ -50,7 +50,16 @@ export interface AttachOptions extends ControlOptions {
   slots?: number;
   /** How long to wait for the forwarder to be ready (default 20 s). */
   timeoutMs?: number;
+  /**
+   * virtio-net header of the attachment (default {@link DEFAULT_VNET_HDR}): offloads kept,
+   * GSO super-frames cross the switch whole (veth/TAP: AF_PACKET or the TAP with the header;
+   * a NIC: AF_XDP without one when it can). 0: no header, MTU-sized frames (veths on AF_XDP).
+   */
+  vnetHdr?: 0 | 10 | 12;
 }
+
+/** The virtio-net header length attachments use unless told otherwise (as virtio 1.0). */
+export const DEFAULT_VNET_HDR = 12;
 
 /** Configuration of an attachment, as the forwarder reads it (`IF.conf.json`). */
 export interface AttachConfig {
@@ -76,6 +85,8 @@ export interface AttachConfig {
   supervise: boolean;
   /** Ring slots of the switch port(s), 0 = default. */
   slots: number;
+  /** virtio-net header asked for (absent: {@link DEFAULT_VNET_HDR}; 0: none). */
+  vnetHdr?: number;
   /** When `-a` was run (ISO time). */
   created: string;
 }
@@ -98,6 +109,8 @@ export interface WorkerState {
   why?: string;
   /** MTU of the interface. */
   mtu?: number;
+  /** virtio-net header bytes before each frame on the port (0: none). */
+  vnetHdr?: number;
   /** We created the TAP (method tap) and delete it on detach. */
   tapCreated?: boolean;
   /** We created the host TAP and delete it on detach. */
@@ -148,6 +161,8 @@ export interface Attachment {
   mode?: string;
   /** Why this backend. */
   why?: string;
+  /** virtio-net header bytes before each frame on its port (0: none, MTU-sized frames). */
+  vnetHdr?: number;
   /** Host-stack port and TAP (`-h`). */
   host?: { port: string; tap: string };
   /**
@@ -352,6 +367,7 @@ export function attachmentStatus(
     method: st?.kind,
     mode: st?.mode,
     why: st?.why,
+    vnetHdr: st?.vnetHdr,
     host: conf.host,
     status,
     message,
@@ -515,6 +531,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     up: opts.up ?? true,
     supervise: opts.supervise ?? true,
     slots: opts.slots ?? 0,
+    vnetHdr: opts.vnetHdr ?? DEFAULT_VNET_HDR,
     created: new Date().toISOString(),
   };
 

@@ -11,7 +11,8 @@ import { check, Errno } from "../errors.ts";
 import { cstr, vale } from "../../ffi/lib.ts";
 import { openPort } from "../open.ts";
 import { setPortInfo } from "../switch/control.ts";
-import { geometryRequest } from "../switch/open_request.ts";
+import { geometryRequest, type VnetSettings } from "../switch/open_request.ts";
+import { portMtu } from "../backends/kernel_port.ts";
 import type { Port } from "../switch/port.ts";
 import type { AttachConfig } from "./attach.ts";
 
@@ -53,13 +54,13 @@ export function linkExists(ifname: string, netns?: string): boolean {
 }
 
 /** Creates persistent port `name` of the attachment's switch, unless it is there (a restart). */
-function createPortIfMissing(conf: AttachConfig, name: string): void {
+function createPortIfMissing(conf: AttachConfig, name: string, vnet: VnetSettings): void {
   // kernel traffic comes in bursts (TCP, softirq batches): deeper rings than a switch
   // port's default 1024 save drops (and TCP retransmits)
   const slots = conf.slots || DEFAULT_SLOTS;
   // no group: a switch this creates is private, or shared with $VALE_GROUP
   // (inherited from vale-ctl --group)
-  const req = geometryRequest({ txSlots: slots, rxSlots: slots });
+  const req = geometryRequest({ txSlots: slots, rxSlots: slots }, 0, undefined, vnet);
   const r = vale().vale_create_persistent(cstr(conf.runDir), cstr(conf.switch), cstr(name), req);
   if (r !== -Errno.EEXIST) check(r, "cannot create port");
 }
@@ -77,9 +78,14 @@ export function openSide(
   const io = KernelIo.open(iface, { ...ioOpts, netns });
   let port: Port | undefined;
   try {
-    createPortIfMissing(conf, portName);
-    // exclusive: nobody else may use the rings the forwarder fills
-    port = openPort(`${conf.switch}:${portName}/x`, { runDir: conf.runDir });
+    // the port carries what the interface hands over: with a virtio-net header, GSO
+    // super-frames (the switch converts for ports without one); its MTU is the interface's
+    const i = io.info();
+    const vnet = { vnetHdrLen: i.vnetHdrLen, mtu: portMtu(i.mtu) };
+    createPortIfMissing(conf, portName, vnet);
+    // exclusive: nobody else may use the rings the forwarder fills (a restart: the
+    // settings of this open win over the port's old ones)
+    port = openPort(`${conf.switch}:${portName}/x`, { runDir: conf.runDir, ...vnet });
     setPortInfo(`${conf.switch}:${portName}`, Deno.pid, info(io).slice(0, 63), {
       runDir: conf.runDir,
     });
@@ -108,6 +114,7 @@ export function reopenSide(s: Side, mtu: number): void {
   s.fwd.close();
   s.io.close();
   s.io = KernelIo.open(s.iface, { ...s.ioOpts, netns: s.netns });
+  s.port.setVnet({ mtu: portMtu(s.io.info().mtu) }); // segmentation toward it follows
   s.fwd = new Forwarder(s.io, s.port);
   s.mtu = mtu;
 }
