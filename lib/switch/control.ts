@@ -7,7 +7,7 @@
  */
 import { cstr, vale } from "../../ffi/lib.ts";
 import { check, Errno } from "../errors.ts";
-import { parsePortName, switchPortKey } from "../names.ts";
+import { isSwitchName, parsePortName, switchPortKey } from "../names.ts";
 import type { PortCounters } from "./port.ts";
 import { openRequest } from "./open_request.ts";
 import { runDir } from "../rundir.ts";
@@ -110,9 +110,9 @@ export function listSwitches(opts: ControlOptions = {}): string[] {
   const rd = cstr(dir);
   try {
     for (const e of Deno.readDirSync(dir)) {
-      // only valeX names: internal switches (the holding switch of unattached
-      // persistent ports, ".kernel", ".attach") are not the user's
-      if (!e.isDirectory || !/^vale[A-Za-z0-9_]*$/.test(e.name)) continue;
+      // only switch names (valeX, vale-a): internal switches (the holding switch
+      // of unattached persistent ports, ".kernel", ".attach") are not the user's
+      if (!e.isDirectory || !isSwitchName(e.name)) continue;
       // reap (removes the switch if nobody is left); refused: not ours. A
       // damaged switch stays listed: its user must learn it is there.
       const r = lib.vale_reap(rd, cstr(e.name));
