@@ -33,8 +33,10 @@ import {
 import {
   configLookup,
   listSwitches,
+  MAX_BATCH,
   type PortInfo,
   removeSwitch,
+  setBatch,
   setLookup,
   type SwitchInfo,
   switchInfo,
@@ -76,6 +78,8 @@ vale-ctl arguments
 	--lookup-config valeX:REQUEST	send REQUEST to the switch's lookup module, print its reply
 				(portmap: "map SRC DST", "map SRC flood", "unmap SRC", "show";
 				ethertype: "ethertype TYPE DST", "default flood|drop", "show")
+	--batch valeX:N	packets the switch forwards per flush, 1..1024 (netmap's
+				dev.netmap.bridge, per switch); 0 restores the default 1024
 	--group GROUP	a switch that -n or -a creates is shared with GROUP (name or gid):
 		its members may open ports on it (directory 02770, files 0660);
 		without it a new switch is private to you (0700, 0600)
@@ -127,7 +131,8 @@ type Cmd =
   | "macs"
   | "remove-switch"
   | "lookup"
-  | "lookup-config";
+  | "lookup-config"
+  | "batch";
 
 /** strerror() for the errnos vale-ctl reports. */
 function strerror(e: unknown): string {
@@ -457,6 +462,7 @@ export function main(argv: string[]): number {
     { name: "group", arg: "required" },
     { name: "lookup", arg: "required" },
     { name: "lookup-config", arg: "required" },
+    { name: "batch", arg: "required" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
@@ -503,6 +509,7 @@ export function main(argv: string[]): number {
           "remove-switch": "remove-switch",
           lookup: "lookup",
           "lookup-config": "lookup-config",
+          batch: "batch",
         };
         cmd = map[opt];
         name = arg;
@@ -542,6 +549,7 @@ export function main(argv: string[]): number {
     "remove-switch": "remove switch",
     lookup: "set the lookup module of",
     "lookup-config": "configure the lookup module of",
+    batch: "set the batch size of",
   };
   try {
     migrateLegacyHolding(); // a run directory of an older vale: see lib/switch/persistent.ts
@@ -619,6 +627,18 @@ export function main(argv: string[]): number {
         const [sw, module] = switchAnd(name!, "MODULE");
         setLookup(sw, module);
         if (verbose) out(`${sw}: lookup module ${module}\n`);
+        break;
+      }
+      case "batch": {
+        const [sw, n] = switchAnd(name!, "N");
+        if (!/^[0-9]{1,5}$/.test(n) || Number(n) > MAX_BATCH) {
+          throw new ValeError(
+            Errno.EINVAL,
+            `batch '${n}' is out of range (1..${MAX_BATCH}, 0 = default ${MAX_BATCH})`,
+          );
+        }
+        setBatch(sw, Number(n));
+        if (verbose) out(`${sw}: batch ${Number(n) || MAX_BATCH}\n`);
         break;
       }
       case "lookup-config": {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { buildUdpFrame } from "../lib/tools/packet.ts";
 import { openPort } from "../lib/open.ts";
+import { createPersistentPort } from "../lib/switch/control.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { portOf, runTool, startTool, summary } from "./helpers/tools.ts";
 
@@ -266,4 +267,210 @@ Deno.test("vale-ctl listings: owners, counters, drops, MAC table, JSON, info, re
   assert.match((await ctl(run.dir, "-l", "-v")).stdout, /^vi5 persistent, attached to no switch$/m);
   assert.equal((await ctl(run.dir, "-r", "vi5")).code, 0);
   assert.deepEqual([...Deno.readDirSync(run.dir)], []);
+});
+
+Deno.test("vale-ctl: netmap's functional tests 009-011 (persistent port on two switches)", async () => {
+  await using run = await tempRunDir();
+  const ok = async (...a: string[]) =>
+    assert.equal((await ctl(run.dir, ...a)).code, 0, a.join(" "));
+  const fails = async (...a: string[]) => {
+    const r = await ctl(run.dir, ...a);
+    assert.equal(r.code, 1, a.join(" "));
+    return r.stderr;
+  };
+  // 009: destroy
+  await ok("-n", "v0");
+  await ok("-r", "v0");
+  await ok("-n", "v0");
+  await ok("-a", "vale0A:v0");
+  assert.equal(await fails("-r", "v0"), "failed to remove v0: Device or resource busy\n");
+  await ok("-a", "vale0B:v0");
+  await fails("-r", "v0");
+  assert.equal(
+    (await ctl(run.dir, "-l")).stdout,
+    "vale0A:v0 bridge_idx 0 port_idx 0\nvale0B:v0 bridge_idx 1 port_idx 0\n",
+  );
+  const j = JSON.parse((await ctl(run.dir, "-l", "--json")).stdout);
+  assert.deepEqual(j.persistent[0].attachments, ["vale0A", "vale0B"]);
+  await ok("-d", "vale0B:v0");
+  await fails("-r", "v0");
+  await ok("-d", "vale0A:v0");
+  await ok("-r", "v0");
+  // 010: double attach (the same switch twice fails, a second switch works)
+  await ok("-n", "v0");
+  await ok("-a", "vale0A:v0");
+  assert.equal(
+    await fails("-a", "vale0A:v0"),
+    "failed to attach vale0A:v0: Device or resource busy\n",
+  );
+  await ok("-a", "vale0B:v0");
+  // 011: double create, also while attached
+  await ok("-d", "vale0A:v0");
+  await ok("-d", "vale0B:v0");
+  assert.equal(await fails("-n", "v0"), "failed to create v0: File exists\n");
+  await ok("-a", "vale0A:v0");
+  await fails("-n", "v0");
+  await ok("-a", "vale0B:v0");
+  await fails("-n", "v0");
+  // both attachments carry traffic as ports of their own switch
+  using x = openPort("vale0B:x", { runDir: run.dir });
+  x.send(buildUdpFrame({ srcMac: "02:00:00:00:00:0b" }));
+  x.txsync();
+  assert.equal(portOf(run.dir, "vale0B", "v0")!.counters.rx_packets, 1);
+  assert.equal(portOf(run.dir, "vale0A", "v0")!.counters.rx_packets, 0);
+});
+
+Deno.test("vale-ctl: 2012 names (vale-a:1, vale-foo) and the old holding switch", async (t) => {
+  await using run = await tempRunDir();
+  await t.step("switches named vale-a and vale-persistent are the user's", async () => {
+    assert.equal((await ctl(run.dir, "-n", "vi0")).code, 0);
+    assert.equal((await ctl(run.dir, "-a", "vale-a:vi0")).code, 0);
+    assert.equal((await ctl(run.dir, "-a", "vale-persistent:vi0")).code, 0);
+    assert.equal(
+      (await ctl(run.dir, "-l")).stdout,
+      "vale-a:vi0 bridge_idx 0 port_idx 0\nvale-persistent:vi0 bridge_idx 1 port_idx 0\n",
+    );
+    assert.equal(
+      (await ctl(run.dir, "-l", "vale-a")).stdout,
+      "vale-a:vi0 bridge_idx 0 port_idx 0\n",
+    );
+    assert.equal((await ctl(run.dir, "-l", "vale-a:vi0")).stdout, "bridge_idx: 0\nport_idx:   0\n");
+    assert.equal((await ctl(run.dir, "-d", "vale-persistent:vi0")).code, 0);
+    assert.equal((await ctl(run.dir, "-d", "vale-a:vi0")).code, 0);
+    assert.equal((await ctl(run.dir, "-r", "vi0")).code, 0);
+  });
+  await t.step("vale-foo is port vale-foo of switch vale", async () => {
+    using p = openPort("vale-foo", { runDir: run.dir });
+    assert.equal(p.name, "vale:vale-foo");
+    assert.equal((await ctl(run.dir, "-l")).stdout, "vale:vale-foo bridge_idx 0 port_idx 0\n");
+    // no switch vale-foo: the port of that name
+    assert.equal((await ctl(run.dir, "-l", "vale-foo")).stdout, "bridge_idx: 0\nport_idx:   0\n");
+    assert.match((await ctl(run.dir, "-g", "vale-foo")).stdout, /^memsize: {4}\d+\n/);
+    assert.equal(
+      (await ctl(run.dir, "-l", "vale-bar")).stderr,
+      "failed to list vale-bar: No such device or address\n",
+    );
+    const bad = await ctl(run.dir, "-l", "foo");
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^invalid vale port name: 'foo'\nUsage:/);
+    assert.equal(
+      (await ctl(run.dir, "-a", "vale a:vi0")).stderr,
+      "failed to attach vale a:vi0: Invalid argument\n",
+    );
+  });
+  await t.step("a run directory of an older vale: its holding switch is migrated", async () => {
+    // what vale before the 2012 names left: persistent ports on switch vale-persistent
+    createPersistentPort("vale-persistent:old0", { runDir: run.dir });
+    const l = await ctl(run.dir, "-l", "-v");
+    assert.equal(l.stdout, "old0 persistent, attached to no switch\n");
+    const dirs = [...Deno.readDirSync(run.dir)].map((e) => e.name);
+    assert.ok(dirs.includes("persistent-ports") && !dirs.includes("vale-persistent"), `${dirs}`);
+    assert.equal((await ctl(run.dir, "-a", "vale0:old0")).code, 0);
+    assert.equal((await ctl(run.dir, "-d", "vale0:old0")).code, 0);
+    assert.equal((await ctl(run.dir, "-r", "old0")).code, 0);
+    // a user's own vale-persistent (an ephemeral port on it) is left alone
+    using _u = openPort("vale-persistent:u", { runDir: run.dir });
+    assert.equal(
+      (await ctl(run.dir, "-l")).stdout,
+      "vale-persistent:u bridge_idx 0 port_idx 0\n",
+    );
+  });
+});
+
+Deno.test("vale-ctl: lookup modules and batch size from the command line (mSwitch tutorial)", async (t) => {
+  await using run = await tempRunDir();
+  const o = { runDir: run.dir };
+  using a = openPort("vale0:a", o);
+  using b = openPort("vale0:b", o);
+  using c = openPort("vale0:c", o);
+  const ip = buildUdpFrame({ srcMac: "02:00:00:00:00:0a" }); // IPv4, broadcast destination
+  const arp = new Uint8Array(ip);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  const counts = () => [a, b, c].map((p) => p.tryReceive().length);
+  await t.step("built-in portmap, configured with --lookup-config", async () => {
+    assert.equal((await ctl(run.dir, "--lookup", "vale0:portmap")).code, 0);
+    const r = await ctl(run.dir, "--lookup-config", `vale0:map ${a.index} ${c.index}`);
+    assert.deepEqual([r.code, r.stdout], [0, `map ${a.index} -> ${c.index}\n`]);
+    a.send(ip);
+    a.txsync();
+    assert.deepEqual(counts(), [0, 0, 1]);
+    const bad = await ctl(run.dir, "--lookup-config", "vale0:bogus");
+    assert.equal(
+      bad.stderr,
+      "failed to configure the lookup module of vale0:bogus: Invalid argument\n",
+    );
+  });
+  await t.step("the tutorial's module as a shared object", async () => {
+    const so = `${run.dir}/lookup_ipv4.so`;
+    const cc = await new Deno.Command("cc", {
+      args: [
+        "-shared",
+        "-fPIC",
+        "-O2",
+        `-I${new URL("../c-src/include", import.meta.url).pathname}`,
+        "-o",
+        so,
+        new URL("./data/lookup_ipv4.c", import.meta.url).pathname,
+      ],
+    }).output();
+    assert.ok(cc.success, new TextDecoder().decode(cc.stderr));
+    assert.equal((await ctl(run.dir, "--lookup", `vale0:${so}`)).code, 0);
+    assert.equal(JSON.parse((await ctl(run.dir, "-l", "vale0", "--json")).stdout).lookup, so);
+    a.send(ip); // IPv4 from a (index 0) -> index 1 = b
+    a.txsync();
+    a.send(arp); // anything else: broadcast
+    a.txsync();
+    assert.deepEqual(counts(), [0, 2, 1]);
+    const r = await ctl(run.dir, "--lookup-config", `vale0:route ${a.index} ${c.index}`);
+    assert.equal(r.stdout, `route ${a.index} -> ${c.index}\n`);
+    a.send(ip);
+    a.txsync();
+    assert.deepEqual(counts(), [0, 0, 1]);
+    const none = await ctl(run.dir, "--lookup", "vale0:/nonexistent/x.so");
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^failed to set the lookup module of vale0:\/nonexistent\/x\.so: /);
+    assert.equal((await ctl(run.dir, "--lookup", "vale0:learning")).code, 0);
+    const usage = await ctl(run.dir, "-v", "--lookup", "nosuch");
+    assert.equal(
+      usage.stderr,
+      "failed to set the lookup module of nosuch: Invalid argument\n" +
+        "vale-ctl: expected SWITCH:MODULE (e.g. vale0:MODULE), got 'nosuch'\n",
+    );
+  });
+  await t.step("--batch: packets per flush, exact delivery at any size", async () => {
+    const info = async () => JSON.parse((await ctl(run.dir, "-l", "vale0", "--json")).stdout);
+    assert.equal((await info()).batch, 1024);
+    for (const n of [1, 7, 0]) {
+      assert.equal((await ctl(run.dir, "--batch", `vale0:${n}`)).code, 0);
+      assert.equal((await info()).batch, n || 1024);
+      b.send(buildUdpFrame({ srcMac: "02:00:00:00:00:0b" })); // a learns where b is
+      b.txsync();
+      counts();
+      const frames = Array.from(
+        { length: 500 },
+        (_, i) =>
+          buildUdpFrame({
+            srcMac: "02:00:00:00:00:0a",
+            dstMac: "02:00:00:00:00:0b",
+            payload: new Uint8Array([i & 255]),
+          }),
+      );
+      assert.equal(a.sendBatch(frames), 500);
+      a.txsync();
+      assert.deepEqual(counts(), [0, 500, 0], `batch ${n}`);
+    }
+    for (const bad of ["vale0:1025", "vale0:x", "vale0:-1"]) {
+      const r = await ctl(run.dir, "--batch", bad);
+      assert.equal(r.code, 1, bad);
+      assert.match(
+        r.stderr,
+        new RegExp(`^failed to set the batch size of ${bad}: Invalid argument\n`),
+      );
+    }
+    assert.equal(
+      (await ctl(run.dir, "--batch", "vale9:8")).stderr,
+      "failed to set the batch size of vale9:8: No such device or address\n",
+    );
+  });
 });

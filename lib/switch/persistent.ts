@@ -93,7 +93,12 @@ export function migrateLegacyHolding(opts: ControlOptions = {}): number {
     }
     check(vale().vale_remove_port(rd, cstr(LEGACY_HOLDING_SWITCH), cstr(p.name)));
   }
-  removeSwitch(LEGACY_HOLDING_SWITCH, opts);
+  try {
+    removeSwitch(LEGACY_HOLDING_SWITCH, opts);
+  } catch (e) {
+    // removing its last port may have removed it already
+    if (!(e instanceof ValeError && e.code === "ENOENT")) throw e;
+  }
   return old.ports.length;
 }
 
