@@ -19,6 +19,8 @@ export const C_SOURCES: readonly string[] = [
   "c-src/core/lease.h",
   "c-src/core/lock.c",
   "c-src/core/lookup.c",
+  "c-src/core/offload.c",
+  "c-src/core/offload.h",
   "c-src/core/port.c",
   "c-src/core/region.c",
   "c-src/core/switch.c",
@@ -40,4 +42,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "31fe858c79b97dbf08b1f4c3b0d0de735de4835b04a4118c3a8b6a2089860aaf";
+export const C_SOURCES_SHA256 = "d972f7180868f0c29de575cf58291b4d37e050f6552742514993b0aa52b5dd4f";

@@ -592,18 +592,19 @@ static __attribute__((noinline)) bool vnet_lookup_view(const struct vale_map *m,
 	return true;
 }
 
-/* Look up slots [hwcur, head) of txr, up to VALE_MAX_BATCH packets, into b.
+/* Look up slots [hwcur, head) of txr, up to max_batch packets, into b.
  * Returns the slot after the last packet taken (hwcur: nothing complete).
  * shl: the port's header length (a constant where this is inlined). */
 HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, uint32_t head,
-			  uint32_t now_s, bool learning, struct batch *b, const uint32_t shl)
+			  uint32_t now_s, bool learning, uint32_t max_batch, struct batch *b,
+			  const uint32_t shl)
 {
 	struct vale_sw *sw = p->sw;
 	const struct vale_map *m = &p->m;
 	const uint32_t n = m->tx_slots, nbufs = m->nbufs;
 	const uint8_t *bufs = m->base + m->buf_ofs;
 	uint32_t j = hwcur;
-	while (j != head && b->nft < VALE_MAX_BATCH) {
+	while (j != head && b->nft < max_batch) {
 		struct vale_slot *sl = &txr->slot[j];
 		uint32_t s, nf, len;
 		/* the first slot read once: what is checked is what is used */
@@ -722,11 +723,21 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	/* our header length, once per flush: lookup and conversion agree on it */
 	const uint32_t shl = vale_vnet_len(LOAD_RLX(&sw->ports[p->idx].vnet_hdr_len));
 	p->shl = shl;
+	/* the switch's batch size, read once per flush; from shared memory, so
+	 * anything outside 1..VALE_MAX_BATCH (0 included) means the default */
+	uint32_t max_batch = LOAD_RLX(&sw->ctl->batch);
+	if (max_batch - 1u >= VALE_MAX_BATCH)
+		max_batch = VALE_MAX_BATCH;
 	while (hwcur != head) {
 		struct batch b = {.bhead = ~0u, .btail = ~0u};
 		p->ntouched = 0;
-		uint32_t j = shl ? batch_lookup(p, txr, hwcur, head, now_s, learning, &b, shl)
-				 : batch_lookup(p, txr, hwcur, head, now_s, learning, &b, 0);
+		/* the common case (no header, default batch) with constants, so the
+		 * per-packet loop costs what it did before either setting (callgrind) */
+		uint32_t j = likely(shl == 0 && max_batch == VALE_MAX_BATCH)
+				     ? batch_lookup(p, txr, hwcur, head, now_s, learning, VALE_MAX_BATCH,
+						    &b, 0)
+				     : batch_lookup(p, txr, hwcur, head, now_s, learning, max_batch, &b,
+						    shl);
 		if (j == hwcur)
 			break; /* only an unfinished packet is left */
 		batch_deliver(p, txr, ri, &b);
