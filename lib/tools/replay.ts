@@ -155,13 +155,13 @@ export class Replay {
           let now = performance.now();
           if (due > now) {
             flush(); // what is due goes out before we wait
-            while (due - now > 2 && !this.#stop) {
-              await this.#sleep(Math.min(due - now - 1, Math.max(1, nextReport - now)));
+            while (due - now > 1.2 && !this.#stop) { // timers: whole ms, late rather than early
+              await this.#sleep(Math.max(1, Math.min(due - now - 1, nextReport - now)));
               now = performance.now();
               if (now >= nextReport) nextReport = this.#report(t0, now);
             }
             for (let spins = 0; performance.now() < due && spins < 10_000_000; spins++) {
-              /* the last two milliseconds: a timer would overshoot them */
+              /* the last millisecond: a timer would overshoot it */
             }
             if (this.#stop) break outer;
           }
@@ -179,13 +179,10 @@ export class Replay {
           bits += f.length * 8;
           if (queued >= 256) flush();
           if (o.limit !== undefined && st.packets >= o.limit) break outer;
-          if ((st.packets & 1023) === 0) {
-            now = performance.now();
-            if (now >= nextReport) {
-              flush();
-              nextReport = this.#report(t0, now);
-              await sleep(0); // a long top-speed run still lets Ctrl-C in
-            }
+          if (now >= nextReport) { // now: read before this packet, once per packet
+            flush();
+            nextReport = this.#report(t0, performance.now());
+            await sleep(0); // a long top-speed run still lets Ctrl-C in
           }
         }
       }
