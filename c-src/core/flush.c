@@ -701,7 +701,7 @@ static int txsync_one(vale_port *p, uint32_t ri)
 		}
 		done = (p->flags & VPF_PIPE) ? flush_pipe(p, ri, hwcur, head)
 					     : flush_switch(p, ri, hwcur, head);
-		if (unlikely(p->nmon_tx) && done) /* TX monitors: copies of what was sent */
+		if (unlikely(p->mon_tx.n) && done) /* TX monitors: copies of what was sent */
 			vale_mon_copy(p, false, ri, hwcur, ring_add(hwcur, done, n));
 		hwcur = ring_add(hwcur, done, n);
 	}
@@ -746,7 +746,7 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	uint32_t tail = LOAD_ACQ(&k->hwtail);
 	if (tail >= n)
 		tail = rtail;
-	if (unlikely(p->nmon_rx) && tail != rtail) /* RX monitors: copies of what arrived */
+	if (unlikely(p->mon_rx.n) && tail != rtail) /* RX monitors: copies of what arrived */
 		vale_mon_copy(p, true, ri, rtail, tail);
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
@@ -778,7 +778,7 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 		return region_gone();
 	if (unlikely(LOAD_RLX(&p->sw->graves)))
 		vale_graves_sweep(p->sw, false);
-	vale_mon_check(p); /* the one load a port without monitors pays */
+	vale_mon_check(p, false); /* the one load a port without monitors pays */
 	pthread_rwlock_rdlock(&p->sw->sync_rw);
 	for (uint32_t i = a; i < b; i++) {
 		int r = txsync_one(p, i);
@@ -830,8 +830,8 @@ VALE_API int vale_rxsync(vale_port *p, int ring)
 		b = p->m.nrx;
 	if (unlikely(p->m.bus))
 		return region_gone();
-	vale_mon_check(p); /* the one load a port without monitors pays */
-	if (unlikely(p->nmon_rx)) /* copies go into other regions: see rxsync_monitored */
+	vale_mon_check(p, true); /* the one load a port without monitors pays */
+	if (unlikely(p->mon_rx.n)) /* copies go into other regions: see rxsync_monitored */
 		return rxsync_monitored(p, a, b);
 	for (uint32_t i = a; i < b; i++) {
 		int r = rxsync_one(p, i);

@@ -111,11 +111,14 @@ struct vale_port {
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
 	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
-	/* our monitors (monitor.c), rebuilt when our entry's mon_seq moves */
-	uint32_t mon_seen;       /* mon_seq the list was built from */
-	uint32_t nmon_tx, nmon_rx; /* monitors wanting our TX / RX frames (0: the common case) */
-	uint32_t nmon;
-	struct vale_mon { uint32_t idx, gen, flags; } mons[VALE_MAX_MONITORS];
+	/* our monitors (monitor.c), one list per direction, each rebuilt by its
+	 * own sync when our entry's mon_seq moves: a TX thread and an RX thread
+	 * may share this handle (the forwarders do), and never share a list */
+	struct vale_monlist {
+		uint32_t seen; /* mon_seq the list was built from */
+		uint32_t n;    /* monitors (0: the common case) */
+		struct vale_mon { uint32_t idx, gen; } m[VALE_MAX_MONITORS];
+	} mon_tx, mon_rx;
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -321,14 +324,14 @@ static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_s
 int vale_mon_open_locked(struct vale_sw *sw, const char *target, const struct vale_open_req *req,
 			 vale_port *p);
 void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e);
-void vale_mon_refresh(vale_port *p, uint32_t seq);
+void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq);
 void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to);
 /* The one shared load a sync pays for monitors: has our monitor list changed? */
-static inline void vale_mon_check(vale_port *p)
+static inline void vale_mon_check(vale_port *p, bool rx)
 {
 	uint32_t s = LOAD_ACQ(&p->sw->ports[p->idx].mon_seq);
-	if (unlikely(s != p->mon_seen))
-		vale_mon_refresh(p, s);
+	if (unlikely(s != (rx ? p->mon_rx.seen : p->mon_tx.seen)))
+		vale_mon_refresh(p, rx, s);
 }
 
 /* ---- lease.c (the lease steps of the flush: lease.h) ---- */

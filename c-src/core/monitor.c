@@ -163,32 +163,28 @@ void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e)
 		__atomic_add_fetch(&sw->ports[t].mon_seq, 1, __ATOMIC_RELEASE);
 }
 
-/* Rebuild p's private list of monitors from the port table. */
-void vale_mon_refresh(vale_port *p, uint32_t seq)
+/* Rebuild p's private list of its TX (or RX) monitors from the port table. */
+void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq)
 {
 	struct vale_sw *sw = p->sw;
-	uint32_t n = 0, ntx = 0, nrx = 0;
-	p->mon_seen = seq;
+	struct vale_monlist *l = rx ? &p->mon_rx : &p->mon_tx;
+	uint32_t n = 0, want = rx ? VO_MONITOR_RX : VO_MONITOR_TX;
+	l->seen = seq;
 	if (!(p->flags & (VPF_MONITOR | VPF_PIPE))) { /* neither is monitored */
 		for (uint32_t i = 0; i < sw->max_ports && n < VALE_MAX_MONITORS; i++) {
 			struct vale_port_ent *e = &sw->ports[i];
 			if (LOAD_ACQ(&e->state) != VP_ACTIVE || !(LOAD_RLX(&e->flags) & VPF_MONITOR) ||
 			    i == p->idx)
 				continue;
-			if (LOAD_RLX(&e->mon_of) != p->idx || LOAD_RLX(&e->mon_of_gen) != p->gen)
+			if (LOAD_RLX(&e->mon_of) != p->idx || LOAD_RLX(&e->mon_of_gen) != p->gen ||
+			    !(mon_dirs(LOAD_RLX(&e->mon_flags)) & want))
 				continue;
-			uint32_t d = mon_dirs(LOAD_RLX(&e->mon_flags));
-			p->mons[n].idx = i;
-			p->mons[n].gen = LOAD_RLX(&e->gen);
-			p->mons[n].flags = d;
+			l->m[n].idx = i;
+			l->m[n].gen = LOAD_RLX(&e->gen);
 			n++;
-			ntx += (d & VO_MONITOR_TX) != 0;
-			nrx += (d & VO_MONITOR_RX) != 0;
 		}
 	}
-	p->nmon = n;
-	p->nmon_tx = ntx;
-	p->nmon_rx = nrx;
+	l->n = n;
 }
 
 /* ---------------- copying ---------------- */
@@ -388,8 +384,7 @@ void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t t
 	}
 	if (npk == 0)
 		return;
-	uint32_t want = rx ? VO_MONITOR_RX : VO_MONITOR_TX;
-	for (uint32_t i = 0; i < p->nmon && i < VALE_MAX_MONITORS; i++)
-		if (p->mons[i].flags & want)
-			mon_deliver(p, &p->mons[i], &src, ri, npk, nsl);
+	const struct vale_monlist *l = rx ? &p->mon_rx : &p->mon_tx;
+	for (uint32_t i = 0; i < l->n && i < VALE_MAX_MONITORS; i++)
+		mon_deliver(p, &l->m[i], &src, ri, npk, nsl);
 }
