@@ -37,6 +37,10 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./top.ts"),
     summary: "live view of switches: per port rates, drops, rings (q quits)",
   },
+  replay: {
+    module: () => import("./replay.ts"),
+    summary: "send a pcap/pcapng file into a port, timed (netmap's nmreplay)",
+  },
   list: {
     module: () => import("./vale-ctl.ts"),
     summary: "list switches and ports (vale-ctl -l)",

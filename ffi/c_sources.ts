@@ -19,6 +19,7 @@ export const C_SOURCES: readonly string[] = [
   "c-src/core/lease.h",
   "c-src/core/lock.c",
   "c-src/core/lookup.c",
+  "c-src/core/monitor.c",
   "c-src/core/offload.c",
   "c-src/core/offload.h",
   "c-src/core/port.c",
@@ -42,4 +43,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "d972f7180868f0c29de575cf58291b4d37e050f6552742514993b0aa52b5dd4f";
+export const C_SOURCES_SHA256 = "0abc0ab026d5ef3f51597efcd773a31ab15ecc457ce3c0a1a59f82ff3734d00f";
