@@ -10,7 +10,13 @@
  * @module
  */
 import { Errno, ValeError } from "../lib/errors.ts";
-import { formatPortName, parseAttachName, parsePortName, PortNameError } from "../lib/names.ts";
+import {
+  formatPortName,
+  isSwitchName,
+  parseAttachName,
+  parsePortName,
+  PortNameError,
+} from "../lib/names.ts";
 import { openPort } from "../lib/open.ts";
 import {
   attachPersistent,
@@ -19,14 +25,19 @@ import {
   findPersistent,
   isHiddenSwitch,
   listPersistent,
+  migrateLegacyHolding,
   type PersistentPort,
   removePersistent,
   validPersistentName,
 } from "../lib/switch/persistent.ts";
 import {
+  configLookup,
   listSwitches,
+  MAX_BATCH,
   type PortInfo,
   removeSwitch,
+  setBatch,
+  setLookup,
   type SwitchInfo,
   switchInfo,
 } from "../lib/switch/control.ts";
@@ -48,7 +59,7 @@ vale-ctl arguments
 	-h interface	interface name to be attached with the host stack
 	-n interface	interface name to be created
 	-r interface	interface name to be deleted
-	-l [interface]	list all or specified bridge's interfaces (default)
+	-l [vale-port]	list all ports (default), one switch's, or show one port's bridge and port indices
 	-C string ring/slot setting of an interface creating by -n
 	-p interface start polling. Additional -C x,y,z configures
 		 x: 0 (REG_ALL_NIC) or 1 (REG_ONE_NIC),
@@ -56,11 +67,19 @@ vale-ctl arguments
 		 z: (ONE_NIC only) num of total cores/rings
 	-P interface stop polling
 	-m memid to use when creating a new interface
-	-v	verbose: more detail in listings and messages
+	-v	verbose: vale's listing (owners, counters, drops) and more detail in messages
 	--macs [valeX]	learned MAC addresses with their ages (like brctl showmacs)
 	--remove-switch valeX	remove a switch and every port on it (fails if one is open);
 				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
+	--lookup valeX:MODULE	choose the switch's lookup module: learning (default), portmap,
+				ethertype, or the absolute path of a shared object exporting vale_lookup
+				(only one that nobody but you or root can change is loaded)
+	--lookup-config valeX:REQUEST	send REQUEST to the switch's lookup module, print its reply
+				(portmap: "map SRC DST", "map SRC flood", "unmap SRC", "show";
+				ethertype: "ethertype TYPE DST", "default flood|drop", "show")
+	--batch valeX:N	packets the switch forwards per flush, 1..1024 (netmap's
+				dev.netmap.bridge, per switch); 0 restores the default 1024
 	--group GROUP	a switch that -n or -a creates is shared with GROUP (name or gid):
 		its members may open ports on it (directory 02770, files 0660);
 		without it a new switch is private to you (0700, 0600)
@@ -81,13 +100,18 @@ Interfaces:
 	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
 	vale-ctl -d vale0:eth1		stop the forwarder, remove its port(s) and TAPs
 
-Listing (-l): one line per port, netmap's "NAME bridge:B port:P" followed by
-	pid:OWNER (- when no process has it open), tx:PACKETS rx:PACKETS drops:PACKETS;
-	-v adds bytes, drops by reason and the port's kind; with -v, persistent ports
-	attached nowhere are listed too.
+Listing (-l): netmap's format, one line per port, "NAME bridge_idx B port_idx P";
+	"-l valeX:Y" prints netmap's "bridge_idx: B" and "port_idx:   P" lines.
+	-l -v: vale's listing, "NAME bridge:B port:P pid:OWNER (- when no process has it
+	open) tx:PACKETS rx:PACKETS drops:PACKETS", bytes, drops by reason, the port's kind;
+	persistent ports attached nowhere are listed too. -g prints netmap's six lines
+	(memsize:, tx_slots:, rx_slots:, tx_rings:, rx_rings, mem_id:), -g -v one line.
 
-Errors are printed as "failed to <create|remove|attach|detach|list|...> NAME: <reason>"
-	and make vale-ctl exit with status 1.
+Names: valeX:Y, and the 2012 forms: vale-a:1 (port 1 of switch vale-a), vale-foo (a
+	port of switch vale). A persistent port may be attached to several switches.
+
+Errors are printed as "failed to <create|remove|attach|detach|list|obtain info for|...> NAME:
+	<reason>" and make vale-ctl exit with status 1 (also a bad option or argument).
 
 Environment:
 	VALE_RUN_DIR	where switches live (default /dev/shm/vale)
@@ -105,7 +129,10 @@ type Cmd =
   | "poll-on"
   | "poll-off"
   | "macs"
-  | "remove-switch";
+  | "remove-switch"
+  | "lookup"
+  | "lookup-config"
+  | "batch";
 
 /** strerror() for the errnos vale-ctl reports. */
 function strerror(e: unknown): string {
@@ -171,6 +198,7 @@ function persistentJson(p: PersistentPort) {
   return {
     name: p.name,
     attached_to: p.attachedTo,
+    attachments: p.attachments,
     tx_rings: i.tx_rings,
     rx_rings: i.rx_rings,
     tx_slots: i.tx_slots,
@@ -179,8 +207,21 @@ function persistentJson(p: PersistentPort) {
   };
 }
 
+/** A listing line in netmap's format (`vale-ctl -l`): `vale0:a bridge_idx 0 port_idx 1`. */
+function netmapLine(sw: string, bridge: number, p: PortInfo): string {
+  return `${sw}:${p.name} bridge_idx ${bridge} port_idx ${p.index}`;
+}
+
+/** Without -v, notes that are not netmap's (damaged switches, gone interfaces) go to stderr. */
+function note(verbose: boolean, line: string): void {
+  if (verbose) out(line);
+  else err(`vale-ctl: ${line}`);
+}
+
 function list(name: string | undefined, json: boolean, verbose: boolean): void {
   const sws = visibleSwitches();
+  const line = (sw: string, b: number, p: PortInfo) =>
+    (verbose ? portLine(sw, b, p, true) : netmapLine(sw, b, p)) + "\n";
   if (name === undefined) {
     const all = sws.map((sw, b) => ({ sw, b, info: tryInfo(sw) }));
     const persistent = listPersistent();
@@ -195,11 +236,13 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
       return;
     }
     for (const { sw, b, info } of all) {
-      for (const p of info?.ports ?? []) out(portLine(sw, b, p, verbose) + "\n");
+      for (const p of info?.ports ?? []) out(line(sw, b, p));
       // a damaged switch is listed, not hidden: the user must learn it is there
-      if (!info && damaged.has(sw)) out(`${sw} bridge:${b} DAMAGED: ${damaged.get(sw)}\n`);
+      if (!info && damaged.has(sw)) {
+        note(verbose, `${sw} bridge:${b} DAMAGED: ${damaged.get(sw)}\n`);
+      }
     }
-    listDetachedKernelInterfaces(); // kernel interfaces: see below
+    listDetachedKernelInterfaces(verbose); // kernel interfaces: see below
     if (verbose) {
       for (const p of persistent.filter((p) => !p.attachedTo)) {
         out(`${p.name} persistent, attached to no switch\n`);
@@ -207,14 +250,16 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
     }
     return;
   }
-  // "-l vale0" lists one switch; "-l vale0:a" one port
-  if (/^vale[A-Za-z0-9_]*$/.test(name)) {
+  // "-l vale0" lists one switch (an extension); "-l vale0:a" one port, in
+  // netmap's two lines. A 2012 name without ':' (vale-foo) is a switch if one
+  // of that name exists, else the port of switch 'vale' it names.
+  if (isSwitchName(name) && (sws.includes(name) || damaged.has(name) || !isPortName(name))) {
     const b = sws.indexOf(name);
     const info = b >= 0 ? tryInfo(name) : null;
     if (!info && damaged.has(name)) throw new ValeError(Errno.EPROTO, damaged.get(name)!);
     if (!info) throw new ValeError(Errno.ENXIO, `no switch ${name}`);
     if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
-    else for (const p of info.ports) out(portLine(name, b, p, verbose) + "\n");
+    else for (const p of info.ports) out(line(name, b, p));
     return;
   }
   const [sw, key] = switchPort(name);
@@ -222,7 +267,16 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
   const p = b >= 0 ? tryInfo(sw)?.ports.find((q) => q.name === key) : undefined;
   if (!p) throw new ValeError(Errno.ENXIO, `no port ${sw}:${key}`);
   if (json) out(JSON.stringify({ switch: sw, bridge: b, ...p }) + "\n");
-  else out(portLine(sw, b, p, verbose) + "\n");
+  else if (verbose) out(portLine(sw, b, p, true) + "\n");
+  else out(`bridge_idx: ${b}\nport_idx:   ${p.index}\n`);
+}
+
+function isPortName(name: string): boolean {
+  try {
+    return parsePortName(name).kind === "vale";
+  } catch {
+    return false;
+  }
 }
 
 interface Geometry {
@@ -248,8 +302,10 @@ function info(name: string, conf: NmrConfig): Geometry {
   });
   if (!name.includes(":")) {
     const p = validPersistentName(name) ? findPersistent(name) : null;
-    if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
-    return geo(p.info);
+    if (p) return geo(p.info);
+    // a 2012 name (vale-foo: port vale-foo of switch vale) is a port; anything else was a
+    // persistent port that does not exist
+    if (!name.startsWith("vale")) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
   }
   const [sw, key] = switchPort(name);
   const existing = tryInfo(sw)?.ports.find((q) => q.name === key);
@@ -348,10 +404,10 @@ function kernelNote(sw: string, p: PortInfo): string {
 }
 
 /** Attachments whose interface went away (or that failed): their ports are gone, say why. */
-function listDetachedKernelInterfaces(): void {
+function listDetachedKernelInterfaces(verbose: boolean): void {
   for (const a of listAttachments()) {
     if (a.status === "gone" || a.status === "failed") {
-      out(`${a.name} ${a.status}: ${a.message} ('vale-ctl -d ${a.name}' forgets it)\n`);
+      note(verbose, `${a.name} ${a.status}: ${a.message} ('vale-ctl -d ${a.name}' forgets it)\n`);
     }
   }
 }
@@ -384,6 +440,17 @@ function attach(name: string, host: boolean, verbose: boolean): void {
   attachKernelInterface(name, host, verbose);
 }
 
+/** `SWITCH:VALUE` (--lookup, --lookup-config): a switch name cannot hold ':'. */
+function switchAnd(arg: string, what: string): [string, string] {
+  const colon = arg.indexOf(":");
+  const sw = colon < 0 ? arg : arg.slice(0, colon);
+  if (colon < 0 || !isSwitchName(sw) || colon === arg.length - 1) {
+    throw new ValeError(Errno.EINVAL, `expected SWITCH:${what} (e.g. vale0:${what}), got '${arg}'`);
+  }
+  if (!listSwitches().includes(sw)) throw new ValeError(Errno.ENXIO, `no switch ${sw}`);
+  return [sw, arg.slice(colon + 1)];
+}
+
 /** vale-ctl's main(); returns the exit status. */
 export function main(argv: string[]): number {
   const g = getopt("vale-ctl", argv, "d:a:h:g:l::n:r:C:p:P:m:v", [
@@ -393,12 +460,15 @@ export function main(argv: string[]): number {
     { name: "showmacs", arg: "optional" },
     { name: "remove-switch", arg: "required" },
     { name: "group", arg: "required" },
+    { name: "lookup", arg: "required" },
+    { name: "lookup-config", arg: "required" },
+    { name: "batch", arg: "required" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
     err(`bad option ${g.badOpt} (null)\n`);
     err(USAGE);
-    return 255;
+    return 1;
   }
   let cmd: Cmd | undefined, name: string | undefined, config = "";
   let json = false, verbose = false, memid = 0;
@@ -437,6 +507,9 @@ export function main(argv: string[]): number {
           macs: "macs",
           showmacs: "macs",
           "remove-switch": "remove-switch",
+          lookup: "lookup",
+          "lookup-config": "lookup-config",
+          batch: "batch",
         };
         cmd = map[opt];
         name = arg;
@@ -449,9 +522,15 @@ export function main(argv: string[]): number {
   }
   if (g.operands.length) {
     err(USAGE);
-    return 255;
+    return 1;
   }
   cmd ??= "list";
+  // netmap: -l takes a VALE name
+  if (cmd === "list" && name !== undefined && !name.startsWith("vale")) {
+    err(`invalid vale port name: '${name}'\n`);
+    err(USAGE);
+    return 1;
+  }
   if (memid && verbose) {
     err(`vale-ctl: -m ${memid} ignored: every vale port has its own memory region\n`);
   }
@@ -463,13 +542,17 @@ export function main(argv: string[]): number {
     attach: "attach",
     "attach-host": "attach",
     detach: "detach",
-    info: "get info for",
-    "poll-on": "start polling on",
-    "poll-off": "stop polling on",
+    info: "obtain info for",
+    "poll-on": "enable polling on",
+    "poll-off": "disable polling on",
     macs: "list MAC addresses of",
     "remove-switch": "remove switch",
+    lookup: "set the lookup module of",
+    "lookup-config": "configure the lookup module of",
+    batch: "set the batch size of",
   };
   try {
+    migrateLegacyHolding(); // a run directory of an older vale: see lib/switch/persistent.ts
     switch (cmd) {
       case "list":
         list(name, json, verbose);
@@ -503,10 +586,16 @@ export function main(argv: string[]): number {
       case "info": {
         const i = info(name!, conf);
         if (json) out(JSON.stringify(i) + "\n");
-        else {
+        else if (verbose) {
           out(
             `${name}: memsize ${i.memsize} tx_slots ${i.tx_slots} rx_slots ${i.rx_slots} ` +
               `tx_rings ${i.tx_rings} rx_rings ${i.rx_rings} mem_id ${i.mem_id}\n`,
+          );
+        } else {
+          // netmap's lines, verbatim (its "rx_rings" line has no ':')
+          out(
+            `memsize:    ${i.memsize}\ntx_slots:   ${i.tx_slots}\nrx_slots:   ${i.rx_slots}\n` +
+              `tx_rings:   ${i.tx_rings}\nrx_rings    ${i.rx_rings}\nmem_id:     ${i.mem_id}\n`,
           );
         }
         break;
@@ -521,7 +610,7 @@ export function main(argv: string[]): number {
         macs(name, json, verbose);
         break;
       case "remove-switch":
-        if (!/^vale[A-Za-z0-9_]*$/.test(name!)) {
+        if (!isSwitchName(name!)) {
           throw new ValeError(Errno.EINVAL, `${name} is not a switch name (valeX)`);
         }
         try {
@@ -534,6 +623,30 @@ export function main(argv: string[]): number {
         }
         if (verbose) out(`removed switch ${name}\n`);
         break;
+      case "lookup": {
+        const [sw, module] = switchAnd(name!, "MODULE");
+        setLookup(sw, module);
+        if (verbose) out(`${sw}: lookup module ${module}\n`);
+        break;
+      }
+      case "batch": {
+        const [sw, n] = switchAnd(name!, "N");
+        if (!/^[0-9]{1,5}$/.test(n) || Number(n) > MAX_BATCH) {
+          throw new ValeError(
+            Errno.EINVAL,
+            `batch '${n}' is out of range (1..${MAX_BATCH}, 0 = default ${MAX_BATCH})`,
+          );
+        }
+        setBatch(sw, Number(n));
+        if (verbose) out(`${sw}: batch ${Number(n) || MAX_BATCH}\n`);
+        break;
+      }
+      case "lookup-config": {
+        const [sw, request] = switchAnd(name!, "REQUEST");
+        const reply = configLookup(sw, request);
+        out(reply.endsWith("\n") || reply === "" ? reply : reply + "\n");
+        break;
+      }
     }
   } catch (e) {
     if (!(e instanceof ValeError || e instanceof PortNameError)) throw e;

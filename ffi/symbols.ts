@@ -39,6 +39,7 @@ export const symbols = {
   vale_remove_port: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   vale_remove_switch: { parameters: ["buffer", "buffer"], result: "i32" },
   vale_set_lookup: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  vale_set_batch: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
   vale_lookup_config: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "u32"],
     result: "i32",

@@ -20,6 +20,7 @@ export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
   formatPortName,
+  isSwitchName,
   parsePortName,
   PortNameError,
   type PortSpec,
@@ -31,11 +32,13 @@ export {
   createPersistentPort,
   listSwitches,
   type MacEntry,
+  MAX_BATCH,
   portCounters,
   type PortInfo,
   reap,
   removePort,
   removeSwitch,
+  setBatch,
   setLookup,
   setPortInfo,
   type SwitchInfo,

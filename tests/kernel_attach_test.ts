@@ -279,7 +279,7 @@ ktest("ping between two namespaces: veth (vale-ctl -a) and TAP, ARP and MAC tabl
   assert.ok(macs.out.includes(macA) && macs.out.includes(macB), macs.out);
 
   // listing: both ports with their forwarder and method
-  const l = await lab.ctl("-l");
+  const l = await lab.ctl("-l", "-v");
   assert.match(
     l.out,
     new RegExp(`vale0:${lab.r} .*fwd:running ${lab.r} (xdp|packet) fwd_pid:\\d+`),
@@ -493,7 +493,7 @@ ktest("SIGKILL of the forwarder: restarted by its supervisor; of both: reported 
   const b = lab.att(lab.r)!;
   assert.equal(b.restarts, 1);
   assert.equal(b.supervisorPid, a.supervisorPid);
-  const l = await lab.ctl("-l");
+  const l = await lab.ctl("-l", "-v");
   assert.match(l.out, new RegExp(`fwd:running ${lab.r} .* fwd_pid:${b.pid} restarts:1`));
   await until(
     async () => lossOf(await ping(lab.nsA, lab.ipB, 1)) === 0,
@@ -506,7 +506,7 @@ ktest("SIGKILL of the forwarder: restarted by its supervisor; of both: reported 
   Deno.kill(b.supervisorPid, "SIGKILL");
   Deno.kill(b.pid, "SIGKILL");
   await until(() => lab.att(lab.r)?.status === "dead", 5000, "reported dead");
-  const l2 = await lab.ctl("-l");
+  const l2 = await lab.ctl("-l", "-v");
   assert.match(
     l2.out,
     new RegExp(`vale0:${lab.r} .*pid:- .*fwd:dead .*is gone and nothing restarts it`),
@@ -544,7 +544,7 @@ ktest("the veth disappears while attached: detached with a clear message", async
   // pid reads 0 once it has exited (reading it with "gone" raced with the exit)
   assert.equal(lab.att(lab.r)!.pid, 0);
   void a;
-  const l = await lab.ctl("-l");
+  const l = await lab.ctl("-l", "-v");
   assert.match(l.out, new RegExp(`vale0:${lab.r} gone: .*was removed`));
   const d = await lab.ctl("-d", `vale0:${lab.r}`);
   assert.ok(d.ok, d.err);
@@ -561,7 +561,7 @@ ktest("interface down and up: state follows, traffic resumes", async () => {
   await ip("link", "set", lab.r, "down");
   await until(() => lab.att(lab.r)?.status === "down", 5000, "state down");
   assert.match(lab.att(lab.r)!.message, /is down/);
-  const l = await lab.ctl("-l");
+  const l = await lab.ctl("-l", "-v");
   assert.match(l.out, new RegExp(`fwd:down ${lab.r}.*is down`));
   // frames for it are dropped and counted, not queued
   await ping(lab.nsB, lab.ipA, 2);
@@ -816,7 +816,7 @@ ktest(
         ], 15000);
         await until(() => !!lab.att(lab.r)?.warning, 5000, "a warning about super-frames");
         assert.match(lab.att(lab.r)!.warning!, /larger than the MTU.*tso off gso off/);
-        assert.match((await lab.ctl("-l")).out, /warning: \d+ frames larger than the MTU/);
+        assert.match((await lab.ctl("-l", "-v")).out, /warning: \d+ frames larger than the MTU/);
       } finally {
         try {
           srv.kill("SIGKILL");

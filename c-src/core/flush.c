@@ -429,17 +429,17 @@ HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, ui
 	}
 }
 
-/* Look up slots [hwcur, head) of txr, up to VALE_MAX_BATCH packets, into b.
+/* Look up slots [hwcur, head) of txr, up to max_batch packets, into b.
  * Returns the slot after the last packet taken (hwcur: nothing complete). */
 HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, uint32_t head,
-			  uint32_t now_s, bool learning, struct batch *b)
+			  uint32_t now_s, bool learning, uint32_t max_batch, struct batch *b)
 {
 	struct vale_sw *sw = p->sw;
 	const struct vale_map *m = &p->m;
 	const uint32_t n = m->tx_slots, nbufs = m->nbufs;
 	const uint8_t *bufs = m->base + m->buf_ofs;
 	uint32_t j = hwcur;
-	while (j != head && b->nft < VALE_MAX_BATCH) {
+	while (j != head && b->nft < max_batch) {
 		struct vale_slot *sl = &txr->slot[j];
 		uint32_t s, nf, len;
 		/* the first slot read once: what is checked is what is used */
@@ -550,10 +550,19 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	const uint32_t now_s = (uint32_t)ts.tv_sec;
 	vale_lookup_refresh(sw);
 	const bool learning = sw->lookup_kind == LK_LEARNING;
+	/* the switch's batch size, read once per flush; from shared memory, so
+	 * anything outside 1..VALE_MAX_BATCH (0 included) means the default */
+	uint32_t max_batch = LOAD_RLX(&sw->ctl->batch);
+	if (max_batch - 1u >= VALE_MAX_BATCH)
+		max_batch = VALE_MAX_BATCH;
 	while (hwcur != head) {
 		struct batch b = {.bhead = ~0u, .btail = ~0u};
 		p->ntouched = 0;
-		uint32_t j = batch_lookup(p, txr, hwcur, head, now_s, learning, &b);
+		/* the default batch as a constant, so the per-packet loop test costs
+		 * what it did before the batch size was tunable (callgrind) */
+		uint32_t j = likely(max_batch == VALE_MAX_BATCH)
+				     ? batch_lookup(p, txr, hwcur, head, now_s, learning, VALE_MAX_BATCH, &b)
+				     : batch_lookup(p, txr, hwcur, head, now_s, learning, max_batch, &b);
 		if (j == hwcur)
 			break; /* only an unfinished packet is left */
 		batch_deliver(p, txr, ri, &b);

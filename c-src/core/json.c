@@ -69,6 +69,8 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 	put(&o, ",\"max_ports\":%u,\"mac_entries\":%u,\"age_s\":%u,\"lookup\":", h->max_ports,
 	    h->mac_entries, h->age_s);
 	put_str(&o, h->lookup, sizeof(h->lookup));
+	uint32_t batch = LOAD_RLX(&h->batch);
+	put(&o, ",\"batch\":%u", batch - 1u < VALE_MAX_BATCH ? batch : VALE_MAX_BATCH);
 	put(&o, ",\"ports\":[");
 	bool first = true;
 	for (uint32_t i = 0; i < sw->max_ports; i++) {

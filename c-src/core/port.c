@@ -361,7 +361,8 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 	if (req_in)
 		req = *req_in;
 	if (!name || !vale_valid_ident(name, VALE_NAME_MAX - 1, false, true))
-		return vale_err(EINVAL, "invalid port name '%s' (1..%d characters of [A-Za-z0-9_.-{}])",
+		return vale_err(EINVAL, "invalid port name '%s' (1..%d printable ASCII characters, "
+				"not ' ', '/', ':', '^', '*', '@', nor a leading '.')",
 				name ? name : "", VALE_NAME_MAX - 1);
 	vale_port *p = calloc(1, sizeof(*p));
 	if (!p)

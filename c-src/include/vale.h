@@ -219,7 +219,9 @@ struct vale_ctl_hdr {
 	volatile uint32_t lookup_gen; /* bumped when lookup/config changes */
 	volatile uint32_t nactive;    /* entries in the active list (switch ports that forward) */
 	volatile uint32_t active_seq; /* seqlock of the active list: odd while it changes */
-	uint32_t _p0;
+	volatile uint32_t batch;      /* packets per flush, 1..VALE_MAX_BATCH; 0 (or out of
+				       * range: shared memory) = VALE_MAX_BATCH, netmap's
+				       * dev.netmap.bridge; vale_set_batch */
 	uint64_t ports_ofs, active_ofs, mac_ofs, priv_ofs;
 	uint64_t created_ns;
 };
@@ -346,6 +348,9 @@ VALE_API int vale_create_persistent(const char *run_dir, const char *sw, const c
 VALE_API int vale_remove_port(const char *run_dir, const char *sw, const char *port);
 VALE_API int vale_remove_switch(const char *run_dir, const char *sw);
 VALE_API int vale_set_lookup(const char *run_dir, const char *sw, const char *module);
+/* Packets per flush of switch sw (netmap's dev.netmap.bridge): 1..VALE_MAX_BATCH,
+ * 0 = the default (VALE_MAX_BATCH). */
+VALE_API int vale_set_batch(const char *run_dir, const char *sw, uint32_t batch);
 VALE_API int vale_lookup_config(const char *run_dir, const char *sw, const char *req,
 				char *reply, uint32_t reply_len);
 /* JSON description of a switch (ports, owners, counters, MAC table); returns

@@ -39,6 +39,9 @@ const dec = new TextDecoder(); // lossy: invalid UTF-8 becomes U+FFFD, still a s
 const NAME_TOKENS = [
   "vale",
   "vale0:",
+  "vale-",
+  "vale-a:",
+  "/rt",
   "netmap:",
   "xdp:",
   "packet:",
