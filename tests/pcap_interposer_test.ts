@@ -160,6 +160,23 @@ Deno.test("the interposer's name grammar agrees with lib/names.ts", () => {
       "vale0:a b",
       "vale0:a\tb",
       "vale0:a\u00e9",
+      // 2012 names: the switch up to the first ':', or a port of switch "vale"
+      "vale-a:1",
+      "vale-1:a",
+      "vale-foo",
+      "vale-bar/x",
+      "vale-1",
+      "vale0",
+      "valeabcdefghijklm",
+      "vale.x:a",
+      "vale-a:b-2",
+      "vale-a:p{1",
+      "vale{1",
+      "vale#:a",
+      "vale a:b",
+      "vale-a{1:b",
+      "vale-a:b:c",
+      "vale/a:b",
     ];
     const out = new Uint8Array(512);
     for (const name of names) {

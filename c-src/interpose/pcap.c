@@ -738,14 +738,14 @@ static void append(pcap_if_t **head, const char *name, const char *desc)
 	*t = d; /* freed by pcap_freealldevs like libpcap's own entries */
 }
 
-/* A switch directory name as lib/switch/control.ts lists them: valeX. */
+/* A switch directory name as lib/switch/control.ts lists them (names.ts
+ * isSwitchName): "vale" and at most 11 name characters. */
 static int switch_dir(const char *s)
 {
-	if (strncmp(s, "vale", 4) != 0 || strlen(s) >= VALE_SW_NAME_MAX)
+	if (strncmp(s, "vale", 4) != 0 || strlen(s) > 15)
 		return 0;
 	for (const char *c = s + 4; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '_'))
+		if (!vname_char(*c))
 			return 0;
 	return 1;
 }

@@ -20,6 +20,16 @@ static int ident(char c)
 }
 static int digit(char c) { return c >= '0' && c <= '9'; }
 
+/* A character of a switch or port name (names.ts isValeNameChar): printable
+ * ASCII except space and the grammar's own characters. */
+#define RESERVED "/:{}^*@"
+#define VALE_CHARS "allowed: printable ASCII except space and '/', ':', '{', '}', '^', '*', '@'"
+int vname_char(char c)
+{
+	unsigned char u = (unsigned char)c;
+	return u > 0x20 && u < 0x7f && !strchr(RESERVED, c);
+}
+
 __attribute__((format(printf, 4, 5))) static int fail(const char *s, char *err, size_t n,
 						      const char *fmt, ...)
 {
@@ -59,24 +69,25 @@ static const char *show(char c, char *buf, size_t n)
 
 int vname_is_vale(const char *s) { return s && strncmp(s, "vale", 4) == 0; }
 
-/* A port name: [A-Za-z0-9_.-]{1,15}, starting with a letter, digit or '_'. */
+/* A port name: 1..15 vname_char()s, starting with a letter, digit or '_'. */
 static int check_name(const char *s, const char *name, size_t len, char *err, size_t n)
 {
 	char b[16];
 	if (len == 0)
 		return fail(s, err, n, "empty port name");
 	for (size_t k = 0; k < len; k++)
-		if (!ident(name[k]) && name[k] != '.' && name[k] != '-')
-			return fail(s, err, n,
-				    "invalid character %s in port name '%.*s' (allowed: letters, "
-				    "digits, '_', '.', '-')",
+		if (!vname_char(name[k]))
+			return fail(s, err, n, "invalid character %s in port name '%.*s' (" VALE_CHARS ")",
 				    show(name[k], b, sizeof(b)), (int)len, name);
 	if (!ident(name[0]))
 		return fail(s, err, n, "port name '%.*s' must start with a letter, a digit or '_'",
 			    (int)len, name);
 	if (len > MAX_NAME)
-		return fail(s, err, n, "port name '%.*s' is %zu characters; at most %d are allowed",
-			    (int)len, name, len, MAX_NAME);
+		return fail(s, err, n, "port name '%.*s' is %zu characters; at most %d are allowed%s",
+			    (int)len, name, len, MAX_NAME,
+			    name == s ? " (a name without ':' is a port of switch 'vale' named by the "
+					"whole name)"
+				      : "");
 	return 0;
 }
 
@@ -119,23 +130,32 @@ int vname_parse(const char *s, struct vname *out, char *err, size_t n)
 	out->ring = -1;
 	if (!vname_is_vale(s))
 		return fail(s ? s : "", err, n, "not a switch port (expected 'valeX:PORT')");
-	size_t len = strlen(s), i = 4;
-	while (i < len && ident(s[i]))
-		i++;
-	if (i == len)
-		return fail(s, err, n, "missing ':' after the switch name (expected '%s:PORT')", s);
-	if (s[i] != ':')
-		return fail(s, err, n,
-			    "invalid character %s in switch name '%.*s' (expected 'valeX:PORT'; X "
-			    "may hold letters, digits and '_')",
-			    show(s[i], b, sizeof(b)), (int)(i + 1), s);
-	if (i > MAX_NAME)
-		return fail(s, err, n,
-			    "switch name '%.*s' is %zu characters; at most %d are allowed (the ':' "
-			    "must come within the first 16 characters)",
-			    (int)i, s, i, MAX_NAME);
-	memcpy(out->sw, s, i);
-	size_t start = i + 1, e = start + strcspn(s + start, NAME_END);
+	size_t i = 4 + strcspn(s + 4, ":" NAME_END), start;
+	if (s[i] != ':') {
+		/* 2012: no ':' before the suffixes: a port of switch "vale" named by the
+		 * whole name -- unless a ':' comes later (before any option), which
+		 * puts a reserved character into a switch name */
+		const char *colon = strchr(s + i, ':'), *opt = strchr(s + i, '@');
+		if (s[i] && colon && (!opt || colon < opt))
+			return fail(s, err, n, "invalid character %s in switch name '%.*s' (" VALE_CHARS ")",
+				    show(s[i], b, sizeof(b)), (int)(colon - s), s);
+		memcpy(out->sw, "vale", 5);
+		start = 0;
+	} else {
+		for (size_t k = 4; k < i; k++)
+			if (!vname_char(s[k]))
+				return fail(s, err, n,
+					    "invalid character %s in switch name '%.*s' (" VALE_CHARS ")",
+					    show(s[k], b, sizeof(b)), (int)i, s);
+		if (i > MAX_NAME)
+			return fail(s, err, n,
+				    "switch name '%.*s' is %zu characters; at most %d are allowed (the "
+				    "':' must come within the first 16 characters)",
+				    (int)i, s, i, MAX_NAME);
+		memcpy(out->sw, s, i);
+		start = i + 1;
+	}
+	size_t e = start + strcspn(s + start, NAME_END);
 	const char *base = s + start;
 	size_t blen = e - start;
 	if (s[e] == '{' || s[e] == '}') {

@@ -5,11 +5,13 @@
  * (tests/pcap_interposer_test.ts runs a table through both); every other
  * form of a `vale...` name is refused with the reason.
  *
- *   valeX:PORT[{ID|}ID][-N][/FLAGS]
+ *   valeX:PORT[{ID|}ID][-N][/FLAGS]     port PORT of switch valeX
+ *   valePORT[{ID|}ID][-N][/FLAGS]       (no ':', 2012) port "valePORT" of switch "vale"
  *
- *   X      letters, digits, '_' (may be empty); "valeX" at most 15 characters
- *   PORT   1..15 of letters, digits, '_', '.', '-', starting with a letter,
- *          a digit or '_'; a trailing -N is the ring selector (ring pair N)
+ *   X      printable ASCII except space and / : { } ^ * @ (may be empty);
+ *          "valeX" at most 15 characters (vale-a, vale0, vale_1)
+ *   PORT   1..15 of the same characters, starting with a letter, a digit or
+ *          '_'; a trailing -N is the ring selector (ring pair N)
  *   {ID    }ID   master / slave end of pipe ID (ID: letters, digits, '_');
  *          PORT plus the pipe suffix is at most 15 characters
  *   FLAGS  x exclusive, R RX rings only, T TX rings only
@@ -34,6 +36,9 @@ struct vname {
 /* Is `s` a vale name at all? (It starts with "vale".) Other names belong to
  * the system's libpcap. */
 int vname_is_vale(const char *s);
+
+/* A character of a switch or port name. */
+int vname_char(char c);
 
 /* 0 and *out filled, or -1 with the reason in err ("invalid port name
  * 'NAME': REASON", as lib/names.ts words it). */
