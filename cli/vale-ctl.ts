@@ -174,6 +174,7 @@ function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): st
       p.persistent ? "persistent" : "ephemeral",
       ...(p.pipe ? ["pipe"] : []),
       ...(p.exclusive ? ["exclusive"] : []),
+      ...(p.monitor ? [`monitor(${p.monitor.tx ? "t" : ""}${p.monitor.rx ? "r" : ""})`] : []),
     ].join(",");
     s += ` tx_bytes:${c.tx_bytes} rx_bytes:${c.rx_bytes} ring_full:${d.ring_full}` +
       ` bad_slot:${d.bad_slot} no_dest:${d.no_dest} lookup:${d.lookup}` +

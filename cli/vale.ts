@@ -33,6 +33,10 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./capture.ts"),
     summary: "write what reaches a port to a pcap file (tcpdump -r reads it)",
   },
+  replay: {
+    module: () => import("./replay.ts"),
+    summary: "send a pcap/pcapng file into a port, timed (netmap's nmreplay)",
+  },
   list: {
     module: () => import("./vale-ctl.ts"),
     summary: "list switches and ports (vale-ctl -l)",

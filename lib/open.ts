@@ -52,8 +52,9 @@ export const OPENERS: Readonly<Record<PortKind, PortOpener>> = {
 
 /** What no kind supports here: refused before the kind's opener runs. */
 function refuseUnsupported(spec: PortSpec): void {
-  const why = spec.flags.zcopyMonitor || spec.flags.txMonitor || spec.flags.rxMonitor
-    ? "monitor ports are not supported; use 'vale capture'"
+  const why = (spec.flags.zcopyMonitor || spec.flags.txMonitor || spec.flags.rxMonitor) &&
+      spec.kind !== "vale"
+    ? "monitors exist on switch ports only (monitor the switch port it is attached to)"
     : spec.memId !== undefined || spec.share !== undefined
     ? "memory regions are per port here (@N/@share unsupported)"
     : undefined;

@@ -704,8 +704,14 @@ static int txsync_one(vale_port *p, uint32_t ri)
 	}
 	uint32_t done = 0;
 	if (head != hwcur) {
+		if (unlikely(p->flags & VPF_MONITOR)) { /* its TX rings are not used (as netmap) */
+			ring->head = ring->cur = hwcur;
+			return vale_err(EOPNOTSUPP, "a monitor port cannot send; its TX ring was reset");
+		}
 		done = (p->flags & VPF_PIPE) ? flush_pipe(p, ri, hwcur, head)
 					     : flush_switch(p, ri, hwcur, head);
+		if (unlikely(p->nmon_tx) && done) /* TX monitors: copies of what was sent */
+			vale_mon_copy(p, false, ri, hwcur, ring_add(hwcur, done, n));
 		hwcur = ring_add(hwcur, done, n);
 	}
 	hwtail = hwcur == 0 ? n - 1 : hwcur - 1;
@@ -749,6 +755,8 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	uint32_t tail = LOAD_ACQ(&k->hwtail);
 	if (tail >= n)
 		tail = rtail;
+	if (unlikely(p->nmon_rx) && tail != rtail) /* RX monitors: copies of what arrived */
+		vale_mon_copy(p, true, ri, rtail, tail);
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
 	STORE_REL(&ring->tail, tail);
@@ -779,6 +787,7 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 		return region_gone();
 	if (unlikely(LOAD_RLX(&p->sw->graves)))
 		vale_graves_sweep(p->sw, false);
+	vale_mon_check(p); /* the one load a port without monitors pays */
 	pthread_rwlock_rdlock(&p->sw->sync_rw);
 	for (uint32_t i = a; i < b; i++) {
 		int r = txsync_one(p, i);
@@ -796,6 +805,26 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 	return err ? err : total;
 }
 
+/* rxsync of a port with RX monitors: the copies write into the monitors'
+ * regions, so hold the sync lock that keeps mappings from being unmapped
+ * under us (as txsync does for its destinations). */
+static __attribute__((noinline)) int rxsync_monitored(vale_port *p, uint32_t a, uint32_t b)
+{
+	int total = 0, err = 0;
+	if (LOAD_RLX(&p->sw->graves))
+		vale_graves_sweep(p->sw, false);
+	pthread_rwlock_rdlock(&p->sw->sync_rw);
+	for (uint32_t i = a; i < b; i++) {
+		int r = rxsync_one(p, i);
+		if (r < 0)
+			err = r;
+		else
+			total += r;
+	}
+	pthread_rwlock_unlock(&p->sw->sync_rw);
+	return err ? err : total;
+}
+
 VALE_API int vale_rxsync(vale_port *p, int ring)
 {
 	int total = 0, err = 0;
@@ -810,6 +839,9 @@ VALE_API int vale_rxsync(vale_port *p, int ring)
 		b = p->m.nrx;
 	if (unlikely(p->m.bus))
 		return region_gone();
+	vale_mon_check(p); /* the one load a port without monitors pays */
+	if (unlikely(p->nmon_rx)) /* copies go into other regions: see rxsync_monitored */
+		return rxsync_monitored(p, a, b);
 	for (uint32_t i = a; i < b; i++) {
 		int r = rxsync_one(p, i);
 		if (r < 0)

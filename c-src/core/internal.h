@@ -81,6 +81,8 @@ struct vale_sw {
 };
 enum { LK_LEARNING = 0, LK_PORTMAP = 1, LK_ETHERTYPE = 2, LK_USER = 3 };
 
+#define VALE_MAX_MONITORS 16 /* monitors of one port */
+
 /* one packet of a flush batch */
 struct vale_ft {
 	uint32_t slot;   /* first slot in the source TX ring */
@@ -109,6 +111,11 @@ struct vale_port {
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
 	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
+	/* our monitors (monitor.c), rebuilt when our entry's mon_seq moves */
+	uint32_t mon_seen;       /* mon_seq the list was built from */
+	uint32_t nmon_tx, nmon_rx; /* monitors wanting our TX / RX frames (0: the common case) */
+	uint32_t nmon;
+	struct vale_mon { uint32_t idx, gen, flags; } mons[VALE_MAX_MONITORS];
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -168,6 +175,7 @@ int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
 int vale_ofd_lock(int fd, uint32_t end, bool exclusive, bool test_only);
 int vale_find_port(struct vale_sw *sw, const char *name);
 void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx);
+int vale_port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)
@@ -307,6 +315,20 @@ static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_s
 	if (likely(!(bits & (VW_FUTEX | VW_BELL))))
 		return; /* nobody sleeps, or every sleeper was woken and has not looked yet */
 	vale_wake_end_slow(m, end, sw, bell_idx);
+}
+
+/* ---- monitor.c: copy monitors (/r /t /z) ---- */
+int vale_mon_open_locked(struct vale_sw *sw, const char *target, const struct vale_open_req *req,
+			 vale_port *p);
+void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e);
+void vale_mon_refresh(vale_port *p, uint32_t seq);
+void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to);
+/* The one shared load a sync pays for monitors: has our monitor list changed? */
+static inline void vale_mon_check(vale_port *p)
+{
+	uint32_t s = LOAD_ACQ(&p->sw->ports[p->idx].mon_seq);
+	if (unlikely(s != p->mon_seen))
+		vale_mon_refresh(p, s);
 }
 
 /* ---- lease.c (the lease steps of the flush: lease.h) ---- */

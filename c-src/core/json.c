@@ -89,6 +89,20 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		    (e->flags & VPF_EXCLUSIVE) ? "true" : "false", busy > 0 ? "true" : "false",
 		    busy > 0 ? e->owner_pid : 0, e->fwd_pid);
 		put_str(&o, e->info, sizeof(e->info));
+		if (e->flags & VPF_MONITOR) { /* what it watches (monitor.c) */
+			uint32_t t = e->mon_of, mf = e->mon_flags;
+			bool alive = t < sw->max_ports && sw->ports[t].state == VP_ACTIVE &&
+				     sw->ports[t].gen == e->mon_of_gen;
+			put(&o, ",\"monitor\":{\"of\":");
+			if (alive)
+				put_str(&o, sw->ports[t].name, sizeof(sw->ports[t].name));
+			else
+				put(&o, "null");
+			put(&o, ",\"of_index\":%u,\"tx\":%s,\"rx\":%s,\"zcopy\":%s}", t,
+			    (mf & VO_MONITOR_TX) || !(mf & VO_MONITOR_RX) ? "true" : "false",
+			    (mf & VO_MONITOR_RX) || !(mf & VO_MONITOR_TX) ? "true" : "false",
+			    (mf & VO_MONITOR_ZCOPY) ? "true" : "false");
+		}
 		put(&o,
 		    ",\"tx_rings\":%u,\"rx_rings\":%u,\"tx_slots\":%u,\"rx_slots\":%u,\"nbufs\":%u,"
 		    "\"memsize\":%llu,\"mem_id\":%u,\"end\":%u,",

@@ -75,6 +75,8 @@ void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx)
 {
 	struct vale_port_ent *e = &sw->ports[idx];
 	STORE_REL(&e->state, VP_DYING);
+	if (e->flags & VPF_MONITOR) /* the monitored port stops copying to it */
+		vale_mon_detach_locked(sw, e);
 	uint32_t n = 0, *tmp = malloc(sw->max_ports * sizeof(uint32_t));
 	if (tmp) {
 		uint32_t na = LOAD_RLX(&sw->ctl->nactive);
@@ -162,7 +164,7 @@ static void reclaim_dead_leases_all(struct vale_sw *sw)
 
 /* ---------------- open / close ---------------- */
 
-static int port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out)
+int vale_port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out)
 {
 	for (uint32_t i = 0; i < sw->max_ports; i++) {
 		if (sw->ports[i].state == VP_FREE) {
@@ -200,6 +202,8 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 			    vale_port *p)
 {
 	uint32_t of = req->flags;
+	if (of & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY))
+		return vale_mon_open_locked(sw, name, req, p); /* a new monitor entry (monitor.c) */
 	bool exclusive = of & VO_EXCLUSIVE;
 	int idx = vale_find_port(sw, name);
 	char path[PATH_MAX + 32];
@@ -250,7 +254,7 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 			peer = -1;
 	}
 	uint32_t idx2 = 0;
-	r = port_alloc_locked(sw, name, &idx2);
+	r = vale_port_alloc_locked(sw, name, &idx2);
 	if (r)
 		return r;
 	struct vale_port_ent *e = &sw->ports[idx2];
@@ -360,6 +364,8 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 	req.ring_id = -1;
 	if (req_in)
 		req = *req_in;
+	if (req.flags & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY))
+		req.flags |= VO_NO_CREATE; /* a monitor watches a port that exists */
 	if (!name || !vale_valid_ident(name, VALE_NAME_MAX - 1, false, true))
 		return vale_err(EINVAL, "invalid port name '%s' (1..%d printable ASCII characters, "
 				"not ' ', '/', ':', '^', '*', '@', nor a leading '.')",

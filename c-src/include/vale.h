@@ -177,6 +177,7 @@ enum { VP_FREE = 0, VP_ACTIVE = 1, VP_DYING = 2 };
 #define VPF_PIPE 0x4       /* one end of a pipe; region shared with its peer */
 #define VPF_ATTACHED 0x8   /* a persistent port attached to this switch (vale-ctl -a) */
 #define VPF_FORWARDER 0x10 /* served by a forwarder process (kernel interface) */
+#define VPF_MONITOR 0x20   /* a monitor (/r /t /z) of port mon_of: never forwards (monitor.c) */
 
 struct vale_port_ent {
 	volatile uint32_t state; /* VP_* */
@@ -195,11 +196,19 @@ struct vale_port_ent {
 	uint64_t created_ns;
 	volatile uint64_t last_probe_ns;
 	char info[64];           /* free text, e.g. "veth1 af_packet" for attachments */
-	uint8_t _pad[256 - 168];
+	uint8_t _pad0[192 - 168];
+	/* monitors (c-src/core/monitor.c), on a line of their own: written only
+	 * when a monitor comes or goes, read once per sync by the monitored port */
+	volatile uint32_t mon_seq; /* monitored port: bumped when one of its monitors comes or goes */
+	uint32_t mon_of;           /* monitor: index of the monitored port ... */
+	uint32_t mon_of_gen;       /* ... and its generation when the monitor opened */
+	uint32_t mon_flags;        /* monitor: VO_MONITOR_* it was opened with */
+	uint8_t _pad[256 - 208];
 	struct vale_counters c;  /* 128 bytes */
 };
 _Static_assert(sizeof(struct vale_counters) == 128, "counters");
 _Static_assert(sizeof(struct vale_port_ent) == 384, "port entry");
+_Static_assert(offsetof(struct vale_port_ent, mon_seq) == 192, "port entry: monitor line");
 
 struct vale_mac_ent {
 	volatile uint64_t key; /* mac (48 bits) << 16 | port index; 0 = empty */
@@ -252,6 +261,13 @@ _Static_assert(sizeof(struct vale_open_req) == 32, "open request");
  * shared with that group (EPERM otherwise). Without it, VALE_GROUP (a group
  * name or number) is used when the call creates the switch. */
 #define VO_GROUP 0x80
+/* Monitors (netmap's /t /r /z): `port` names the port to monitor, which must
+ * exist. The caller gets a new port whose RX rings receive copies of what
+ * that port sends (TX), receives (RX) or both; it cannot send. ZCOPY (/z) is
+ * accepted and works as a copy monitor: see docs/port-names.md#monitors. */
+#define VO_MONITOR_TX 0x100
+#define VO_MONITOR_RX 0x200
+#define VO_MONITOR_ZCOPY 0x400
 
 /* Port info for TS (flat, filled by vale_port_info). */
 struct vale_port_info {

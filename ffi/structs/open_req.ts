@@ -28,6 +28,9 @@ export const OpenFlags = {
   VO_RX_ONLY: 0x20,
   VO_TX_ONLY: 0x40,
   VO_GROUP: 0x80,
+  VO_MONITOR_TX: 0x100,
+  VO_MONITOR_RX: 0x200,
+  VO_MONITOR_ZCOPY: 0x400,
 } as const;
 
 /** The fields of a request; absent = 0 (the library's default), `ringId` -1. */

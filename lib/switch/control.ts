@@ -50,8 +50,24 @@ export interface PortInfo {
   mem_id: number;
   /** Region end (pipes: 0 master, 1 slave). */
   end: number;
+  /** Present on a monitor (`/r`, `/t`, `/rt`, `/z`): what it watches. */
+  monitor?: MonitorInfo;
   /** Traffic counters. */
   counters: PortCounters;
+}
+
+/** What a monitor port watches (docs/port-names.md#monitors). */
+export interface MonitorInfo {
+  /** Name of the monitored port; null once that port is gone. */
+  of: string | null;
+  /** Index of the monitored port. */
+  of_index: number;
+  /** Copies of what the port sends. */
+  tx: boolean;
+  /** Copies of what the port receives. */
+  rx: boolean;
+  /** Opened with `/z` (served as a copy monitor). */
+  zcopy: boolean;
 }
 
 /** A learned MAC address. */
