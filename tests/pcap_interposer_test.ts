@@ -177,6 +177,13 @@ Deno.test("the interposer's name grammar agrees with lib/names.ts", () => {
       "vale-a{1:b",
       "vale-a:b:c",
       "vale/a:b",
+      // monitors
+      "vale0:a/r",
+      "vale0:a/t",
+      "vale0:a/rt",
+      "vale0:a/z",
+      "vale0:a/zt",
+      "vale-foo/r",
     ];
     const out = new Uint8Array(512);
     for (const name of names) {
@@ -203,7 +210,8 @@ Deno.test("the interposer's name grammar agrees with lib/names.ts", () => {
       assert.equal(Number(ring), ts.mode === "one-nic" ? ts.ring : -1, name);
       const want = (ts.flags.exclusive ? 1 : 0) | (ts.pipe?.role === "master" ? 4 : 0) |
         (ts.pipe?.role === "slave" ? 8 : 0) | (ts.flags.rxOnly ? 0x20 : 0) |
-        (ts.flags.txOnly ? 0x40 : 0);
+        (ts.flags.txOnly ? 0x40 : 0) | (ts.flags.txMonitor ? 0x100 : 0) |
+        (ts.flags.rxMonitor ? 0x200 : 0) | (ts.flags.zcopyMonitor ? 0x400 : 0);
       assert.equal(Number(flags), want, name);
     }
     // what names.ts takes but a capture cannot open is refused, saying why
@@ -418,6 +426,53 @@ Deno.test({
     assert.equal(got.length, 10);
     got.forEach((f, i) => assert.deepEqual(f, frames[i], `frame ${i}`));
     assert.equal(rx.pending(), 0);
+  },
+});
+
+Deno.test({
+  name: skip("tcpdump on monitors: vale0:a/rt both ways, /t with -Q out", tcpdump, "no tcpdump"),
+  ignore: !tcpdump,
+  async fn() {
+    await using run = await tempRunDir();
+    using a = openPort("vale0:a", { runDir: run.dir });
+    using b = openPort("vale0:b", { runDir: run.dir });
+    const both = `${run.dir}/rt.pcap`, out = `${run.dir}/t.pcap`;
+    const rt = new Tool(run.dir, ["tcpdump", "-ni", "vale0:a/rt", "-c", "150", "-w", both]);
+    const t = new Tool(run.dir, [
+      "tcpdump",
+      "-ni",
+      "vale0:a/t",
+      "-Q",
+      "out",
+      "-c",
+      "100",
+      "-w",
+      out,
+    ]);
+    await rt.waitFor(/listening on vale0:a\/rt/);
+    await t.waitFor(/listening on vale0:a\/t/);
+    // -Q in on a monitor of both directions cannot be honoured: said, not ignored
+    const q = new Tool(run.dir, ["tcpdump", "-ni", "vale0:a/rt", "-Q", "in", "-c", "1"]);
+    assert.notEqual((await q.done()).code, 0);
+    assert.match(q.err, /cannot tell them apart/);
+    const fromA = Array.from({ length: 100 }, (_, i) => udpFrame(i, 2000, 60 + i));
+    const toA = Array.from({ length: 50 }, (_, i) => udpFrame(1000 + i, 3000, 200 + i));
+    sendAll(a, fromA); // copied to the monitors by a's txsync
+    sendAll(b, toA);
+    let got = 0; // copied to /rt by a's rxsync, when a takes them
+    for (let i = 0; i < 100 && got < 50; i++) got += (await a.receive(100)).length;
+    assert.equal(got, 50);
+    for (const [tool, file, want] of [[rt, both, [...fromA, ...toA]], [t, out, fromA]] as const) {
+      const st = await tool.done();
+      assert.equal(st.code, 0, tool.err);
+      const r = readPcapFileSync(file);
+      assert.equal(r.records.length, want.length);
+      r.records.forEach((rec, i) => assert.deepEqual(rec.data, want[i], `${file} frame ${i}`));
+    }
+    // b got a's 100 frames all the same: the monitors took nothing from it
+    let atB = 0;
+    for (let i = 0; i < 100 && atB < 100; i++) atB += (await b.receive(100)).length;
+    assert.equal(atB, 100);
   },
 });
 

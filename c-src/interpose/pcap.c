@@ -407,6 +407,27 @@ static int not_active(struct vh *h)
 	return 1;
 }
 
+/* The directions a monitor handle sees (monitor.c's rule: /t TX, /r RX,
+ * /rt and /z alone both), 0 for a plain port. */
+static uint32_t mon_dirs(const struct vh *h)
+{
+	uint32_t of = h->name.oflags;
+	if (!(of & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY)))
+		return 0;
+	uint32_t d = of & (VO_MONITOR_TX | VO_MONITOR_RX);
+	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
+}
+
+/* Does the handle deliver the frames it reads? A plain port's frames are
+ * all inbound (received by the capturing port); a /r monitor's are what
+ * the port received (in), a /t monitor's what it sent (out). */
+static int direction_ok(const struct vh *h)
+{
+	if (h->dir == PCAP_D_INOUT)
+		return 1;
+	return h->dir == (mon_dirs(h) == VO_MONITOR_TX ? PCAP_D_OUT : PCAP_D_IN);
+}
+
 /* Frames waiting now, up to cnt (<= 0: what the rings hold): the count
  * handed to cb, or PCAP_ERROR_BREAK. */
 static int read_now(struct vh *h, int cnt, pcap_handler cb, unsigned char *user)
@@ -428,8 +449,7 @@ static int read_now(struct vh *h, int cnt, pcap_handler cb, unsigned char *user)
 	int n = 0;
 	const uint8_t *d;
 	uint32_t len;
-	/* every frame of a plain port is one it received: none is outbound */
-	const int deliver = h->dir != PCAP_D_OUT;
+	const int deliver = direction_ok(h);
 	for (int seen = 0; n < max && seen < room && vport_next(&h->vp, &d, &len); seen++) {
 		if (!deliver)
 			continue;
@@ -664,6 +684,10 @@ EXPORT int pcap_inject(pcap_t *p, const void *buf, size_t size)
 		return REAL(pcap_inject) ? REAL(pcap_inject)(p, buf, size) : PCAP_ERROR;
 	if (not_active(h))
 		return PCAP_ERROR_NOT_ACTIVATED;
+	if (mon_dirs(h)) {
+		seterr(p, "%s: a monitor port cannot send", h->dev);
+		return PCAP_ERROR;
+	}
 	char err[PCAP_ERRBUF_SIZE];
 	if (vport_send(&h->vp, buf, size, err, sizeof(err)) < 0) {
 		seterr(p, "%s: send: %s", h->dev, err);
@@ -692,9 +716,18 @@ EXPORT int pcap_setdirection(pcap_t *p, pcap_direction_t d)
 		seterr(p, "invalid direction %d", (int)d);
 		return PCAP_ERROR;
 	}
+	/* a monitor of both directions gets both in one ring, unmarked */
+	if (d != PCAP_D_INOUT && mon_dirs(h) == (VO_MONITOR_TX | VO_MONITOR_RX)) {
+		seterr(p,
+		       "%s: a monitor of both directions cannot tell them apart; capture on "
+		       "PORT/r (in) or PORT/t (out)",
+		       h->dev);
+		return PCAP_ERROR;
+	}
 	h->dir = d;
 	return 0;
 }
+
 
 EXPORT int pcap_lookupnet(const char *device, bpf_u_int32 *netp, bpf_u_int32 *maskp,
 			  char *errbuf)

@@ -215,11 +215,14 @@ int vname_parse(const char *s, struct vname *out, char *err, size_t n)
 				out->oflags |= VO_TX_ONLY;
 				break;
 			case 'z':
+				out->oflags |= VO_MONITOR_ZCOPY;
+				break;
 			case 't':
+				out->oflags |= VO_MONITOR_TX;
+				break;
 			case 'r':
-				return fail(s, err, n,
-					    "monitor ports (/%c) are not available in this version",
-					    s[i]);
+				out->oflags |= VO_MONITOR_RX;
+				break;
 			default:
 				return fail(s, err, n,
 					    "unknown flag %s (flags: x exclusive, z zero-copy monitor, "

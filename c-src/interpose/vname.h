@@ -14,10 +14,11 @@
  *          '_'; a trailing -N is the ring selector (ring pair N)
  *   {ID    }ID   master / slave end of pipe ID (ID: letters, digits, '_');
  *          PORT plus the pipe suffix is at most 15 characters
- *   FLAGS  x exclusive, R RX rings only, T TX rings only
+ *   FLAGS  x exclusive, R RX rings only, T TX rings only; monitors of PORT
+ *          (a new port that receives copies; c-src/core/monitor.c): r what
+ *          PORT receives, t what it sends, rt both, z both (served as a copy)
  *
- * Refused with a message: host rings (^, *), '@' options, monitors (/z /t
- * /r) until the switch has them.
+ * Refused with a message: host rings (^, *), '@' options.
  */
 #ifndef VALE_VNAME_H
 #define VALE_VNAME_H
