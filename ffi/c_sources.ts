@@ -23,6 +23,7 @@ export const C_SOURCES: readonly string[] = [
   "c-src/core/offload.c",
   "c-src/core/offload.h",
   "c-src/core/port.c",
+  "c-src/core/query.c",
   "c-src/core/region.c",
   "c-src/core/switch.c",
   "c-src/core/wait.c",
@@ -31,6 +32,14 @@ export const C_SOURCES: readonly string[] = [
   "c-src/include/io.h",
   "c-src/include/vale.h",
   "c-src/include/vale_app.h",
+  "c-src/interpose/packet_sock.c",
+  "c-src/interpose/pcap.c",
+  "c-src/interpose/pcap_abi.h",
+  "c-src/interpose/real.h",
+  "c-src/interpose/vname.c",
+  "c-src/interpose/vname.h",
+  "c-src/interpose/vport.c",
+  "c-src/interpose/vport.h",
   "c-src/io/af_packet.c",
   "c-src/io/af_xdp.c",
   "c-src/io/csum.c",
@@ -43,4 +52,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "0abc0ab026d5ef3f51597efcd773a31ab15ecc457ce3c0a1a59f82ff3734d00f";
+export const C_SOURCES_SHA256 = "adbfcfb4a61c55d08adac4d2f3c10493520a37bd47b41850955834bcd65709f8";

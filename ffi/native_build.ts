@@ -142,7 +142,10 @@ export async function buildFromPublished(root: URL, out: string, work: string): 
     await Deno.writeFile(p, f.data, { mode: 0o600 });
   }
   const srcDir = `${work}/c-src`;
-  const sources = C_SOURCES.filter((p) => p.endsWith(".c")).map((p) => `${work}/${p}`);
+  // c-src/interpose/ is the libpcap interposer, a library of its own that a
+  // package import does not need (scripts/build.ts builds it in a checkout)
+  const sources = C_SOURCES.filter((p) => p.endsWith(".c") && !p.startsWith("c-src/interpose/"))
+    .map((p) => `${work}/${p}`);
   const tmp = `${out}.tmp.${Deno.pid}`;
   const [cmd, ...ccArgs] = cc.split(/\s+/);
   const res = await new Deno.Command(cmd, {

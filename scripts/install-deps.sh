@@ -18,6 +18,8 @@
 #   procps        → sysctl    IPv6 off inside the test namespaces
 #   kmod          → modprobe  loading tun / veth when they are modules
 #   util-linux    → setpriv   the "without privileges" case
+#   tcpreplay     → tcpreplay injection through the libpcap interposer (tests/pcap_interposer_test.ts)
+#   libpcap-dev   → pcap-config  <pcap/pcap.h> for that test's libpcap program (tests/pcap/)
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
 #
 # Exit status: 0 when everything is there or was installed, and also when it
@@ -32,7 +34,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -42,7 +44,7 @@ for a in "$@"; do
   esac
 done
 
-wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv"
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv tcpreplay:tcpreplay libpcap-dev:pcap-config"
 if [ "$with_qemu" = 1 ]; then
   wanted="$wanted qemu-system-x86:qemu-system-x86_64"
 fi

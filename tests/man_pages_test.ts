@@ -23,6 +23,7 @@ const SECTIONS: Record<string, string[]> = {
   "bridge.8": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT"],
   "vale.1": ["COMMANDS", "CAPTURE", "REPLAY", "TOP", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT"],
   "vale.4": ["PORT NAMES", "SEMANTICS", "SECURITY", "ENVIRONMENT", "FILES"],
+  "vale-pcap.1": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT", "FILES"],
 };
 
 async function run(cmd: string[], env: Record<string, string> = {}) {

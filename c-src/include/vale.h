@@ -467,6 +467,13 @@ typedef void vale_user_dtor_t(uint32_t port, void *priv);
 #define VALE_CONFIG_SYM "vale_config"
 #define VALE_DTOR_SYM "vale_dtor"
 
+/* Read-only queries for C programs (core/query.c; the libpcap interposer):
+ * the switch's counters of an open port (-ESTALE if its entry was reclaimed),
+ * and the names of a switch's ports, each NUL-terminated (returns the bytes
+ * needed; call again with a bigger buffer if > buflen). */
+VALE_API int vale_port_counters(vale_port *p, struct vale_counters *out);
+VALE_API int vale_port_names(const char *run_dir, const char *sw, char *buf, uint32_t buflen);
+
 #ifdef __cplusplus
 }
 #endif
