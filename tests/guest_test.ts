@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
-import { bootGuest, describe, guestAvailable, tapNic } from "./helpers/guest.ts";
+import { bootGuest, describe, guestAvailable, tapNic, vhostUserNic } from "./helpers/guest.ts";
 
 const dec = new TextDecoder();
 const TAG = `gt${Deno.pid}`;
@@ -30,9 +30,10 @@ const skipReason = !isRoot
   ? "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)"
   : guestAvailable();
 
-function gtest(name: string, fn: () => Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `guest: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
+function gtest(name: string, fn: () => Promise<void>, extraSkip: string | null = null) {
+  const why = skipReason ?? extraSkip;
+  if (why) {
+    Deno.test({ name: `guest: ${name} (skipped: ${why})`, ignore: true, fn() {} });
   } else {
     Deno.test({ name: `guest: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
   }
@@ -288,3 +289,134 @@ sleep 3 # the peer may still be pinging us
     `    boot to ready: ${r0.bootMs?.toFixed(0)} ms and ${r1.bootMs?.toFixed(0)} ms (together)`,
   );
 });
+
+gtest(
+  "the helper: exit status, output, extra files; a guest that overstays is killed",
+  async () => {
+    await using ok = await bootGuest({
+      name: "s",
+      files: { "/data/hello.txt": "hello from the host\n" },
+      script: "cat /data/hello.txt; echo \"eth: $(ls /sys/class/net | tr '\\n' ' ')\"; exit 7",
+      timeoutMs: 40000,
+    });
+    await using slow = await bootGuest({ name: "slow", script: "sleep 600", timeoutMs: 8000 });
+    const r = await ok.result();
+    assert.equal(r.status, 7, describe(r, "s"));
+    assert.match(r.script, /^hello from the host$/m);
+    assert.match(r.script, /^eth: lo $/m, "no NIC given, none there");
+    assert.equal(r.qemuCode, 0, "powered off");
+    assert.equal(r.timedOut, false);
+    const t = await slow.result();
+    assert.equal(t.timedOut, true);
+    assert.equal(t.status, null, "no exit status from a guest that was killed");
+    assert.equal(t.qemuCode, null, "QEMU killed by a signal");
+    console.log(`    boot to ready: ${r.bootMs?.toFixed(0)} ms (two guests booting together)`);
+  },
+);
+
+function haveTestpmd(): boolean {
+  try {
+    return new Deno.Command("dpdk-testpmd", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().code !== 127;
+  } catch {
+    return false;
+  }
+}
+
+// The guest side of vhost-user, checked against a vhost-user back-end that is
+// not ours: dpdk-testpmd's two vhost PMD ports in io mode join two guests.
+gtest(
+  "vhost-user NICs: two guests joined by dpdk-testpmd's vhost ports ping each other",
+  async () => {
+    const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-guest-vu-" });
+    const prefix = `${TAG}vu`;
+    const tp = new Deno.Command("dpdk-testpmd", {
+      args: [
+        "-l",
+        "0-1",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--file-prefix",
+        prefix,
+        "--vdev",
+        `net_vhost0,iface=${dir}/s0`,
+        "--vdev",
+        `net_vhost1,iface=${dir}/s1`,
+        "--",
+        "--forward-mode=io",
+        "--auto-start",
+        "--total-num-mbufs=8192",
+      ],
+      stdin: "piped", // testpmd runs until its stdin ends
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(55000),
+    }).spawn();
+    const tpOut = tp.output();
+    let tpEnded: Deno.CommandOutput | null = null;
+    tpOut.then((o) => tpEnded = o, () => {});
+    try {
+      await until(
+        async () => {
+          if (tpEnded) {
+            const o: Deno.CommandOutput = tpEnded;
+            assert.fail(`testpmd ended: ${dec.decode(o.stdout)}${dec.decode(o.stderr)}`);
+          }
+          try {
+            Deno.statSync(`${dir}/s1`);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        20000,
+        "testpmd's vhost sockets",
+      );
+      const script = (peer: string) => `
+n=0
+until ping -c 1 -W 1 ${peer} >/dev/null 2>&1; do
+  n=$((n + 1)); [ $n -ge 30 ] && { echo "T unreachable"; exit 10; }
+done
+ping -c 3 -i 0.2 ${peer} | grep -q ' 0% packet loss' || exit 11
+sleep 3 # the peer may still be pinging us
+`;
+      await using g0 = await bootGuest({
+        name: "va",
+        netdevs: vhostUserNic("n0", `${dir}/s0`),
+        ip: ["10.77.2.1/24"],
+        script: script("10.77.2.2"),
+        timeoutMs: 50000,
+      });
+      await using g1 = await bootGuest({
+        name: "vb",
+        netdevs: vhostUserNic("n0", `${dir}/s1`),
+        ip: ["10.77.2.2/24"],
+        script: script("10.77.2.1"),
+        timeoutMs: 50000,
+      });
+      const [r0, r1] = await Promise.all([g0.result(), g1.result()]);
+      assert.equal(r0.status, 0, describe(r0, "va"));
+      assert.equal(r1.status, 0, describe(r1, "vb"));
+      console.log(
+        `    boot to ready: ${r0.bootMs?.toFixed(0)} ms and ${r1.bootMs?.toFixed(0)} ms ` +
+          `(with testpmd polling a core)`,
+      );
+      await tp.stdin.close();
+      const o = await tpOut;
+      const text = dec.decode(o.stdout);
+      const rx = [...text.matchAll(/Forward statistics for port (\d)[^]*?RX-packets: (\d+)/g)];
+      assert.equal(rx.length, 2, text.slice(-2000));
+      for (const m of rx) assert.ok(Number(m[2]) >= 4, `port ${m[1]} forwarded ${m[2]} frames`);
+    } finally {
+      try {
+        tp.kill("SIGKILL");
+      } catch { /* done */ }
+      await tpOut.catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(`/var/run/dpdk/${prefix}`, { recursive: true }).catch(() => {});
+    }
+  },
+  haveTestpmd() ? null : "needs dpdk-testpmd (Debian's dpdk)",
+);

@@ -188,6 +188,30 @@ function walk(dir: string, out: Map<string, string>) {
   }
 }
 
+/**
+ * Removes images of other package versions and the downloaded .debs not in
+ * use (build/guest/ only), so that kernel updates do not pile up there.
+ */
+function prune(keep: string, keepDebs: string[]) {
+  const rm = (p: string) => {
+    try {
+      Deno.removeSync(p, { recursive: true });
+    } catch { /* another process's, or gone */ }
+  };
+  for (const e of Deno.readDirSync(GUEST_DIR)) {
+    const p = `${GUEST_DIR}/${e.name}`;
+    if (e.isDirectory && p !== keep && !e.name.startsWith(".")) {
+      try {
+        Deno.statSync(`${p}/manifest.json`);
+        rm(p);
+      } catch { /* not an image */ }
+    }
+  }
+  for (const f of listDebs([`${GUEST_DIR}/debs`], /^linux-image-.*\.deb$/)) {
+    if (!keepDebs.includes(f)) rm(f);
+  }
+}
+
 /** Builds the image (or finds it built) and returns where it is. Throws with the reason. */
 export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
   const log = opts.log ?? (() => {});
@@ -198,9 +222,18 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
 
   // the kernel: the package linux-image-cloud-amd64 points at now (or the newest local one)
   const kpkg = kernelPackageFromApt();
-  const kernel = kpkg
-    ? findOrDownload(kpkg, candidate(kpkg), dirs, log)
-    : findOrDownload("linux-image-[0-9][^_]*-cloud-amd64", null, dirs, log);
+  let kernel: { file: string; version: string };
+  if (kpkg) kernel = findOrDownload(kpkg, candidate(kpkg), dirs, log);
+  else {
+    try {
+      kernel = findOrDownload("linux-image-[0-9][^_]*-cloud-amd64", null, dirs, log);
+    } catch {
+      throw new Error(
+        `apt knows no ${KERNEL_META} (apt-get update, or scripts/install-deps.sh --qemu as ` +
+          `root) and no linux-image-*-cloud-amd64 .deb is in ${dirs.join(", ")}`,
+      );
+    }
+  }
   const kernelPackage = debField(kernel.file, "Package");
 
   // busybox: the installed busybox-static, else its .deb
@@ -307,6 +340,7 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
       if (!(e instanceof Deno.errors.AlreadyExists) && !/not empty/i.test(String(e))) throw e;
     }
     log(`guest image in ${dir}: ${rel}, modules ${image.modules.join(" ")}`);
+    prune(dir, [kernel.file]);
     return image;
   } finally {
     Deno.removeSync(tmp, { recursive: true });
