@@ -54,7 +54,7 @@ async function ip(...args: string[]): Promise<string> {
   return r.out;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => Promise<boolean>, ms: number, what: string) {
+async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await fn()) return;
@@ -359,7 +359,7 @@ gtest(
     tpOut.then((o) => tpEnded = o, () => {});
     try {
       await until(
-        async () => {
+        () => {
           if (tpEnded) {
             const o: Deno.CommandOutput = tpEnded;
             assert.fail(`testpmd ended: ${dec.decode(o.stdout)}${dec.decode(o.stderr)}`);
