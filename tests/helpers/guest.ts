@@ -172,6 +172,20 @@ export function tapNic(
 }
 
 /**
+ * A virtio NIC on QEMU's user-mode network (slirp) `net` (e.g. 10.0.2.0/24:
+ * its gateway .2 answers ping). No root, no host interface: for guests that
+ * need a NIC but no switch.
+ */
+export function userNic(id: string, net = "10.0.2.0/24", opts: NicOptions = {}): string[] {
+  return [
+    "-netdev",
+    `user,id=${id},net=${net}`,
+    "-device",
+    `virtio-net-pci,netdev=${id},mac=${opts.mac ?? guestMac()}${opts.device ?? ""}`,
+  ];
+}
+
+/**
  * A virtio NIC on a vhost-user socket. By default QEMU connects to `path`
  * (the switch listens; QEMU fails at start when nobody does), and with
  * `reconnect: N` retries every N seconds after the switch goes away;
