@@ -79,6 +79,10 @@ Interfaces:
 	vale-ctl -h vale0:eth1		the same, plus the host stack as port vale0:eth1-h through
 					TAP eth1-h (give it the host's IP configuration)
 	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
+	vale-ctl -a vale0:vhost:/run/vm1.sock	a vhost-user port vale0:vm1.sock: listen on the socket
+					for a VM (QEMU -chardev socket,path=) or DPDK virtio-user;
+					vhost-client:PATH connects to a QEMU with server=on instead
+					(and reconnects); -l -v shows the front-end's state
 	vale-ctl -d vale0:eth1		stop the forwarder, remove its port(s) and TAPs
 
 Listing (-l): one line per port, netmap's "NAME bridge:B port:P" followed by

@@ -13,12 +13,14 @@ import {
   type AttachConfig,
   attachFiles,
   cleanupLeftovers,
+  isVhost,
   readJson,
   type WorkerState,
   writeJson,
 } from "./attach.ts";
 import { logger, onStopSignal, sleep, type Wake } from "./log.ts";
 import { closeSide, linkExists, openSide, reopenSide, type Side } from "./side.ts";
+import { setPortInfo } from "../switch/control.ts";
 
 /** Exit status: detached (SIGTERM). */
 export const EXIT_DETACHED = 0;
@@ -104,7 +106,35 @@ function startRun(confPath: string): Run | null {
 /** How the attached interface itself is opened. */
 function interfaceOptions(conf: AttachConfig): KernelIoOptions {
   if (conf.method === "tap") return { kind: "tap", up: conf.up, tapPersist: true };
+  if (isVhost(conf.method)) return { kind: conf.method };
   return { kind: conf.method, up: conf.up, promisc: true };
+}
+
+/** The switch port's info text (`vale-ctl -l -v`): the interface and backend, or a vhost-user front-end's state. */
+function portInfoText(conf: AttachConfig, io: KernelIo): string {
+  const i = io.info();
+  return isVhost(conf.method) ? i.mode : `${conf.iface} ${i.kind} (${i.mode})`;
+}
+
+/** vhost-user: the front-end's state into the report and the port's info text. True if it changed. */
+function followVhost(run: Run): boolean {
+  const { conf, st } = run;
+  if (!isVhost(conf.method) || run.stopping) return false;
+  const s = run.sides[0];
+  try {
+    const v = s.io.vhostStatus();
+    const mode = s.io.info().mode;
+    st.vhost = v;
+    if (mode === st.mode) return false;
+    st.mode = mode;
+    setPortInfo(`${conf.switch}:${s.portName}`, Deno.pid, mode.slice(0, 63), {
+      runDir: conf.runDir,
+    });
+    run.log(`${conf.iface}: ${mode}`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The interface's side: opened, and what it runs on recorded in the report. */
@@ -118,10 +148,7 @@ function openInterface(run: Run): void {
     conf.netns,
     interfaceOptions(conf),
     conf.port,
-    (io) => {
-      const i = io.info();
-      return `${conf.iface} ${i.kind} (${i.mode})`;
-    },
+    (io) => portInfoText(conf, io),
   ));
   const i = run.sides[0].io.info();
   st.kind = i.kind;
@@ -237,7 +264,7 @@ function followForwarders(run: Run): boolean {
 
 /** MTU raised or lowered: the kernel rings were sized at open, so reopen. True if reopened. */
 function reopenOnMtuChange(run: Run, t: number): boolean {
-  if (run.stopping || t - run.lastMtu < 2000) return false;
+  if (run.stopping || t - run.lastMtu < 2000 || isVhost(run.conf.method)) return false;
   run.lastMtu = t;
   const s = run.sides[0];
   try {
@@ -255,7 +282,7 @@ function reopenOnMtuChange(run: Run, t: number): boolean {
 
 /** Super-frames cut by the kernel ring: the sender segments too late (TSO/GSO). True if new. */
 function warnOfTruncation(run: Run, t: number): boolean {
-  if (run.stopping || t - run.lastTrunc < 2000) return false;
+  if (run.stopping || t - run.lastTrunc < 2000 || isVhost(run.conf.method)) return false;
   run.lastTrunc = t;
   try {
     const cut = Number(run.sides[0].io.stats().rxTruncated);
@@ -322,6 +349,7 @@ export async function worker(confPath: string): Promise<number> {
     const t = Date.now();
     changed = reopenOnMtuChange(run, t) || changed;
     changed = warnOfTruncation(run, t) || changed;
+    changed = followVhost(run) || changed;
     if (changed || t - run.lastReport >= 5000) {
       run.lastReport = t;
       run.st.counters = counters(run.sides);
