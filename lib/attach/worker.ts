@@ -124,8 +124,10 @@ function followVhost(run: Run): boolean {
   try {
     const v = s.io.vhostStatus();
     const mode = s.io.info().mode;
+    // new refusals or (dis)connections are reported at once, not with the 5 s report
+    const moved = JSON.stringify(v.counters) !== JSON.stringify(st.vhost?.counters);
     st.vhost = v;
-    if (mode === st.mode) return false;
+    if (mode === st.mode) return moved;
     st.mode = mode;
     setPortInfo(`${conf.switch}:${s.portName}`, Deno.pid, mode.slice(0, 63), {
       runDir: conf.runDir,
