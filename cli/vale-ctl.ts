@@ -111,6 +111,10 @@ Interfaces:
 	vale-ctl -h vale0:eth1		the same, plus the host stack as port vale0:eth1-h through
 					TAP eth1-h (give it the host's IP configuration)
 	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
+	vale-ctl -a vale0:vhost:/run/vm1.sock	a vhost-user port vale0:vm1.sock: listen on the socket
+					for a VM (QEMU -chardev socket,path=) or DPDK virtio-user;
+					vhost-client:PATH connects to a QEMU with server=on instead
+					(and reconnects); -l -v shows the front-end's state
 	vale-ctl -d vale0:eth1		stop the forwarder, remove its port(s) and TAPs
 	vale-ctl -n vi0 --vnet-hdr 12	create vi0 with a 12-byte virtio-net header (frames up to
 					64 KiB with offloads; the switch converts toward ports

@@ -49,7 +49,12 @@ export const C_SOURCES: readonly string[] = [
   "c-src/io/link.c",
   "c-src/io/sg.c",
   "c-src/io/tap.c",
+  "c-src/io/vhost.c",
+  "c-src/vhost/mem.c",
+  "c-src/vhost/proto.c",
+  "c-src/vhost/vhost.h",
+  "c-src/vhost/vring.c",
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "adbfcfb4a61c55d08adac4d2f3c10493520a37bd47b41850955834bcd65709f8";
+export const C_SOURCES_SHA256 = "98e05d4a4c1337354bec2a7dc8c08a0330edef8a62a0433508e60eb57ab23f53";

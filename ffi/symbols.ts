@@ -105,6 +105,7 @@ export const symbols = {
   vale_io_set_link: { parameters: ["buffer", "buffer", "i32", "u32"], result: "i32" },
   vale_io_set_offloads: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   vale_io_set_mac: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  vale_io_vhost_json: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // c-src/fwd/fwd.h: forwarder kernel interface <-> port (lib/backends/forwarder.ts, lib/attach/side.ts)
   vale_fwd_last_error: { parameters: [], result: "pointer" },
   vale_fwd_create: { parameters: ["pointer", "pointer", "buffer", "buffer"], result: "i32" },

@@ -49,7 +49,7 @@ export const MAX_SOCKET_PATH_BYTES: number = 107;
 export const DEFAULT_PCAP_SNAPLEN: number = 65535;
 
 /** The family a port belongs to; `xdp:` and `packet:` are `netmap` with a forced {@link PortSpec.method}. */
-export type PortKind = "vale" | "netmap" | "tap" | "memif" | "pcap";
+export type PortKind = "vale" | "netmap" | "tap" | "memif" | "pcap" | "vhost";
 
 /**
  * Which rings of the port are bound: `all` (no suffix: every NIC/switch ring),
@@ -160,6 +160,8 @@ export interface PortSpec {
   memif?: MemifOptions;
   /** `pcap` only. */
   pcap?: PcapOptions;
+  /** `vhost` only: `vhost:PATH` listens on PATH, `vhost-client:PATH` connects to it. */
+  vhost?: { client: boolean };
 }
 
 /** A malformed port name. `message` is what the user should see. */
@@ -208,7 +210,8 @@ const MEMIF_KEYS = [
   "buffer-size",
 ];
 const PCAP_KEYS = ["mode", "loop", "snaplen"];
-const PREFIXES = "'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', 'memif:' or 'pcap:'";
+const PREFIXES =
+  "'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', 'memif:', 'pcap:', 'vhost:' or 'vhost-client:'";
 /** Characters that end a name and start a suffix in the netmap grammar. */
 const NAME_END = "{}^*/@";
 /** Characters a switch or VALE port name may not hold besides space and control codes: the grammar's. */
@@ -334,6 +337,10 @@ class Parser {
         return this.parseMemif(colon + 1);
       case "pcap":
         return this.parsePcap(colon + 1);
+      case "vhost":
+        return this.parseVhost(colon + 1, false);
+      case "vhost-client":
+        return this.parseVhost(colon + 1, true);
     }
     if (prefix.startsWith("netmap")) {
       this.fail(`nothing may come between 'netmap' and ':' (got '${printable(prefix)}:')`, 6);
@@ -342,7 +349,9 @@ class Parser {
     if (
       lower !== prefix &&
       (lower.startsWith("vale") ||
-        ["netmap", "xdp", "packet", "tap", "memif", "pcap"].includes(lower))
+        ["netmap", "xdp", "packet", "tap", "memif", "pcap", "vhost", "vhost-client"].includes(
+          lower,
+        ))
     ) {
       this.fail(`unknown port type '${printable(prefix)}:' (port types are lower case)`, 0);
     }
@@ -934,6 +943,30 @@ class Parser {
     };
   }
 
+  /** `vhost:PATH` (we listen) or `vhost-client:PATH` (we connect): a vhost-user socket. */
+  parseVhost(start: number, client: boolean): PortSpec {
+    const prefix = client ? "vhost-client" : "vhost";
+    const { path } = this.pathAndSettings(start, "socket path", `${prefix}:/run/vm1.sock`, "", []);
+    const bytes = new TextEncoder().encode(path).length;
+    if (bytes > MAX_SOCKET_PATH_BYTES) {
+      this.fail(
+        `socket path is ${bytes} bytes; at most ${MAX_SOCKET_PATH_BYTES} are allowed (sockaddr_un)`,
+        start,
+      );
+    }
+    if (path.startsWith("@")) this.fail("abstract sockets are not supported for vhost-user", start);
+    return {
+      name: `${prefix}:${path}`,
+      kind: "vhost",
+      port: path,
+      iface: path,
+      mode: "all",
+      flags: emptyFlags(),
+      conf: {},
+      vhost: { client },
+    };
+  }
+
   parsePcap(start: number): PortSpec {
     const context = "pcap settings";
     const { path, settings } = this.pathAndSettings(
@@ -1036,6 +1069,7 @@ export function formatPortName(spec: PortSpec): string {
     }
     return `pcap:${spec.port}` + (opts.length ? "#" + opts.join(",") : "");
   }
+  if (spec.kind === "vhost") return `${spec.vhost?.client ? "vhost-client" : "vhost"}:${spec.port}`;
   let out: string;
   if (spec.kind === "vale") out = `${spec.switchName ?? "vale"}:${spec.port}`;
   else if (spec.kind === "tap") out = `tap:${spec.port}`;
@@ -1119,6 +1153,34 @@ export interface AttachSpec {
 }
 
 /**
+ * The switch port of a vhost-user attachment: named after the socket file
+ * (`/run/vm1.sock` → `vm1.sock`), which must be a valid port name of at most
+ * 15 characters.
+ */
+function vhostPortName(name: string, kernel: PortSpec): string {
+  const base = kernel.port.slice(kernel.port.lastIndexOf("/") + 1);
+  let ok = base.length > 0 && base.length < VALE_NAME_CHARS + 1;
+  if (ok) {
+    try {
+      ok = parsePortName(`vale0:${base}`).port === base;
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    throw new PortNameError(
+      name,
+      `the switch port is named after the socket file, and '${printable(base)}' is not a ` +
+        `port name of 1..${VALE_NAME_CHARS} characters: rename the socket`,
+    );
+  }
+  return base;
+}
+
+/** Longest switch port name (VALE_NAME_MAX in vale.h minus the NUL). */
+const VALE_NAME_CHARS = 15;
+
+/**
  * Parses an attachment name: `valeX:IF` (an interface, or a persistent port),
  * or `valeX:` followed by a kernel port name without suffixes (`tap:NAME`,
  * `netmap:IF`, `xdp:IF`, `packet:IF`). `valeX:IF` must itself be a plain
@@ -1138,6 +1200,7 @@ export function parseAttachName(name: string): AttachSpec {
   // the interface: a kernel port name, or a bare interface name (no ring
   // selector: '-' is part of an interface name, as in TAP names)
   const kernel = parsePortName(rest.includes(":") ? rest : `tap:${rest}`);
+  if (kernel.kind === "vhost") return { switchName, port: vhostPortName(name, kernel), kernel };
   const plain = (kernel.kind === "tap" || kernel.kind === "netmap") && !kernel.pipe &&
     formatPortName(kernel) === kernel.name;
   if (!plain) {

@@ -13,6 +13,7 @@
  */
 import { openNetmapPort } from "./backends/netmap.ts";
 import { openTapPort } from "./backends/tap.ts";
+import { openVhostPort } from "./backends/vhost.ts";
 import type { KernelPortOptions } from "./backends/kernel_port.ts";
 import { Errno, ValeError } from "./errors.ts";
 import { parsePortName, type PortKind, type PortSpec } from "./names.ts";
@@ -45,6 +46,7 @@ export const OPENERS: Readonly<Record<PortKind, PortOpener>> = {
   memif: notYet(
     "no memif client or server yet: the memif control protocol over the UNIX socket",
   ),
+  vhost: openVhostPort, // lib/backends/vhost.ts (vhost: and vhost-client:)
   pcap: notYet(
     "no pcap port yet: replay a file with 'pkt-gen -P FILE', capture with 'vale capture'",
   ),

@@ -40,6 +40,11 @@
 typedef struct vale_io vale_io;
 
 enum { VIO_AUTO = 0, VIO_TAP = 1, VIO_PACKET = 2, VIO_XDP = 3 };
+/* vhost-user (c-src/vhost/, io/vhost.c): the "interface name" is a Unix
+ * socket path; VIO_VHOST listens on it (QEMU -chardev socket,path=, DPDK
+ * virtio-user), VIO_VHOST_CLIENT connects to it and reconnects (QEMU with
+ * server=on). Down (-ENETDOWN) while no front-end has its queues running. */
+enum { VIO_VHOST = 4, VIO_VHOST_CLIENT = 5 };
 
 /* vale_io_opts.flags */
 #define VIO_F_UP 0x0001           /* bring the interface up if it is down */
@@ -227,6 +232,9 @@ VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t
 /* Set the MAC address (6 bytes) of an interface (it may have to be down for
  * some drivers; TAP and veth take it while up). */
 VALE_API int vale_io_set_mac(const char *ifname, const char *netns, const uint8_t *mac);
+/* A vhost-user handle's state as JSON (front-end connected, features,
+ * queues, counters of refusals); returns the length needed. */
+VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len);
 
 #ifdef __cplusplus
 }
@@ -286,9 +294,13 @@ struct vale_io_ops {
 	void (*flush)(struct vale_io *h);
 	/* vale_io_tap_persist(). NULL: the backend has no such setting (EINVAL). */
 	int (*persist)(struct vale_io *h, int32_t on);
+	/* vale_io_check() for a backend that has no kernel interface: 0 up,
+	 * -ENETDOWN down, -ENODEV gone. NULL: the interface is checked. */
+	int (*check)(struct vale_io *h);
 };
 
 /* The backends' tables (hidden symbols of libvale.so). */
 extern const struct vale_io_ops vale_io_tap_ops, vale_io_packet_ops, vale_io_xdp_ops;
+extern const struct vale_io_ops vale_io_vhost_ops, vale_io_vhost_client_ops;
 
 #endif

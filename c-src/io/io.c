@@ -23,6 +23,8 @@ static const struct vale_io_ops *const backends[] = {
 	[VIO_TAP] = &vale_io_tap_ops,
 	[VIO_PACKET] = &vale_io_packet_ops,
 	[VIO_XDP] = &vale_io_xdp_ops,
+	[VIO_VHOST] = &vale_io_vhost_ops,
+	[VIO_VHOST_CLIENT] = &vale_io_vhost_client_ops,
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
@@ -149,9 +151,11 @@ static int check_open_args(uint32_t kind, const char *ifname, const struct vale_
 {
 	if (kind != VIO_AUTO && !backend(kind))
 		return vio_err(-EINVAL, "unknown kernel I/O kind %u", kind);
-	if (!ifname || !ifname[0] || strlen(ifname) >= IFNAMSIZ)
+	/* vhost-user: a socket path (sockaddr_un's sun_path) */
+	size_t maxlen = kind == VIO_VHOST || kind == VIO_VHOST_CLIENT ? 108 : IFNAMSIZ;
+	if (!ifname || !ifname[0] || strlen(ifname) >= maxlen)
 		return vio_err(-EINVAL, "bad interface name '%s' (1..%d characters)",
-			       ifname ? ifname : "", IFNAMSIZ - 1);
+			       ifname ? ifname : "", (int)maxlen - 1);
 	if (opts->netns[VIO_NETNS_MAX - 1]) return vio_err(-EINVAL, "netns name too long");
 	uint32_t bs = opts->buf_size ? opts->buf_size : VALE_BUF_SIZE;
 	if (bs < 64 || bs > 65535) return vio_err(-EINVAL, "buf_size %u out of 64..65535", bs);

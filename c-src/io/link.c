@@ -344,6 +344,7 @@ VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t
 int vio_check_alive(struct vale_io *h)
 {
 	if (h->dead) return vio_err(h->dead, "interface '%s' was removed", h->ifname);
+	if (h->ops->check) return h->ops->check(h);
 	int soerr = 0;
 	socklen_t sl = sizeof soerr;
 	if (h->ops->so_error) getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);

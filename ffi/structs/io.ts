@@ -8,7 +8,7 @@
 import { layout, Struct } from "../layout.ts";
 
 /** Backend kinds (VIO_* in io.h). */
-export const IoKind = { auto: 0, tap: 1, packet: 2, xdp: 3 } as const;
+export const IoKind = { auto: 0, tap: 1, packet: 2, xdp: 3, vhost: 4, "vhost-client": 5 } as const;
 /** Name of a backend kind. */
 export type IoKindName = keyof typeof IoKind;
 

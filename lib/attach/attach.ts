@@ -25,12 +25,20 @@
 import { cstr, vale } from "../../ffi/lib.ts";
 import { asValeError, check, Errno, ValeError } from "../errors.ts";
 import { parseAttachName as parseName, PortNameError } from "../names.ts";
-import { KernelIo } from "../backends/kernel_io.ts";
+import { KernelIo, type VhostStatus } from "../backends/kernel_io.ts";
 import { runDir as defaultRunDir } from "../rundir.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "../switch/control.ts";
 
-/** How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP. */
-export type AttachMethod = "auto" | "xdp" | "packet" | "tap";
+/**
+ * How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP;
+ * `vhost` = a vhost-user socket we listen on, `vhost-client` = one we connect to.
+ */
+export type AttachMethod = "auto" | "xdp" | "packet" | "tap" | "vhost" | "vhost-client";
+
+/** A vhost-user attachment (no kernel interface: `iface` is the socket path). */
+export function isVhost(method: AttachMethod): boolean {
+  return method === "vhost" || method === "vhost-client";
+}
 
 /** Options of {@link attachInterface}. */
 export interface AttachOptions extends ControlOptions {
@@ -127,6 +135,8 @@ export interface WorkerState {
   counters?: Record<string, number>;
   /** Something the user should fix (e.g. super-frames from a sender with TSO on). */
   warning?: string;
+  /** vhost-user attachments: the front-end's state (connected, features, queues, refusals). */
+  vhost?: VhostStatus;
 }
 
 /** What the supervisor reports (`IF.sup.json`). */
@@ -187,6 +197,8 @@ export interface Attachment {
   counters?: Record<string, number>;
   /** Something the user should fix (e.g. super-frames from a sender with TSO on). */
   warning?: string;
+  /** vhost-user attachments: the front-end's state as last reported. */
+  vhost?: VhostStatus;
 }
 
 /** Directory of the attachment files of switch `sw`. */
@@ -271,7 +283,9 @@ export function isForwarderPid(pid: number | undefined, confPath: string): boole
  * Split `valeX:IF` (or `valeX:tap:NAME`, `valeX:xdp:IF`, `valeX:packet:IF`,
  * `valeX:netmap:IF`) into switch, port and method (lib/names.ts parses it).
  */
-export function parseAttachName(name: string): { sw: string; port: string; method?: AttachMethod } {
+export function parseAttachName(
+  name: string,
+): { sw: string; port: string; method?: AttachMethod; iface?: string } {
   let a;
   try {
     a = parseName(name);
@@ -283,6 +297,15 @@ export function parseAttachName(name: string): { sw: string; port: string; metho
     );
   }
   const k = a.kernel;
+  if (k?.kind === "vhost") {
+    // the "interface" is the socket path
+    return {
+      sw: a.switchName,
+      port: a.port,
+      method: k.vhost?.client ? "vhost-client" : "vhost",
+      iface: k.port,
+    };
+  }
   const method: AttachMethod | undefined = !k ? undefined : k.kind === "tap" ? "tap" : k.method;
   return { sw: a.switchName, port: a.port, method };
 }
@@ -308,6 +331,7 @@ function capEff(): bigint {
 /** Capabilities an attachment with `method` needs that this process lacks. */
 export function missingPrivileges(method: AttachMethod, netns?: string): string[] {
   const have = capEff();
+  if (isVhost(method)) return []; // a Unix socket: the file permissions decide
   const need: [string, bigint][] = [["CAP_NET_ADMIN", 12n]];
   if (method !== "tap") need.push(["CAP_NET_RAW", 13n]);
   if (netns) need.push(["CAP_SYS_ADMIN", 21n]);
@@ -377,6 +401,7 @@ export function attachmentStatus(
     log: f.log,
     counters: st?.counters,
     warning: st?.warning,
+    vhost: st?.vhost,
   };
 }
 
@@ -523,7 +548,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     version: 1,
     switch: sw,
     port,
-    iface: port,
+    iface: parsed.iface ?? port,
     netns: opts.netns,
     method,
     host: undefined,
@@ -535,6 +560,12 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     created: new Date().toISOString(),
   };
 
+  if (isVhost(conf.method) && (opts.host || opts.netns)) {
+    throw new ValeError(
+      Errno.EINVAL,
+      `${sw}:${port}: a vhost-user port has no host stack or namespace`,
+    );
+  }
   const miss = missingPrivileges(conf.method, conf.netns);
   if (miss.length) {
     throw new ValeError(
@@ -557,7 +588,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
       }
     }
     // the interface must exist (a TAP is created)
-    if (method !== "tap") {
+    if (method !== "tap" && !isVhost(method)) {
       try {
         KernelIo.link(port, opts.netns);
       } catch (e) {

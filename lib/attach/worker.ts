@@ -14,12 +14,14 @@ import {
   attachFiles,
   cleanupLeftovers,
   DEFAULT_VNET_HDR,
+  isVhost,
   readJson,
   type WorkerState,
   writeJson,
 } from "./attach.ts";
 import { logger, onStopSignal, sleep, type Wake } from "./log.ts";
 import { closeSide, linkExists, openSide, reopenSide, type Side } from "./side.ts";
+import { setPortInfo } from "../switch/control.ts";
 
 /** Exit status: detached (SIGTERM). */
 export const EXIT_DETACHED = 0;
@@ -106,6 +108,7 @@ function startRun(confPath: string): Run | null {
 function interfaceOptions(conf: AttachConfig): KernelIoOptions {
   const vnetHdr = vnetOf(conf);
   if (conf.method === "tap") return { kind: "tap", up: conf.up, tapPersist: true, vnetHdr };
+  if (isVhost(conf.method)) return { kind: conf.method };
   // AF_XDP carries no header: forced, it runs without (MTU-sized frames)
   return {
     kind: conf.method,
@@ -121,6 +124,35 @@ function vnetOf(conf: AttachConfig): 10 | 12 | undefined {
   return v === 10 || v === 12 ? v : undefined;
 }
 
+/** The switch port's info text (`vale-ctl -l -v`): the interface and backend, or a vhost-user front-end's state. */
+function portInfoText(conf: AttachConfig, io: KernelIo): string {
+  const i = io.info();
+  return isVhost(conf.method) ? i.mode : `${conf.iface} ${i.kind} (${i.mode})`;
+}
+
+/** vhost-user: the front-end's state into the report and the port's info text. True if it changed. */
+function followVhost(run: Run): boolean {
+  const { conf, st } = run;
+  if (!isVhost(conf.method) || run.stopping) return false;
+  const s = run.sides[0];
+  try {
+    const v = s.io.vhostStatus();
+    const mode = s.io.info().mode;
+    // new refusals or (dis)connections are reported at once, not with the 5 s report
+    const moved = JSON.stringify(v.counters) !== JSON.stringify(st.vhost?.counters);
+    st.vhost = v;
+    if (mode === st.mode) return moved;
+    st.mode = mode;
+    setPortInfo(`${conf.switch}:${s.portName}`, Deno.pid, mode.slice(0, 63), {
+      runDir: conf.runDir,
+    });
+    run.log(`${conf.iface}: ${mode}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The interface's side: opened, and what it runs on recorded in the report. */
 function openInterface(run: Run): void {
   const { conf, st } = run;
@@ -132,10 +164,7 @@ function openInterface(run: Run): void {
     conf.netns,
     interfaceOptions(conf),
     conf.port,
-    (io) => {
-      const i = io.info();
-      return `${conf.iface} ${i.kind} (${i.mode})`;
-    },
+    (io) => portInfoText(conf, io),
   ));
   const i = run.sides[0].io.info();
   st.kind = i.kind;
@@ -255,7 +284,7 @@ function followForwarders(run: Run): boolean {
 
 /** MTU raised or lowered: the kernel rings were sized at open, so reopen. True if reopened. */
 function reopenOnMtuChange(run: Run, t: number): boolean {
-  if (run.stopping || t - run.lastMtu < 2000) return false;
+  if (run.stopping || t - run.lastMtu < 2000 || isVhost(run.conf.method)) return false;
   run.lastMtu = t;
   const s = run.sides[0];
   try {
@@ -273,7 +302,7 @@ function reopenOnMtuChange(run: Run, t: number): boolean {
 
 /** Super-frames cut by the kernel ring: the sender segments too late (TSO/GSO). True if new. */
 function warnOfTruncation(run: Run, t: number): boolean {
-  if (run.stopping || t - run.lastTrunc < 2000) return false;
+  if (run.stopping || t - run.lastTrunc < 2000 || isVhost(run.conf.method)) return false;
   run.lastTrunc = t;
   try {
     const cut = Number(run.sides[0].io.stats().rxTruncated);
@@ -340,6 +369,7 @@ export async function worker(confPath: string): Promise<number> {
     const t = Date.now();
     changed = reopenOnMtuChange(run, t) || changed;
     changed = warnOfTruncation(run, t) || changed;
+    changed = followVhost(run) || changed;
     if (changed || t - run.lastReport >= 5000) {
       run.lastReport = t;
       run.st.counters = counters(run.sides);

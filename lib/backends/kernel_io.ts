@@ -50,6 +50,47 @@ export const POLL_IN = 1;
 /** Poll events. */
 export const POLL_OUT = 4;
 
+/** One virtqueue of a vhost-user handle ({@link KernelIo.vhostStatus}). */
+export interface VhostQueue {
+  /** 0: the guest's RX, 1: its TX. */
+  index: number;
+  /** Ring size (0: not set yet). */
+  size: number;
+  /** Started, enabled, mapped and not stopped for a bad index. */
+  ready: boolean;
+  enabled: boolean;
+  started: boolean;
+  /** Stopped: the front-end's avail index was out of range. */
+  broken: boolean;
+  last_avail: number;
+  last_used: number;
+}
+
+/** State of a vhost-user handle (c-src/vhost/proto.c, vh_dev_json). */
+export interface VhostStatus {
+  /** The socket. */
+  path: string;
+  /** `server`: we listen; `client`: we connect (and reconnect). */
+  role: "server" | "client";
+  /** A front-end is connected. */
+  connected: boolean;
+  /** Both queues are running: frames flow. */
+  ready: boolean;
+  /** Virtio features negotiated (hex). */
+  features: string;
+  /** vhost-user protocol features negotiated (hex). */
+  protocol_features: string;
+  version_1: boolean;
+  mrg_rxbuf: boolean;
+  event_idx: boolean;
+  indirect_desc: boolean;
+  queues: VhostQueue[];
+  /** What the front-ends did: connections, messages, refusals. */
+  counters: Record<string, number>;
+  /** The last refusal, for people. */
+  last_error: string;
+}
+
 /** Counters of a handle (struct vale_io_stats). */
 export type KernelIoStats = IoStats;
 /** What a handle is (struct vale_io_info). */
@@ -396,6 +437,21 @@ export class KernelIo {
     const b = new Uint8Array(IO_INFO.size);
     check(sym().vale_io_info(this.#handle(), b));
     return decodeIoInfo(b);
+  }
+
+  /**
+   * A vhost-user handle's state (kinds `vhost`, `vhost-client`): front-end
+   * connected, features negotiated, queues, counters of refusals. Throws for
+   * other kinds.
+   */
+  vhostStatus(): VhostStatus {
+    let buf = new Uint8Array(4096);
+    let n = check(sym().vale_io_vhost_json(this.#handle(), buf, buf.length));
+    if (n >= buf.length) {
+      buf = new Uint8Array(n + 1);
+      n = check(sym().vale_io_vhost_json(this.#handle(), buf, buf.length));
+    }
+    return JSON.parse(new TextDecoder().decode(buf.subarray(0, n))) as VhostStatus;
   }
 
   /** True when sent frames wait for the kernel (call {@linkcode flush} soon). */

@@ -34,7 +34,12 @@ import {
   type ForwarderState,
   type ForwarderStats,
 } from "./forwarder.ts";
-import { KernelIo, type KernelIoOptions, type KernelIoStats } from "./kernel_io.ts";
+import {
+  KernelIo,
+  type KernelIoOptions,
+  type KernelIoStats,
+  type VhostStatus,
+} from "./kernel_io.ts";
 
 const napCell = new Int32Array(new SharedArrayBuffer(4));
 
@@ -171,6 +176,11 @@ export class KernelPort extends Port {
   /** The forwarder's counters and state (down, gone...). */
   forwarderStats(): ForwarderStats {
     return this.#fwd.stats();
+  }
+
+  /** A vhost-user port's front-end: connected, features, queues, refusals (throws for others). */
+  vhostStatus(): VhostStatus {
+    return this.#io.vhostStatus();
   }
 
   /** The kernel handle's counters (drops by reason). */
