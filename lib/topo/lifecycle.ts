@@ -252,15 +252,14 @@ async function create(
     const lines: string[] = [];
     for (const i of h.ifs) {
       for (const a of i.ip) lines.push(`addr add ${a} dev ${i.ifname}`);
-      for (const a of i.ip6) lines.push(`-6 addr add ${a} dev ${i.ifname} nodad`);
+      for (const a of i.ip6) lines.push(`addr add ${a} dev ${i.ifname} nodad`); // the family follows the address
       lines.push(`link set ${i.ifname} up`);
     }
     await ipBatch(h.netns, lines);
     const routes = h.routes.map((r) => {
       const v6 = r.to.includes(":") || (r.via ?? "").includes(":");
-      return `${v6 ? "-6 " : ""}route add ${r.to}${r.via ? ` via ${r.via}` : ""}${
-        r.dev ? ` dev ${r.dev}` : ""
-      }`;
+      const to = r.to === "default" && v6 ? "::/0" : r.to; // -6 is not accepted in a batch
+      return `route add ${to}${r.via ? ` via ${r.via}` : ""}${r.dev ? ` dev ${r.dev}` : ""}`;
     });
     await ipBatch(h.netns, routes);
     if (plan.staticArp) {
