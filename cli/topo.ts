@@ -54,7 +54,8 @@ Options:
   -h, --help        this text
 
 Exit status: 0 done; 1 failed (the message says why; a failed up leaves nothing
-behind); 2 bad usage or an invalid topology file (the message names the field).
+behind); 2 bad usage or an invalid topology file (the message names the field);
+130 up interrupted by Ctrl-C (what it had made is torn down).
 Environment: VALE_RUN_DIR, where switches and topology state live (default /dev/shm/vale).
 `;
 
@@ -162,26 +163,32 @@ async function up(
   foreground: boolean,
   log: (m: string) => void,
 ): Promise<number> {
-  // a Ctrl-C during bring-up tears down what was made
-  let interrupted = false;
+  // a Ctrl-C during bring-up stops it at the next step; it tears down what it made
+  const ac = new AbortController();
   const onSig = () => {
-    interrupted = true;
-    log("interrupted; tearing down when the current step ends");
+    log("interrupted; tearing down what was made");
+    ac.abort(new Error(`bringing ${spec.name} up was interrupted (torn down)`));
   };
   for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, onSig);
   let st;
   try {
-    st = await bringUp(spec, { detached: !foreground, log });
+    st = await bringUp(spec, { detached: !foreground, log, signal: ac.signal });
+  } catch (e) {
+    if (ac.signal.aborted) {
+      err(`vale topo: ${(e as Error).message}\n`);
+      return 130;
+    }
+    throw e;
   } finally {
     for (const s of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(s, onSig);
   }
   const plan = planTopology(spec);
   const what = `${plan.hosts.length} hosts, ${plan.switches.length} switches, ` +
     `${plan.ifs.length + plan.bridges.length} links`;
-  if (interrupted) {
+  if (ac.signal.aborted) { // after the last step: finished, but not wanted any more
     await tearDown(st);
     log(`topology ${spec.name} torn down`);
-    return 1;
+    return 130;
   }
   if (!foreground) {
     out(

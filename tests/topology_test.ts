@@ -112,6 +112,16 @@ function procsWith(s: string): string[] {
   return out;
 }
 
+/** Is `pid` a live (not zombie) process? */
+function alive(pid: number): boolean {
+  try {
+    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return st.slice(st.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** Everything topology `name` could have left: nothing may be there. */
 async function assertClean(name: string, runDir: string): Promise<void> {
   const ns = (await sh("ip", ["netns", "list"])).out.split("\n").filter((l) =>
@@ -275,10 +285,11 @@ ktest(
   async () => {
     const rd = await freshRunDir();
     const name = `a${TAG}`;
+    let sleeper: Deno.ChildProcess | undefined;
     {
       await using net = await Topology.from(spec(name)).up({ runDir: rd });
       // a long-running program in a host goes with the topology
-      net.host("h1").spawn(["sleep", "600"], { stdout: "null", stderr: "null" });
+      sleeper = net.host("h1").spawn(["sleep", "600"], { stdout: "null", stderr: "null" });
 
       const all = await net.pingAll();
       assert.equal(all.received, 12, all.text);
@@ -334,53 +345,84 @@ ktest(
       assert.ok(st.bridges[0].running);
     }
     await assertClean(name, rd);
+    assert.equal((await sleeper!.status).signal, "SIGTERM"); // stopped by the teardown
   },
 );
 
-ktest("an exception inside `await using` tears the topology down", async () => {
-  const rd = await freshRunDir();
-  const name = `b${TAG}`;
-  await assert.rejects(async () => {
-    await using net = await Topology.from(spec(name)).up({ runDir: rd });
-    assert.equal((await net.ping("h2", "h4")).received, 1);
-    throw new Error("boom");
-  }, /boom/);
-  await assertClean(name, rd);
-});
+ktest(
+  "an exception inside `await using`, or an aborted bring-up, tears the topology down",
+  async () => {
+    const rd = await freshRunDir();
+    const name = `b${TAG}`;
+    await assert.rejects(async () => {
+      await using net = await Topology.from(spec(name)).up({ runDir: rd });
+      assert.equal((await net.ping("h2", "h4")).received, 1);
+      throw new Error("boom");
+    }, /boom/);
+    await assertClean(name, rd);
+    // a bring-up aborted half-way (its signal, as Ctrl-C does) tears down what it made
+    const ac = new AbortController();
+    await assert.rejects(
+      Topology.from(spec(name)).up({
+        runDir: rd,
+        signal: ac.signal,
+        log: (m) => m.startsWith("links:") && ac.abort(new Error("stop here")),
+      }),
+      /stop here/,
+    );
+    await assertClean(name, rd);
+  },
+);
 
-ktest("SIGINT to a script running a topology: torn down, exit status 130", async () => {
-  const rd = await freshRunDir();
-  const name = `c${TAG}`;
-  const script = `${rd}/run.ts`;
-  await Deno.writeTextFile(
-    script,
-    `import { Topology } from "${ROOT}lib/mod.ts";
-const net = await Topology.from(JSON.parse(Deno.args[0])).up({ runDir: Deno.args[1] });
-net.host("h3").spawn(["sleep", "600"], { stdout: "null", stderr: "null" });
-console.log("up");
-setInterval(() => {}, 1000);`,
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--no-lock",
-      "--config",
-      `${ROOT}deno.json`,
+ktest(
+  "SIGINT to a script running a topology: torn down, status 130; vale topo down asks a live owner",
+  async () => {
+    const rd = await freshRunDir();
+    const name = `c${TAG}`;
+    const script = `${rd}/run.ts`;
+    await Deno.writeTextFile(
       script,
-      JSON.stringify(spec(name)),
-      rd,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  await waitLine(child, "up");
-  assert.equal((await sh("ip", ["netns", "list"])).out.includes(`vale-${name}-h3`), true);
-  child.kill("SIGINT");
-  const st = await child.status;
-  assert.equal(st.code, 130, await new Response(child.stderr).text());
-  await assertClean(name, rd);
-});
+      `import { Topology } from "${ROOT}lib/mod.ts";
+const net = await Topology.from(JSON.parse(Deno.args[0])).up({ runDir: Deno.args[1] });
+const p = net.host("h3").spawn(["sleep", "600"], { stdout: "null", stderr: "null" });
+console.log("up", p.pid);
+setInterval(() => {}, 1000);`,
+    );
+    const start = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--no-lock",
+          "--config",
+          `${ROOT}deno.json`,
+          script,
+          JSON.stringify(spec(name)),
+          rd,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    const child = start();
+    const sleeper = Number(/up (\d+)/.exec(await waitLine(child, "up"))?.[1]);
+    assert.equal((await sh("ip", ["netns", "list"])).out.includes(`vale-${name}-h3`), true);
+    child.kill("SIGINT");
+    const st = await child.status;
+    assert.equal(st.code, 130, await new Response(child.stderr).text());
+    await assertClean(name, rd);
+    assert.ok(!alive(sleeper), `the program spawned in h3 (pid ${sleeper}) is still running`);
+
+    // `vale topo down` of a topology a live script keeps up: it asks the script (SIGTERM)
+    const again = start();
+    await waitLine(again, "up");
+    const down = await vale(rd, "topo", "down", name);
+    assert.equal(down.code, 0, down.err);
+    assert.match(down.err, new RegExp(`asking process ${again.pid}, which keeps ${name} up`));
+    assert.equal((await again.status).code, 143);
+    again.stderr.cancel();
+    await assertClean(name, rd);
+  },
+);
 
 ktest("from a JSON file with vale topo: up (detached), status, pingAll, down", async () => {
   const rd = await freshRunDir();

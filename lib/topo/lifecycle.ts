@@ -27,7 +27,13 @@ import {
 import { Errno, ValeError } from "../errors.ts";
 import { runDir as defaultRunDir } from "../rundir.ts";
 import { configLookup, reap, removeSwitch, setLookup, switchInfo } from "../switch/control.ts";
-import { type Plan, planTopology, sameSubnet4, type TopologySpec } from "./spec.ts";
+import {
+  type Plan,
+  type PlannedInterface,
+  planTopology,
+  sameSubnet4,
+  type TopologySpec,
+} from "./spec.ts";
 import { createState, readState, removeState, type TopologyState, writeState } from "./state.ts";
 import {
   denoScript,
@@ -56,6 +62,8 @@ export interface UpOptions {
   log?: (msg: string) => void;
   /** Longest wait for one forwarder or bridge to be ready (default 20 s). */
   timeoutMs?: number;
+  /** Abort the bring-up (between steps): what was made is torn down and `up` throws. */
+  signal?: AbortSignal;
 }
 
 /** Is the topology's owner alive? */
@@ -126,7 +134,7 @@ export async function bringUp(spec: TopologySpec, o: UpOptions = {}): Promise<To
     );
   }
   try {
-    await create(st, plan, rd, log, o.timeoutMs ?? 20000);
+    await create(st, plan, rd, log, o.timeoutMs ?? 20000, o.signal);
     st.complete = true;
     if (o.detached) st.owner = null;
     writeState(st);
@@ -173,17 +181,80 @@ async function checkFree(plan: Plan, rd: string): Promise<void> {
   }
 }
 
+/** What creating one thing needs: the state to record it in, the run dir, the wait limit. */
+interface Ctx {
+  st: TopologyState;
+  rd: string;
+  timeoutMs: number;
+  /** Record, then persist (before the thing is made). */
+  rec: (f: () => void) => void;
+}
+
+/**
+ * How each kind of host link is made. Teardown needs no entry: it removes
+ * what the state records (attachments, root-namespace links, processes).
+ * A VM link (a QEMU guest on a vhost-user port of the switch) would be one
+ * more entry: attach `valeX:vhost:SOCKET`, start QEMU detached, record its
+ * process in `st.procs`.
+ */
+const LINK_KINDS: Record<
+  PlannedInterface["kind"],
+  (c: Ctx, i: PlannedInterface, ns: string) => Promise<void>
+> = {
+  // a veth pair: the host's end inside, the root end attached by a forwarder
+  async veth(c, i, ns) {
+    const mtu = i.mtu ? ["mtu", String(i.mtu)] : [];
+    c.rec(() => c.st.links.push(i.port));
+    await ip(
+      "link",
+      "add",
+      i.port,
+      ...mtu,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      i.ifname,
+      ...mtu,
+      "netns",
+      ns,
+    );
+    // the root end carries nothing of its own (no IPv6 link-local chatter)
+    try {
+      Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${i.port}/disable_ipv6`, "1");
+    } catch { /* no IPv6 */ }
+    await ipBatch(ns, [`link set ${i.ifname} address ${i.mac}`]);
+    await ip("link", "set", i.port, "up");
+    c.rec(() => c.st.attachments.push(`${i.sw}:${i.port}`));
+    await attachInterface(`${i.sw}:${i.port}`, { runDir: c.rd, timeoutMs: c.timeoutMs });
+  },
+  // a TAP created inside the host by the forwarder, which serves its fd side
+  async tap(c, i, ns) {
+    c.rec(() => c.st.attachments.push(`${i.sw}:${i.port}`));
+    await attachInterface(`${i.sw}:tap:${i.port}`, {
+      runDir: c.rd,
+      netns: ns,
+      timeoutMs: c.timeoutMs,
+    });
+    await ipBatch(ns, [`link set ${i.port} address ${i.mac}${i.mtu ? ` mtu ${i.mtu}` : ""}`]);
+  },
+};
+
 async function create(
   st: TopologyState,
   plan: Plan,
   rd: string,
   log: (m: string) => void,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   const rec = (f: () => void) => {
     f();
     writeState(st);
   };
+  const c: Ctx = { st, rd, timeoutMs, rec };
+  // between steps: an interrupted bring-up stops there (and is torn down)
+  const step = () => signal?.throwIfAborted();
   // hosts
   await Promise.all(plan.hosts.map(async (h) => {
     rec(() => st.netns.push(h.netns));
@@ -198,41 +269,11 @@ async function create(
   }));
   log(`namespaces: ${plan.hosts.map((h) => h.netns).join(" ")}`);
   for (const s of plan.switches) rec(() => st.switches.push(s.sw));
+  step();
 
-  // host links: veths (their root ends attached) and TAPs
-  await Promise.all(plan.ifs.map(async (i) => {
-    const ns = `vale-${plan.name}-${i.host}`;
-    const mtu = i.mtu ? ["mtu", String(i.mtu)] : [];
-    if (i.kind === "veth") {
-      rec(() => st.links.push(i.port));
-      await ip(
-        "link",
-        "add",
-        i.port,
-        ...mtu,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        i.ifname,
-        ...mtu,
-        "netns",
-        ns,
-      );
-      // the root end carries nothing of its own (no IPv6 link-local chatter)
-      try {
-        Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${i.port}/disable_ipv6`, "1");
-      } catch { /* no IPv6 */ }
-      await ipBatch(ns, [`link set ${i.ifname} address ${i.mac}`]);
-      await ip("link", "set", i.port, "up");
-      rec(() => st.attachments.push(`${i.sw}:${i.port}`));
-      await attachInterface(`${i.sw}:${i.port}`, { runDir: rd, timeoutMs });
-    } else {
-      rec(() => st.attachments.push(`${i.sw}:${i.port}`));
-      await attachInterface(`${i.sw}:tap:${i.port}`, { runDir: rd, netns: ns, timeoutMs });
-      await ipBatch(ns, [`link set ${i.port} address ${i.mac} ${mtu.join(" ")}`]);
-    }
-  }));
+  // host links
+  await Promise.all(plan.ifs.map((i) => LINK_KINDS[i.kind](c, i, `vale-${plan.name}-${i.host}`)));
+  step();
   if (plan.ifs.length) {
     log(`links: ${plan.ifs.map((i) => `${i.host}:${i.ifname}-${i.switch}`).join(" ")}`);
   }
@@ -240,12 +281,15 @@ async function create(
   // bridges between switches
   await Promise.all(plan.bridges.map((b) => startBridge(st, b.portA, b.portB, rd, timeoutMs, rec)));
   if (plan.bridges.length) log(`bridges: ${plan.bridges.map((b) => `${b.a}-${b.b}`).join(" ")}`);
+  step();
 
   // lookup modules, once the switches exist
   for (const s of plan.switches) {
     if (s.lookup) setLookup(s.sw, s.lookup, { runDir: rd });
     for (const req of s.lookupConfig) configLookup(s.sw, req, { runDir: rd });
   }
+
+  step();
 
   // addresses, links up, routes, neighbours
   await Promise.all(plan.hosts.map(async (h) => {

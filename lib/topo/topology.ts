@@ -17,7 +17,9 @@
  * @module
  */
 import { Errno, ValeError } from "../errors.ts";
-import { bringUp, tearDownByName, type UpOptions } from "./lifecycle.ts";
+import { bringUp, tearDown, tearDownByName, type UpOptions } from "./lifecycle.ts";
+import { guard, release } from "./signals.ts";
+import type { TopologyState } from "./state.ts";
 import { Network } from "./network.ts";
 import {
   type HostLinkSpec,
@@ -121,8 +123,30 @@ export class Topology {
    */
   async up(o: TopologyUpOptions = {}): Promise<Network> {
     const spec = validateTopology(this.spec);
-    const st = await bringUp(spec, o);
-    return new Network(st, !o.detached, o.handleSignals !== false);
+    const handle = !o.detached && o.handleSignals !== false;
+    // Ctrl-C during the bring-up: stop it at the next step (it tears down
+    // what it made), or tear down what it finished
+    const ac = new AbortController();
+    let pending: Promise<TopologyState> | undefined;
+    const early = {
+      down: async () => {
+        ac.abort(new Error(`bringing ${spec.name} up was interrupted`));
+        try {
+          await tearDown(await pending!);
+        } catch { /* it tore down itself */ }
+      },
+    };
+    if (handle) guard(early);
+    try {
+      pending = bringUp(spec, {
+        ...o,
+        signal: o.signal ? AbortSignal.any([o.signal, ac.signal]) : ac.signal,
+      });
+      const st = await pending;
+      return new Network(st, !o.detached, handle);
+    } finally {
+      if (handle) release(early);
+    }
   }
 
   /** Tear down this topology by its state file (what a killed process left); false if none. */
