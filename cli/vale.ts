@@ -41,6 +41,10 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./replay.ts"),
     summary: "send a pcap/pcapng file into a port, timed (netmap's nmreplay)",
   },
+  topo: {
+    module: () => import("./topo.ts"),
+    summary: "test topologies from a JSON file: up, down, status (docs/topology.md)",
+  },
   list: {
     module: () => import("./vale-ctl.ts"),
     summary: "list switches and ports (vale-ctl -l)",

@@ -62,3 +62,28 @@ export {
   TopSampler,
   type TopSnapshot,
 } from "./tools/top.ts";
+export { Topology, type TopologyUpOptions } from "./topo/topology.ts";
+export {
+  type CounterSnapshot,
+  Network,
+  openTopology,
+  type PingAllResult,
+  type PingResult,
+  type PktGenResult,
+  type TcpResult,
+  type TopologyStatus,
+} from "./topo/network.ts";
+export { Host, type HostInterface, type SpawnOptions } from "./topo/host.ts";
+export {
+  type HostLinkSpec,
+  type HostSpec,
+  type LinkSpec,
+  type RouteSpec,
+  type SwitchLinkSpec,
+  type SwitchSpec,
+  TopologyError,
+  type TopologySpec,
+  validateTopology,
+} from "./topo/spec.ts";
+export type { RunOptions, RunResult } from "./topo/sys.ts";
+export type { UpOptions } from "./topo/lifecycle.ts";
