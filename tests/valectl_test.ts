@@ -250,7 +250,7 @@ Deno.test("vale-ctl listings: owners, counters, drops, MAC table, JSON, info, re
   assert.ok(!Deno.readDirSync(run.dir).some((e) => e.name === "vale9"), "and gone again");
   assert.equal(
     (await ctl(run.dir, "-l", "vale0:zz")).stderr,
-    "failed to list vale0:zz: No such device or address\n",
+    "failed to list vale0:zz: No such file or directory\n",
   );
 
   // removing a switch: refused while a port is open, then everything goes
@@ -348,7 +348,7 @@ Deno.test("vale-ctl: 2012 names (vale-a:1, vale-foo) and the old holding switch"
     assert.match((await ctl(run.dir, "-g", "vale-foo")).stdout, /^memsize: {4}\d+\n/);
     assert.equal(
       (await ctl(run.dir, "-l", "vale-bar")).stderr,
-      "failed to list vale-bar: No such device or address\n",
+      "failed to list vale-bar: No such file or directory\n",
     );
     const bad = await ctl(run.dir, "-l", "foo");
     assert.equal(bad.code, 1);
