@@ -224,7 +224,7 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
     (verbose ? portLine(sw, b, p, true) : netmapLine(sw, b, p)) + "\n";
   if (name === undefined) {
     const all = sws.map((sw, b) => ({ sw, b, info: tryInfo(sw) }));
-    const persistent = listPersistent();
+    const persistent = json || verbose ? listPersistent() : []; // (it reads every switch)
     if (json) {
       out(
         JSON.stringify({
