@@ -260,7 +260,7 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
     (verbose ? portLine(sw, b, p, true) : netmapLine(sw, b, p)) + "\n";
   if (name === undefined) {
     const all = sws.map((sw, b) => ({ sw, b, info: tryInfo(sw) }));
-    const persistent = listPersistent();
+    const persistent = json || verbose ? listPersistent() : []; // (it reads every switch)
     if (json) {
       out(
         JSON.stringify({
@@ -293,7 +293,7 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
     const b = sws.indexOf(name);
     const info = b >= 0 ? tryInfo(name) : null;
     if (!info && damaged.has(name)) throw new ValeError(Errno.EPROTO, damaged.get(name)!);
-    if (!info) throw new ValeError(Errno.ENXIO, `no switch ${name}`);
+    if (!info) throw new ValeError(Errno.ENOENT, `no switch ${name}`);
     if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
     else for (const p of info.ports) out(line(name, b, p));
     return;
@@ -301,7 +301,9 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
   const [sw, key] = switchPort(name);
   const b = sws.indexOf(sw);
   const p = b >= 0 ? tryInfo(sw)?.ports.find((q) => q.name === key) : undefined;
-  if (!p) throw new ValeError(Errno.ENXIO, `no port ${sw}:${key}`);
+  // netmap: ENOENT for a switch that does not exist (and port_idx 255 with status 0 for a
+  // port that does not exist on one that does; vale says ENOENT for both)
+  if (!p) throw new ValeError(Errno.ENOENT, `no port ${sw}:${key}`);
   if (json) out(JSON.stringify({ switch: sw, bridge: b, ...p }) + "\n");
   else if (verbose) out(portLine(sw, b, p, true) + "\n");
   else out(`bridge_idx: ${b}\nport_idx:   ${p.index}\n`);

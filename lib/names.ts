@@ -294,6 +294,8 @@ interface NetmapLikeType {
 
 class Parser {
   readonly s: string;
+  /** The name is the 2012 form without ':' (a port of switch 'vale'). */
+  noColon = false;
 
   constructor(s: string) {
     this.s = s;
@@ -380,6 +382,7 @@ class Parser {
           i,
         );
       }
+      this.noColon = true;
       return { kind: "vale", prefix: "vale", start: 0 };
     }
     for (let k = 4; k < i; k++) {
@@ -768,8 +771,10 @@ class Parser {
       case "kloop":
         this.fail(`option '${name}' is not supported by vale`, pos);
     }
+    // 'vale@x:1': the user meant switch 'vale@x', but '@' starts the options
+    const hint = this.noColon && delim === ":" ? "; '@' cannot be part of a switch name" : "";
     this.fail(
-      `unknown option '${printable(name)}' (options: '@conf:KEY=N,...', '@share=PORT')`,
+      `unknown option '${printable(name)}' (options: '@conf:KEY=N,...', '@share=PORT'${hint})`,
       pos,
     );
   }

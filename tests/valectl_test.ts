@@ -250,7 +250,7 @@ Deno.test("vale-ctl listings: owners, counters, drops, MAC table, JSON, info, re
   assert.ok(!Deno.readDirSync(run.dir).some((e) => e.name === "vale9"), "and gone again");
   assert.equal(
     (await ctl(run.dir, "-l", "vale0:zz")).stderr,
-    "failed to list vale0:zz: No such device or address\n",
+    "failed to list vale0:zz: No such file or directory\n",
   );
 
   // removing a switch: refused while a port is open, then everything goes
@@ -348,7 +348,7 @@ Deno.test("vale-ctl: 2012 names (vale-a:1, vale-foo) and the old holding switch"
     assert.match((await ctl(run.dir, "-g", "vale-foo")).stdout, /^memsize: {4}\d+\n/);
     assert.equal(
       (await ctl(run.dir, "-l", "vale-bar")).stderr,
-      "failed to list vale-bar: No such device or address\n",
+      "failed to list vale-bar: No such file or directory\n",
     );
     const bad = await ctl(run.dir, "-l", "foo");
     assert.equal(bad.code, 1);
@@ -430,6 +430,21 @@ Deno.test("vale-ctl: lookup modules and batch size from the command line (mSwitc
     const none = await ctl(run.dir, "--lookup", "vale0:/nonexistent/x.so");
     assert.equal(none.code, 1);
     assert.match(none.stderr, /^failed to set the lookup module of vale0:\/nonexistent\/x\.so: /);
+    // a module anyone could replace is refused, with the reason (c-src/core/fsafe.c)
+    Deno.mkdirSync(`${run.dir}/pub`, { mode: 0o777 });
+    Deno.chmodSync(`${run.dir}/pub`, 0o777);
+    Deno.copyFileSync(so, `${run.dir}/pub/l.so`);
+    const open = await ctl(run.dir, "--lookup", `vale0:${run.dir}/pub/l.so`);
+    assert.equal(open.code, 1);
+    assert.equal(
+      open.stderr.split("\n")[0],
+      `failed to set the lookup module of vale0:${run.dir}/pub/l.so: Permission denied`,
+    );
+    assert.match(
+      open.stderr,
+      /is writable by everyone .*a module must be writable only by you or root/,
+    );
+    assert.equal(JSON.parse((await ctl(run.dir, "-l", "vale0", "--json")).stdout).lookup, so);
     assert.equal((await ctl(run.dir, "--lookup", "vale0:learning")).code, 0);
     const usage = await ctl(run.dir, "-v", "--lookup", "nosuch");
     assert.equal(

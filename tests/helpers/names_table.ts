@@ -734,4 +734,22 @@ export const INVALID: Invalid[] = [
     position: 8,
   },
   { input: "vale-foo/q", error: E("vale-foo/q", `unknown flag 'q' (${FLAG_HELP})`), position: 9 },
+  {
+    input: "vale*:1",
+    error: E("vale*:1", `invalid character '*' in switch name 'vale*' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale}:1",
+    error: E("vale}:1", `invalid character '}' in switch name 'vale}' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale@x:1",
+    error: E(
+      "vale@x:1",
+      `unknown option 'x' (${OPTIONS}; '@' cannot be part of a switch name)`,
+    ),
+    position: 5,
+  },
 ];
