@@ -13,6 +13,7 @@
 
 import assert from "node:assert/strict";
 import {
+  openPort,
   openTopology,
   Topology,
   TopologyError,
@@ -370,6 +371,27 @@ ktest(
       }),
       /stop here/,
     );
+    await assertClean(name, rd);
+  },
+);
+
+ktest(
+  "a switch port held by someone else: down fails naming it, keeps the record, retries",
+  async () => {
+    const rd = await freshRunDir();
+    const name = `f${TAG}`;
+    const net = await Topology.from(spec(name)).up({ runDir: rd, handleSignals: false });
+    const intruder = openPort(`${net.switchName("s1")}:x`, { runDir: rd });
+    try {
+      await assert.rejects(
+        net.down(),
+        (e: Error) => /could not remove switch vale\w+_s1: ports still in use/.test(e.message),
+      );
+      assert.match((await vale(rd, "topo", "status")).out, new RegExp(`^${name} `, "m")); // still recorded
+    } finally {
+      intruder.close();
+    }
+    await net.down();
     await assertClean(name, rd);
   },
 );
