@@ -33,6 +33,10 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./capture.ts"),
     summary: "write what reaches a port to a pcap file (tcpdump -r reads it)",
   },
+  top: {
+    module: () => import("./top.ts"),
+    summary: "live view of switches: per port rates, drops, rings (q quits)",
+  },
   topo: {
     module: () => import("./topo.ts"),
     summary: "test topologies from a JSON file: up, down, status (docs/topology.md)",

@@ -51,6 +51,14 @@ export {
   listAttachments,
 } from "./attach/attach.ts";
 export { PktGen, type PktGenConf } from "./tools/pktgen.ts";
+export {
+  type PortRates,
+  type SortKey,
+  sortPorts,
+  type SwitchRates,
+  TopSampler,
+  type TopSnapshot,
+} from "./tools/top.ts";
 export { Topology, type TopologyUpOptions } from "./topo/topology.ts";
 export {
   type CounterSnapshot,

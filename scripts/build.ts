@@ -10,9 +10,13 @@
 // UBSan (-O1, frame pointers kept): for C programs linked against it
 // (tests/sanitize_test.ts), not for Deno, which would need the runtime preloaded.
 //
-// CC and CFLAGS from the environment are honoured, like make.
+// CC and CFLAGS from the environment are honoured, like make. The flags are
+// ffi/native_build.ts's, shared with the build of a package imported from a
+// URL; the build also refreshes that package's manifest (ffi/c_sources.ts).
 
 import { parseArgs } from "node:util";
+import { compileArgs, LINK_LIBS } from "../ffi/native_build.ts";
+import { writeManifest } from "./c_manifest.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const srcDir = `${root}c-src`;
@@ -43,35 +47,13 @@ export async function buildLibrary(
     built = Deno.statSync(out).mtime?.getTime() ?? 0;
   } catch { /* not built yet */ }
   if (!opts.force && built >= newest) return out;
+  if (!opts.sanitize) await writeManifest(); // the sources a URL import builds from
 
   Deno.mkdirSync(dir, { recursive: true });
   const cc = Deno.env.get("CC") ?? "cc";
-  const flags = opts.sanitize
-    ? ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
-    : opts.debug
-    ? ["-O0", "-g", "-fsanitize=address,undefined"]
-    : ["-O3", "-march=native", "-g"];
-  const extra = (Deno.env.get("CFLAGS") ?? "").split(/\s+/).filter(Boolean);
   const tmp = `${out}.tmp.${Deno.pid}`;
-  const args = [
-    "-std=gnu11",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-    "-fPIC",
-    "-shared",
-    "-fvisibility=hidden",
-    "-D_GNU_SOURCE",
-    `-I${srcDir}/include`, // public headers: vale.h, vale_app.h, io.h
-    `-I${srcDir}/core`, // the switch's private header internal.h
-    ...flags,
-    ...extra,
-    "-o",
-    tmp,
-    ...sources,
-    "-lpthread",
-    "-ldl",
-  ];
+  const mode = opts.sanitize ? "sanitize" : opts.debug ? "debug" : "release";
+  const args = [...compileArgs(srcDir, mode), "-o", tmp, ...sources, ...LINK_LIBS];
   if (!opts.quiet) {
     console.error(`build: ${cc} … -o ${out.slice(root.length)} (${sources.length} files)`);
   }

@@ -37,6 +37,26 @@ static void put_str(struct out *o, const char *s, size_t max)
 	put(o, "\"");
 }
 
+/* Frames delivered to a port's RX rings and not yet read (`vale top`'s ring
+ * occupancy), and how many the rings can hold. Read from the port's region
+ * as the flush maps it; indices out of range (a damaged or hostile ring)
+ * count as empty. */
+static void ring_occupancy(struct vale_sw *sw, uint32_t idx, uint32_t *queued, uint32_t *room)
+{
+	uint32_t end;
+	struct vale_map *m = vale_map_get(sw, idx, &end);
+	if (!m)
+		return;
+	uint32_t n = m->rx_slots;
+	for (uint32_t r = 0; r < m->nrx && r < VALE_MAX_RINGS; r++) {
+		struct vale_kring *k = vale_kring(m, end, true, r);
+		uint32_t tail = LOAD_ACQ(&k->hwtail), cur = LOAD_ACQ(&k->hwcur);
+		*room += n - 1;
+		if (tail < n && cur < n)
+			*queued += tail >= cur ? tail - cur : tail + n - cur;
+	}
+}
+
 static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest", "lookup"};
 
 VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf, uint32_t buflen)
@@ -92,6 +112,9 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		    "\"memsize\":%llu,\"mem_id\":%u,\"end\":%u,",
 		    e->ntx, e->nrx, e->tx_slots, e->rx_slots, e->nbufs,
 		    (unsigned long long)e->region_size, e->region_idx, e->end);
+		uint32_t queued = 0, room = 0;
+		ring_occupancy(sw, i, &queued, &room);
+		put(&o, "\"rx_queued\":%u,\"rx_room\":%u,", queued, room);
 		const struct vale_counters *c = &e->c;
 		put(&o,
 		    "\"counters\":{\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"

@@ -50,6 +50,10 @@ export interface PortInfo {
   mem_id: number;
   /** Region end (pipes: 0 master, 1 slave). */
   end: number;
+  /** Frames delivered to its RX rings and not yet read by its owner. */
+  rx_queued: number;
+  /** Frames its RX rings can hold (slots - 1 per ring). */
+  rx_room: number;
   /** Traffic counters. */
   counters: PortCounters;
 }
