@@ -491,12 +491,18 @@ ktest("from a JSON file with vale topo: up (detached), status, pingAll, down", a
 });
 
 ktest(
-  "vale topo up -f: Ctrl-C tears down (status 0); SIGKILL leaves it to the next up, which removes it",
+  "vale topo up -f: Ctrl-C tears down (status 0); SIGKILL leaves it to the next up, which removes it; IPv6, routes, MTU",
   async () => {
     const rd = await freshRunDir();
     const name = `e${TAG}`;
     const file = `${rd}/topo.json`;
-    await Deno.writeTextFile(file, JSON.stringify(spec(name)));
+    // the same topology with IPv6, a route and a jumbo MTU on some hosts
+    const s = spec(name);
+    s.hosts.h1.ip6 = "fd77::1/64";
+    s.hosts.h4.ip6 = "fd77::4/64";
+    s.hosts.h3.routes = [{ to: "10.9.0.0/16", via: "10.77.0.254" }];
+    s.links[1] = { host: "h2", switch: "s1", kind: "tap", mtu: 9000 };
+    await Deno.writeTextFile(file, JSON.stringify(s));
     const fg = () =>
       new Deno.Command(VALE, {
         args: ["topo", "up", "-f", file],
@@ -537,6 +543,17 @@ ktest(
     {
       await using net = openTopology(name, { runDir: rd });
       assert.equal((await net.pingAll()).received, 12);
+      assert.equal((await net.ping("h1", "h4", { family: 6, count: 2 })).received, 2);
+      const h3 = net.host("h3"), h2 = net.host("h2");
+      assert.match(
+        (await h3.run(["ip", "route"])).stdout,
+        /10\.9\.0\.0\/16 via 10\.77\.0\.254 dev eth0/,
+      );
+      assert.match(
+        (await h2.run(["ip", "link", "show", h2.interfaces[0].name])).stdout,
+        /mtu 9000/,
+      );
+      assert.match((await h2.sh("ip -6 addr | wc -l")).stdout.trim(), /^0$/); // no IPv6 where none is asked for
     }
     // SIGKILL again, and this time `down` cleans up
     const down = await vale(rd, "topo", "down", name);
