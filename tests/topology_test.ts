@@ -562,6 +562,25 @@ ktest(
   },
 );
 
+ktest("a state directory that is a symlink is refused before anything is made", async () => {
+  const rd = await freshRunDir();
+  const name = `g${TAG}`;
+  const elsewhere = await Deno.makeTempDir();
+  try {
+    await Deno.symlink(elsewhere, `${rd}/.topo`);
+    const file = `${rd}/topo.json`;
+    await Deno.writeTextFile(file, JSON.stringify(spec(name)));
+    const up = await vale(rd, "topo", "up", file);
+    assert.equal(up.code, 1);
+    assert.match(up.err, /\.topo is a symbolic link.*does not follow symlinks/);
+    assert.deepEqual([...Deno.readDirSync(elsewhere)], []);
+    await Deno.remove(`${rd}/.topo`);
+    await assertClean(name, rd);
+  } finally {
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "topology: (cleanup of the run directories)",
   sanitizeResources: false,
