@@ -474,10 +474,15 @@ ktest("from a JSON file with vale topo: up (detached), status, pingAll, down", a
     const j = JSON.parse((await vale(rd, "topo", "status", "--json", name)).out);
     assert.equal(j.switches.length, 2);
     assert.equal(j.switches[0].ports.length, 3);
-    // pingAll crossed h1's port: its 3 requests and 3 replies out, 3 replies and 3 requests in
+    // pingAll crossed h1's port: its 3 requests and 3 replies into the switch, exactly; the
+    // switch delivered it 3 replies and 3 requests, plus whatever it flooded while it had not
+    // learned a destination yet (the pairs ping in parallel)
     const h1 = j.switches[0].ports.find((p: { name: string }) => p.name === `${name}-h1-e0`);
-    assert.equal(h1.counters.tx_packets, 6, JSON.stringify(h1.counters)); // 3 requests + 3 replies
-    assert.equal(h1.counters.rx_packets, 6);
+    assert.equal(h1.counters.tx_packets, 6, JSON.stringify(h1.counters));
+    assert.ok(
+      h1.counters.rx_packets >= 6 && h1.counters.rx_packets <= 12, // at most one flood per source and destination
+      JSON.stringify(h1.counters),
+    );
   } finally {
     const down = await vale(rd, "topo", "down", file);
     assert.equal(down.code, 0, down.err);
