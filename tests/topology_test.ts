@@ -52,9 +52,10 @@ const skipReason = missingCaps.length
   ? "needs ping (scripts/install-deps.sh)"
   : "";
 
-function ktest(name: string, fn: () => Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `topology: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
+function ktest(name: string, fn: () => Promise<void>, extraSkip = "") {
+  const why = skipReason || extraSkip;
+  if (why) {
+    Deno.test({ name: `topology: ${name} (skipped: ${why})`, ignore: true, fn() {} });
   } else {
     Deno.test({ name: `topology: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
   }
@@ -566,6 +567,26 @@ ktest(
     await assertClean(name, rd);
   },
 );
+
+ktest("without the capabilities: up names them and makes nothing", async () => {
+  const rd = await freshRunDir();
+  const name = `h${TAG}`;
+  const file = `${rd}/topo.json`;
+  await Deno.writeTextFile(file, JSON.stringify(spec(name)));
+  const r = await sh("setpriv", [
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    VALE,
+    "topo",
+    "up",
+    file,
+  ], {
+    VALE_RUN_DIR: rd,
+  });
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /a topology needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN/);
+  await assertClean(name, rd);
+}, haveCmd("setpriv", ["--version"]) ? "" : "needs setpriv (util-linux, scripts/install-deps.sh)");
 
 ktest("a state directory that is a symlink is refused before anything is made", async () => {
   const rd = await freshRunDir();
