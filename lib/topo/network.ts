@@ -423,6 +423,7 @@ export class Network implements AsyncDisposable {
         sink.kill("SIGKILL");
       } catch { /* ended */ }
       await sink.status.catch(() => {});
+      if (!sink.stderr.locked) await sink.stderr.cancel().catch(() => {});
     }
   }
 
