@@ -57,7 +57,20 @@ function ktest(name: string, fn: () => Promise<void>, extraSkip = "") {
   if (why) {
     Deno.test({ name: `topology: ${name} (skipped: ${why})`, ignore: true, fn() {} });
   } else {
-    Deno.test({ name: `topology: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
+    Deno.test({
+      name: `topology: ${name}`,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn() {
+        try {
+          await fn();
+        } finally { // the private run directories of the case
+          for (const d of runDirs.splice(0)) {
+            await Deno.remove(d, { recursive: true }).catch(() => {});
+          }
+        }
+      },
+    });
   }
 }
 
@@ -605,13 +618,4 @@ ktest("a state directory that is a symlink is refused before anything is made", 
   } finally {
     await Deno.remove(elsewhere, { recursive: true });
   }
-});
-
-Deno.test({
-  name: "topology: (cleanup of the run directories)",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    for (const d of runDirs) await Deno.remove(d, { recursive: true }).catch(() => {});
-  },
 });
