@@ -22,6 +22,7 @@ import type { KernelPort } from "../lib/backends/kernel_port.ts";
 import { KernelIo } from "../lib/backends/kernel_io.ts";
 import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
+import { Topology } from "../lib/topo/topology.ts";
 
 const dec = new TextDecoder();
 const TAG = `ka${Deno.pid}`;
@@ -380,52 +381,54 @@ ktest("TCP transfer of 100 MB between the namespaces: exact byte count and conte
 ktest(
   "TCP rate between the namespaces through the switch (iperf3, 100 MB)",
   async () => {
-    await using lab = await new Lab().setup();
-    const att = await lab.ctl("-a", `vale0:${lab.r}`);
-    assert.ok(att.ok, att.err);
-    assert.equal(lossOf(await ping(lab.nsA, lab.ipB, 2)), 0);
-    const server = new Deno.Command("ip", {
-      args: ["netns", "exec", lab.nsB, "iperf3", "-s", "-1", "-B", lab.ipB, "-J"],
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(90000),
-    }).spawn();
+    // the two namespaces as a topology (lib/topo/): A by a veth, B by a TAP
+    const runDir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-kat-" });
     try {
+      await using net = await Topology.from({
+        name: `k${Deno.pid % 100000}`,
+        switches: { s: {} },
+        hosts: { a: { ip: "10.99.0.1/24" }, b: { ip: "10.99.0.2/24" } },
+        links: [{ host: "a", switch: "s" }, { host: "b", switch: "s", kind: "tap" }],
+      }).up({ runDir });
+      assert.equal((await net.ping("a", "b", { count: 2 })).received, 2);
+      const server = net.host("b").spawn(["iperf3", "-s", "-1", "-B", "10.99.0.2"], {
+        stdout: "null",
+        stderr: "null",
+      });
       await until(
-        async () =>
-          (await sh("ip", ["netns", "exec", lab.nsB, "ss", "-ltn"])).out.includes(
-            `${lab.ipB}:5201`,
-          ),
+        async () => (await net.host("b").run(["ss", "-ltn"])).stdout.includes("10.99.0.2:5201"),
         10000,
         "iperf3 server listening",
       );
       const bytes = 100 * 1024 * 1024;
-      const c = await sh(
-        "ip",
-        ["netns", "exec", lab.nsA, "iperf3", "-c", lab.ipB, "-n", `${bytes}`, "-J"],
-        90000,
-      );
-      assert.ok(c.ok, c.out + c.err);
-      const j = JSON.parse(c.out);
+      const c = await net.host("a").run(["iperf3", "-c", "10.99.0.2", "-n", `${bytes}`, "-J"], {
+        timeoutMs: 90000,
+      });
+      assert.ok(c.success, c.stdout + c.stderr);
+      const j = JSON.parse(c.stdout);
       const sent = j.end.sum_sent.bytes;
       assert.ok(sent >= bytes, `sent ${sent}`);
       // iperf3 stops counting when the sender is done: what is still in flight is not in it
       assert.ok(j.end.sum_received.bytes > 0.95 * sent, JSON.stringify(j.end.sum_received));
-      const a = lab.att(lab.r)!;
+      const veth = (await net.status()).links[0];
       console.log(
-        `    iperf3 ${lab.r} (${a.mode}) -> vale0 -> TAP: ${sent} bytes, ` +
+        `    iperf3 ${veth.port} (${veth.forwarder}) -> ${
+          net.switchName("s")
+        } -> TAP: ${sent} bytes, ` +
           `${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s, ` +
           `retransmits ${j.end.sum_sent.retransmits}`,
       );
-      const ports = switchInfo("vale0", { runDir: lab.runDir }).ports;
-      const r = ports.find((p) => p.name === lab.r)!, tp = ports.find((p) => p.name === lab.t)!;
-      assert.ok(r.counters.tx_bytes >= bytes, `veth port sent ${r.counters.tx_bytes}`);
-      assert.ok(tp.counters.rx_bytes >= bytes, `tap port got ${tp.counters.rx_bytes}`);
+      assert.ok(
+        net.counters("s", "a").tx_bytes >= bytes,
+        `veth port sent ${net.counters("s", "a").tx_bytes}`,
+      );
+      assert.ok(
+        net.counters("s", "b").rx_bytes >= bytes,
+        `tap port got ${net.counters("s", "b").rx_bytes}`,
+      );
+      await server.status;
     } finally {
-      try {
-        server.kill("SIGKILL");
-      } catch { /* done */ }
-      await server.status.catch(() => {});
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
     }
   },
   haveIperf ? "" : "needs iperf3 (scripts/install-deps.sh)",

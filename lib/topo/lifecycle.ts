@@ -389,10 +389,12 @@ async function startBridge(
 
 /**
  * Remove everything the state records (whatever still exists), then the
- * state file. Returns what was removed, for messages.
+ * state file. Returns what was removed, for messages. If something cannot
+ * be removed, the state file stays and a ValeError (EBUSY) says what.
  */
 export async function tearDown(st: TopologyState): Promise<string[]> {
   const done: string[] = [];
+  const problems: string[] = [];
   const rd = st.runDir;
   // 1. processes in the hosts (host.spawn, and anything else started there)
   const inHosts = [...st.procs.filter(procAlive)];
@@ -414,21 +416,23 @@ export async function tearDown(st: TopologyState): Promise<string[]> {
       await detachInterface(a, { runDir: rd });
       done.push(`attachment ${a}`);
     } catch (e) {
-      done.push(`attachment ${a} (detach: ${(e as Error).message})`);
+      problems.push(`attachment ${a}: ${(e as Error).message}`);
     }
   }));
   // 4. veths (deleting the root end deletes the host's end)
   for (const l of st.links) {
     if (!linkExists(l)) continue;
     const r = await run("ip", ["link", "del", l]);
-    done.push(r.success ? `interface ${l}` : `interface ${l} (${r.stderr.trim()})`);
+    if (r.success) done.push(`interface ${l}`);
+    else problems.push(`interface ${l}: ${r.stderr.trim()}`);
   }
   // 5. namespaces
   const nss = await netnsList();
   for (const ns of st.netns) {
     if (!nss.includes(ns)) continue;
     const r = await run("ip", ["netns", "del", ns]);
-    done.push(r.success ? `namespace ${ns}` : `namespace ${ns} (${r.stderr.trim()})`);
+    if (r.success) done.push(`namespace ${ns}`);
+    else problems.push(`namespace ${ns}: ${r.stderr.trim()}`);
   }
   // 6. switches (empty once their ports went; ports of killed processes are reaped)
   for (const sw of st.switches) {
@@ -444,14 +448,23 @@ export async function tearDown(st: TopologyState): Promise<string[]> {
         if (code === "ENOENT") gone = true;
         else if (code === "EBUSY") await sleep(50);
         else {
-          done.push(`switch ${sw} (${(e as Error).message})`);
+          problems.push(`switch ${sw}: ${(e as Error).message}`);
           gone = true;
         }
       }
     }
+    if (!gone) problems.push(`switch ${sw}: ports still in use (vale-ctl -l ${sw})`);
     try {
       Deno.removeSync(`${rd}/.attach/${sw}`); // only when empty
     } catch { /* not there, or not empty */ }
+  }
+  if (problems.length) {
+    // keep the record: `down` (or the next `up`) tries again
+    throw new ValeError(
+      Errno.EBUSY,
+      `topology ${st.name}: could not remove ${problems.join("; ")} ` +
+        `(removed ${done.length ? done.join(", ") : "nothing"}; vale topo down ${st.name} retries)`,
+    );
   }
   removeState(st.name, rd);
   return done;

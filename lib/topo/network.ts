@@ -423,6 +423,7 @@ export class Network implements AsyncDisposable {
         sink.kill("SIGKILL");
       } catch { /* ended */ }
       await sink.status.catch(() => {});
+      if (!sink.stderr.locked) await sink.stderr.cancel().catch(() => {});
     }
   }
 
@@ -531,14 +532,19 @@ export class Network implements AsyncDisposable {
   /**
    * Tear the topology down (idempotent): processes in the hosts, bridges,
    * forwarders, interfaces, namespaces, switches, the state file. Resolves
-   * with what was removed.
+   * with what was removed; rejects (EBUSY, naming it) when something could
+   * not be removed — a port someone else holds on one of its switches — and
+   * keeps the record, so a later `down()` (or `vale topo down`) finishes.
    */
   down(): Promise<string[]> {
     this.#down ??= (async () => {
       try {
-        return await tearDown(readState(this.name, this.runDir) ?? this.#st);
-      } finally {
+        const removed = await tearDown(readState(this.name, this.runDir) ?? this.#st);
         release(this);
+        return removed;
+      } catch (e) {
+        this.#down = null; // something could not be removed (and stays recorded): down() may retry
+        throw e;
       }
     })();
     return this.#down;

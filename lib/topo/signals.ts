@@ -5,6 +5,11 @@
  * all of them; it is removed when the last one goes down, so a program's
  * own signal handling is untouched otherwise.
  *
+ * A program that reaches its end with a topology still up (it forgot
+ * `await using` or `down()`) has it torn down too: `beforeunload` fires when
+ * the event loop runs dry, and cancelling it keeps the loop going for the
+ * teardown. (`Deno.exit()` skips that: the next `up` removes what is left.)
+ *
  * @module
  */
 
@@ -35,9 +40,20 @@ function onSignal(sig: "SIGINT" | "SIGTERM"): void {
   })();
 }
 
-/** Tear `t` down on SIGINT/SIGTERM until {@link release}d. */
+function onBeforeUnload(e: Event): void {
+  if (!live.size || stopping) return;
+  e.preventDefault(); // keep the event loop for the teardown
+  for (const t of [...live]) {
+    t.down().catch((err) =>
+      console.error(`vale topology: teardown at exit: ${(err as Error).message}`)
+    );
+  }
+}
+
+/** Tear `t` down on SIGINT/SIGTERM (and at the end of the program) until {@link release}d. */
 export function guard(t: SignalTeardown): void {
   if (!live.size) {
+    globalThis.addEventListener("beforeunload", onBeforeUnload);
     for (const s of SIGS) {
       const h = () => onSignal(s);
       handlers.set(s, h);
@@ -52,4 +68,5 @@ export function release(t: SignalTeardown): void {
   if (!live.delete(t) || live.size || stopping) return;
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   handlers.clear();
+  globalThis.removeEventListener("beforeunload", onBeforeUnload);
 }
