@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { openPort, type Port, switchInfo } from "../lib/mod.ts";
 import { encodePcap } from "../lib/formats/pcap.ts";
 import { tempRunDir } from "./helpers/procs.ts";
+import { ringDrops, runTool, startTool, summary } from "./helpers/tools.ts";
 import {
   be16,
   be32,
@@ -560,5 +561,32 @@ Deno.test("offload: a header alone in the first slot; the lookup skips it", asyn
   } finally {
     a.close();
     b.close();
+  }
+});
+
+Deno.test("offload: pkt-gen -H LEN opens its port with the header; the switch converts", async () => {
+  await using run = await tempRunDir();
+  const N = 2000;
+  for (const [htx, hrx] of [[0, 12], [10, 0]]) {
+    const rx = startTool(
+      "pkt-gen",
+      ["-i", "vale0:rx@conf:slots=4096", "-f", "rx", "-n", `${N}`, "-W", "-H", `${hrx}`],
+      run.dir,
+    );
+    await rx.waitFor(/reading from/);
+    assert.equal(counters(run, "vale0", "rx").vnet_hdr_len, hrx, "rx port opened with -H");
+    const tx = await runTool(
+      "pkt-gen",
+      ["-i", "vale0:tx", "-f", "tx", "-n", `${N}`, "-l", "60", "-R", "20000", "-H", `${htx}`],
+      run.dir,
+    );
+    assert.equal(tx.code, 0, tx.stderr);
+    const dropped = ringDrops(run.dir, "vale0", "rx");
+    const r = await rx.within();
+    assert.equal(r.code, 0, r.stderr);
+    const ts = summary(tx.stdout)!, rs = summary(r.stdout)!;
+    assert.deepEqual([ts.pkts, ts.bytes], [N, N * (60 + htx)], `-H ${htx}: sent, header included`);
+    assert.equal(rs.pkts + dropped, N, `-H ${hrx}: received or counted`);
+    assert.equal(rs.bytes, rs.pkts * (60 + hrx), `-H ${hrx}: each frame with its header`);
   }
 });
