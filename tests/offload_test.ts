@@ -590,3 +590,41 @@ Deno.test("offload: pkt-gen -H LEN opens its port with the header; the switch co
     assert.equal(rs.bytes, rs.pkts * (60 + hrx), `-H ${hrx}: each frame with its header`);
   }
 });
+
+Deno.test("offload: vale-ctl --vnet-hdr/--mtu on -n, -a keeps them, --set changes them, -l/-g/--json show them", async () => {
+  await using run = await tempRunDir();
+  const ctl = (...args: string[]) => runTool("vale-ctl", args, run.dir);
+  let r = await ctl("-n", "vi0", "--vnet-hdr", "12", "--mtu", "9000");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-a", "vale0:vi0")).code, 0);
+  r = await ctl("-l");
+  assert.equal(
+    r.stdout,
+    "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0 vnet_hdr:12 mtu:9000\n",
+  );
+  assert.match((await ctl("-g", "vale0:vi0")).stdout, / mem_id \d+ vnet_hdr_len 12 mtu 9000\n$/);
+  r = await ctl("--set", "vi0", "--vnet-hdr", "10");
+  assert.equal(r.code, 0, r.stderr);
+  const g = JSON.parse((await ctl("-g", "vale0:vi0", "--json")).stdout);
+  assert.deepEqual([g.vnet_hdr_len, g.mtu], [10, 9000], "the attached port changed too");
+  const held = JSON.parse((await ctl("-g", "vi0", "--json")).stdout);
+  assert.deepEqual([held.vnet_hdr_len, held.mtu], [10, 9000], "and the persistent port itself");
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "0", "--mtu", "1514");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-l")).stdout, "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0\n");
+  assert.match((await ctl("-l", "-v")).stdout, / bad_vnet:0 too_big:0 .* vnet_hdr:0 mtu:1514\n$/);
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "11");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /virtio-net header length 11: 0, 10 or 12/);
+  r = await ctl("--set", "vale0:vi0", "--mtu", "63");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /MTU 63 out of range 64\.\.65553/);
+  r = await ctl("--set", "vale0:vi0");
+  assert.equal(r.code, 255);
+  assert.match(r.stderr, /--set needs --vnet-hdr LEN and\/or --mtu BYTES/);
+  r = await ctl("--set", "vale0:nope", "--mtu", "1500");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /failed to set vale0:nope: No such device or address/);
+  assert.equal((await ctl("-d", "vale0:vi0")).code, 0);
+  assert.equal((await ctl("-r", "vi0")).code, 0);
+});
