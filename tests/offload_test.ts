@@ -628,3 +628,42 @@ Deno.test("offload: vale-ctl --vnet-hdr/--mtu on -n, -a keeps them, --set change
   assert.equal((await ctl("-d", "vale0:vi0")).code, 0);
   assert.equal((await ctl("-r", "vi0")).code, 0);
 });
+
+Deno.test("offload: a flood is converted for each destination as it needs", async () => {
+  await using run = await tempRunDir();
+  const o = { runDir: run.dir };
+  const a = openPort("vale0:a", { ...o, vnetHdrLen: 12 });
+  const b = openPort("vale0:b", { ...o, vnetHdrLen: 0 });
+  const c = openPort("vale0:c", { ...o, vnetHdrLen: 10 });
+  const d = openPort("vale0:d", { ...o, vnetHdrLen: 12 });
+  try {
+    const s: FrameSpec = { data: payload(6000, 18), partial: true, flags: TCP.ACK | TCP.PSH };
+    const bf = buildFrame(s);
+    bf.frame.fill(0xff, 0, 6); // broadcast
+    const h: VnetHdr = {
+      flags: VNET.F_NEEDS_CSUM,
+      gsoType: VNET.GSO_TCPV4,
+      hdrLen: bf.hlen,
+      gsoSize: 1448,
+      csumStart: bf.l4,
+      csumOffset: 16,
+    };
+    assert.ok(a.send(concat(vnetHdr(h, 12), bf.frame)));
+    a.txsync();
+    checkTso(b.tryReceive(), bf, s, 1448, 1514);
+    const fc = c.tryReceive(), fd = d.tryReceive();
+    assert.equal(fc.length, 1);
+    assert.deepEqual(fc[0], concat(vnetHdr(h, 10), bf.frame), "c: the 10-byte header, the frame");
+    assert.equal(fd.length, 1);
+    assert.deepEqual(fd[0], concat(vnetHdr(h, 12), bf.frame), "d: as sent");
+    const info = switchInfo("vale0", o).ports;
+    assert.deepEqual(info.map((p) => [p.name, p.vnet_hdr_len, p.counters.rx_packets]), [
+      ["a", 12, 0],
+      ["b", 0, 5],
+      ["c", 10, 1],
+      ["d", 12, 1],
+    ]);
+  } finally {
+    for (const p of [a, b, c, d]) p.close();
+  }
+});
