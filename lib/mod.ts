@@ -16,6 +16,7 @@
  */
 export { openAnyPort, openPort, type PortOptions } from "./open.ts";
 export { type OpenOptions, Port, type PortCounters } from "./switch/port.ts";
+export type { VnetSettings } from "./switch/open_request.ts";
 export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
@@ -41,6 +42,7 @@ export {
   setBatch,
   setLookup,
   setPortInfo,
+  setPortVnet,
   type SwitchInfo,
   switchInfo,
 } from "./switch/control.ts";
