@@ -108,6 +108,7 @@ struct vale_port {
 	uint32_t *touched;
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
+	uint32_t shl; /* our virtio-net header length during this flush */
 	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
 };
 

@@ -70,7 +70,8 @@
  *    toward a port without a header it segments TCP (TSO), splits UDP (USO:
  *    datagrams, UFO: IP fragments) to the destination's MTU and completes
  *    partial checksums; toward a port with a header from one without, it
- *    prepends a zero header (the frame is complete). Malformed headers are
+ *    prepends a zero header (the frame is complete; num_buffers = 1 in a 12-byte
+ *    one). Malformed headers are
  *    dropped (VD_BAD_VNET), frames above the MTU that cannot be segmented too
  *    (VD_TOO_BIG), both counted on the source.
  *  - Pipes pass slots as they are (no conversion).
