@@ -51,7 +51,11 @@ async function measure(topo: Topo, seconds: number, ctx: RowContext): Promise<Me
       ]] as const
     ) {
       const { r, cores } = await withCpu(() => iperf(nsA, nsB, ipB, streams, udp));
-      metrics.push(n(`${what} Gbit/s`, r.gbps), n(`${what} cores per Gbit/s`, cores / r.gbps));
+      // integers in the table: Mbit/s, and thousandths of a core per Gbit/s
+      metrics.push(
+        n(`${what} Mbit/s`, r.gbps * 1000),
+        n(`${what} CPU per Gbit/s (millicores)`, (cores / r.gbps) * 1000),
+      );
       notes.push(`${what}: ${udp ? `lost ${r.lost}` : `retransmits ${r.retr}`}`);
       ctx.log(`  ${topo} ${what}: ${r.gbps.toFixed(2)} Gbit/s, ${cores.toFixed(2)} cores busy`);
     }
