@@ -6,9 +6,9 @@
  * With VIO_F_VNET_HDR (PACKET_VNET_HDR) the rings are not used: the kernel
  * can put a virtio-net header in front of ring frames, but a GSO super-frame
  * needs a 64 KiB ring frame (V2: every frame; TX: every frame), and the ring
- * costs a second copy that such frames feel. recvmsg() scatters each frame
- * straight into the caller's buffers (one copy, as the ring's own copy into
- * the ring), sendmmsg() gathers a batch from them (one system call per
+ * costs a second copy that such frames feel. recvmmsg()/recvmsg() put each
+ * frame straight into the caller's buffers (one copy, as the ring's own copy
+ * into the ring), sendmmsg() gathers a batch from them (one system call per
  * batch, as the TX ring's kick): see the "vnet" section below.
  */
 #include "io_impl.h"
