@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { openPort, type Port, switchInfo } from "../lib/mod.ts";
 import { encodePcap } from "../lib/formats/pcap.ts";
 import { tempRunDir } from "./helpers/procs.ts";
+import { ringDrops, runTool, startTool, summary } from "./helpers/tools.ts";
 import {
   be16,
   be32,
@@ -560,5 +561,109 @@ Deno.test("offload: a header alone in the first slot; the lookup skips it", asyn
   } finally {
     a.close();
     b.close();
+  }
+});
+
+Deno.test("offload: pkt-gen -H LEN opens its port with the header; the switch converts", async () => {
+  await using run = await tempRunDir();
+  const N = 2000;
+  for (const [htx, hrx] of [[0, 12], [10, 0]]) {
+    const rx = startTool(
+      "pkt-gen",
+      ["-i", "vale0:rx@conf:slots=4096", "-f", "rx", "-n", `${N}`, "-W", "-H", `${hrx}`],
+      run.dir,
+    );
+    await rx.waitFor(/reading from/);
+    assert.equal(counters(run, "vale0", "rx").vnet_hdr_len, hrx, "rx port opened with -H");
+    const tx = await runTool(
+      "pkt-gen",
+      ["-i", "vale0:tx", "-f", "tx", "-n", `${N}`, "-l", "60", "-R", "20000", "-H", `${htx}`],
+      run.dir,
+    );
+    assert.equal(tx.code, 0, tx.stderr);
+    const dropped = ringDrops(run.dir, "vale0", "rx");
+    const r = await rx.within();
+    assert.equal(r.code, 0, r.stderr);
+    const ts = summary(tx.stdout)!, rs = summary(r.stdout)!;
+    assert.deepEqual([ts.pkts, ts.bytes], [N, N * (60 + htx)], `-H ${htx}: sent, header included`);
+    assert.equal(rs.pkts + dropped, N, `-H ${hrx}: received or counted`);
+    assert.equal(rs.bytes, rs.pkts * (60 + hrx), `-H ${hrx}: each frame with its header`);
+  }
+});
+
+Deno.test("offload: vale-ctl --vnet-hdr/--mtu on -n, -a keeps them, --set changes them, -l/-g/--json show them", async () => {
+  await using run = await tempRunDir();
+  const ctl = (...args: string[]) => runTool("vale-ctl", args, run.dir);
+  let r = await ctl("-n", "vi0", "--vnet-hdr", "12", "--mtu", "9000");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-a", "vale0:vi0")).code, 0);
+  r = await ctl("-l");
+  assert.equal(
+    r.stdout,
+    "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0 vnet_hdr:12 mtu:9000\n",
+  );
+  assert.match((await ctl("-g", "vale0:vi0")).stdout, / mem_id \d+ vnet_hdr_len 12 mtu 9000\n$/);
+  r = await ctl("--set", "vi0", "--vnet-hdr", "10");
+  assert.equal(r.code, 0, r.stderr);
+  const g = JSON.parse((await ctl("-g", "vale0:vi0", "--json")).stdout);
+  assert.deepEqual([g.vnet_hdr_len, g.mtu], [10, 9000], "the attached port changed too");
+  const held = JSON.parse((await ctl("-g", "vi0", "--json")).stdout);
+  assert.deepEqual([held.vnet_hdr_len, held.mtu], [10, 9000], "and the persistent port itself");
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "0", "--mtu", "1514");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-l")).stdout, "vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0\n");
+  assert.match((await ctl("-l", "-v")).stdout, / bad_vnet:0 too_big:0 .* vnet_hdr:0 mtu:1514\n$/);
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "11");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /virtio-net header length 11: 0, 10 or 12/);
+  r = await ctl("--set", "vale0:vi0", "--mtu", "63");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /MTU 63 out of range 64\.\.65553/);
+  r = await ctl("--set", "vale0:vi0");
+  assert.equal(r.code, 255);
+  assert.match(r.stderr, /--set needs --vnet-hdr LEN and\/or --mtu BYTES/);
+  r = await ctl("--set", "vale0:nope", "--mtu", "1500");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /failed to set vale0:nope: No such device or address/);
+  assert.equal((await ctl("-d", "vale0:vi0")).code, 0);
+  assert.equal((await ctl("-r", "vi0")).code, 0);
+});
+
+Deno.test("offload: a flood is converted for each destination as it needs", async () => {
+  await using run = await tempRunDir();
+  const o = { runDir: run.dir };
+  const a = openPort("vale0:a", { ...o, vnetHdrLen: 12 });
+  const b = openPort("vale0:b", { ...o, vnetHdrLen: 0 });
+  const c = openPort("vale0:c", { ...o, vnetHdrLen: 10 });
+  const d = openPort("vale0:d", { ...o, vnetHdrLen: 12 });
+  try {
+    const s: FrameSpec = { data: payload(6000, 18), partial: true, flags: TCP.ACK | TCP.PSH };
+    const bf = buildFrame(s);
+    bf.frame.fill(0xff, 0, 6); // broadcast
+    const h: VnetHdr = {
+      flags: VNET.F_NEEDS_CSUM,
+      gsoType: VNET.GSO_TCPV4,
+      hdrLen: bf.hlen,
+      gsoSize: 1448,
+      csumStart: bf.l4,
+      csumOffset: 16,
+    };
+    assert.ok(a.send(concat(vnetHdr(h, 12), bf.frame)));
+    a.txsync();
+    checkTso(b.tryReceive(), bf, s, 1448, 1514);
+    const fc = c.tryReceive(), fd = d.tryReceive();
+    assert.equal(fc.length, 1);
+    assert.deepEqual(fc[0], concat(vnetHdr(h, 10), bf.frame), "c: the 10-byte header, the frame");
+    assert.equal(fd.length, 1);
+    assert.deepEqual(fd[0], concat(vnetHdr(h, 12), bf.frame), "d: as sent");
+    const info = switchInfo("vale0", o).ports;
+    assert.deepEqual(info.map((p) => [p.name, p.vnet_hdr_len, p.counters.rx_packets]), [
+      ["a", 12, 0],
+      ["b", 0, 5],
+      ["c", 10, 1],
+      ["d", 12, 1],
+    ]);
+  } finally {
+    for (const p of [a, b, c, d]) p.close();
   }
 });

@@ -3,9 +3,9 @@
 // txsync, unicast, forwarded and received. Built with the library's sources
 // (not the .so) so that callgrind sees one program:
 //
-//   cc -O3 -march=x86-64-v3 -g -D_GNU_SOURCE -Ic-src/include -Ic-src/core \
-//      bench/c/flush_ipp.c $(find c-src -name '*.c' ! -path '*/apps/*') \
-//      -lpthread -ldl -o /tmp/flush_ipp
+//   cc -O3 -march=x86-64-v3 -g -D_GNU_SOURCE -Ic-src/include -Ic-src/core
+//      bench/c/flush_ipp.c $(find c-src -name '*.c' ! -path '*/apps/*')
+//      -lpthread -ldl -o /tmp/flush_ipp        (one command line)
 //   valgrind --tool=callgrind /tmp/flush_ipp [-l LEN] [-b BATCH] [-n ROUNDS] [-s HDR] [-d HDR]
 //
 // Divide the program's total Ir by the packets it prints (the fill and the

@@ -566,10 +566,9 @@ HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, ui
  * (the checks that need no parsing: offload.h) and point *buf / *flen at the
  * Ethernet frame for the lookup, which may start in the second slot when the
  * header fills the first. False: a bad header (or one split across slots). */
-static __attribute__((noinline)) bool vnet_lookup_view(const struct vale_map *m,
-						       const struct vale_ring *txr, uint32_t j,
-						       uint32_t nf, uint32_t shl, uint32_t len,
-						       const uint8_t **buf, uint32_t *flen)
+HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr, uint32_t j,
+			 uint32_t nf, uint32_t shl, uint32_t len, const uint8_t **buf,
+			 uint32_t *flen)
 {
 	uint32_t first_len = *flen;
 	if (first_len < shl)

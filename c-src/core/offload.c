@@ -347,7 +347,7 @@ int vale_off_plan(const struct vo_src *s, uint32_t sh, uint32_t dh, uint32_t dmt
 		return -VD_BAD_VNET;
 	memset(&pl->vh, 0, sizeof(pl->vh));
 	if (sh) {
-		uint8_t raw[12];
+		uint8_t raw[12] = {0};
 		src_read(s, 0, raw, sh);
 		vale_vnet_read(raw, sh, &pl->vh);
 		if (!vale_vnet_hdr_ok(&pl->vh, pl->flen))
@@ -362,6 +362,8 @@ int vale_off_plan(const struct vo_src *s, uint32_t sh, uint32_t dh, uint32_t dmt
 			return -VD_TOO_BIG;
 		pl->kind = !dh && (pl->vh.flags & VALE_VNET_F_NEEDS_CSUM) ? VO_CSUM : VO_COPY;
 		pl->slots = slots_for(dh + pl->flen);
+		if (pl->slots > VALE_MAX_FRAGS) /* a longer header made the chain too long */
+			return -VD_TOO_BIG;
 		return (int)pl->slots;
 	}
 	/* segmentation toward a port without a header */
@@ -524,7 +526,8 @@ static bool emit_fragment(const struct vo_plan *pl, const struct vo_src *s, stru
 uint32_t vale_off_emit(const struct vo_plan *pl, const struct vo_src *s, const struct vo_out *o,
 		       uint64_t *bytes, uint32_t *bad)
 {
-	struct wr w = {.o = o};
+	struct wr w; /* not zeroed: wr_begin sets what a frame uses (bufs: 512 bytes) */
+	w.o = o;
 	uint32_t j = o->j, got = 0;
 	*bad = 0;
 	if (pl->kind == VO_COPY || pl->kind == VO_CSUM) {
