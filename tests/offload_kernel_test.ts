@@ -12,7 +12,9 @@
 // fragments), a 100 MB TCP transfer with exact byte count and content, UDP datagrams
 // with exact counts (1472 bytes, and 8000 bytes as IP fragments), and the proof that
 // super-frames crossed: the sending port's average frame is larger than any MTU-sized
-// frame (and, for (c), the receiving port got more, MTU-sized frames).
+// frame (and, for (c), the receiving port got more, MTU-sized frames). Also: a tagged
+// frame across (b); a `tap:` port opened with a header passes frames with it and counts
+// one whose header the kernel refuses.
 //
 // Namespaces, veths and TAPs are named ok<pid>…, the run dir is private; all of it is
 // removed in `finally`. Without root the cases are ignored with the reason in their names.
@@ -20,6 +22,8 @@
 import assert from "node:assert/strict";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo } from "../lib/backends/kernel_io.ts";
+import type { KernelPort } from "../lib/backends/kernel_port.ts";
+import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
 
@@ -324,6 +328,26 @@ otest("(b) veths attached by vale-ctl -a: AF_PACKET with headers, super-frames",
   const st = listAttachments("vale0", { runDir: lab.runDir });
   for (const a of st) assert.equal(a.counters?.kernel_rx_truncated ?? 0, 0, a.name);
   for (const p of [pa, pb]) assert.equal(p.counters.drops.bad_vnet, 0);
+
+  // an 802.1Q-tagged frame: the kernel hands the tag to AF_PACKET as metadata, the
+  // attachment puts it back into the frame; B receives exactly what A sent
+  using sa = KernelIo.open("eth0", { kind: "packet", netns: lab.ns[0] });
+  using sb = KernelIo.open("eth0", { kind: "packet", netns: lab.ns[1] });
+  const tagged = new Uint8Array(300);
+  tagged.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0x0a, 0x01]);
+  tagged.set([0x81, 0x00, 0x20, 0x07, 0x88, 0xb5], 12); // VLAN 7, priority 1, ethertype 0x88b5
+  for (let i = 18; i < tagged.length; i++) tagged[i] = i & 255;
+  let seen: Uint8Array | undefined;
+  for (let i = 0; i < 20 && !seen; i++) {
+    sa.send([tagged]);
+    const end = Date.now() + 200;
+    while (!seen && Date.now() < end) {
+      await sb.wait(1, 50);
+      seen = sb.recv().find((f) => f[14] === 0x20 && f[15] === 0x07);
+    }
+  }
+  assert.ok(seen, "the tagged frame reached B");
+  assert.deepEqual([...seen], [...tagged], "tag and payload as sent");
 });
 
 otest(
@@ -350,3 +374,53 @@ otest("the io layer refuses what cannot carry a header", () => {
   );
   return Promise.resolve();
 });
+
+otest(
+  "a tap: port opened with a header: frames pass with it, one the kernel refuses is counted",
+  async () => {
+    const ns = `${TAG}P`, tap = `${TAG}p`;
+    const runDir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-okt-" });
+    await ip("netns", "add", ns);
+    try {
+      using port = openPort(`tap:${tap}`, {
+        runDir,
+        vnetHdrLen: 12,
+        io: { netns: ns },
+      }) as KernelPort;
+      assert.equal(port.vnetHdrLen, 12);
+      assert.equal(port.kernel.vnetHdrLen, 12);
+      assert.match(port.kernel.mode, /^tap vnet_hdr 12 csum tso4 tso6/);
+      using cap = KernelIo.open(tap, { kind: "packet", netns: ns });
+      // a 12-byte header (gso_type at byte 1), then a broadcast frame of ethertype 0x88b5
+      const frame = (gsoType: number, mark: number) => {
+        const f = new Uint8Array(12 + 14 + 100);
+        f[1] = gsoType;
+        f.fill(0xff, 12, 18);
+        f.set([0x02, 0, 0, 0, 0x0c, 0x01, 0x88, 0xb5], 18);
+        f.fill(mark, 26);
+        return f;
+      };
+      port.send(frame(0, 1));
+      port.send(frame(7, 2)); // no such GSO type: the kernel refuses it
+      port.send(frame(0, 3));
+      port.txsync();
+      const got: Uint8Array[] = [];
+      const end = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < end) {
+        await cap.wait(1, 50);
+        got.push(...cap.recv().filter((f) => f[12] === 0x88 && f[13] === 0xb5));
+      }
+      assert.deepEqual(got.map((f) => [...f]), [[...frame(0, 1).subarray(12)], [
+        ...frame(0, 3).subarray(12),
+      ]], "the two good frames, without their header");
+      const end2 = Date.now() + 3000;
+      while (port.kernelStats().txErrors < 1n && Date.now() < end2) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(port.kernelStats().txErrors, 1n, "the refused one is counted");
+    } finally {
+      await sh("ip", ["netns", "del", ns]);
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+    }
+  },
+);

@@ -74,8 +74,9 @@ enum { VIO_VHOST = 4, VIO_VHOST_CLIENT = 5 };
  *   TAP     IFF_VNET_HDR, TUNSETVNETHDRSZ and TUNSETOFFLOAD with opts.offloads
  *           (TUN_F_*; 0: checksum, TSO4/6 and USO4/6 where the kernel has
  *           them, less as it refuses; vale_io_info().offloads says what was set)
- *   PACKET  PACKET_VNET_HDR; recvmsg/sendmmsg straight from/to the caller's
- *           buffers (a ring frame would have to hold 64 KiB)
+ *   PACKET  PACKET_VNET_HDR; recvmmsg (MTU-sized frames) or recvmsg (super-
+ *           frames) into, sendmmsg from the caller's buffers (a ring frame
+ *           would have to hold 64 KiB)
  *   XDP     refused (EOPNOTSUPP): XDP frames carry no metadata for it
  *   AUTO    veth and tun devices: PACKET with the header (why says so);
  *           other interfaces (NICs): XDP without a header when it can be set

@@ -6,9 +6,9 @@
  * With VIO_F_VNET_HDR (PACKET_VNET_HDR) the rings are not used: the kernel
  * can put a virtio-net header in front of ring frames, but a GSO super-frame
  * needs a 64 KiB ring frame (V2: every frame; TX: every frame), and the ring
- * costs a second copy that such frames feel. recvmsg() scatters each frame
- * straight into the caller's buffers (one copy, as the ring's own copy into
- * the ring), sendmmsg() gathers a batch from them (one system call per
+ * costs a second copy that such frames feel. recvmmsg()/recvmsg() put each
+ * frame straight into the caller's buffers (one copy, as the ring's own copy
+ * into the ring), sendmmsg() gathers a batch from them (one system call per
  * batch, as the TX ring's kick): see the "vnet" section below.
  */
 #include "io_impl.h"
@@ -58,10 +58,36 @@ struct pkt {
 #define VNET_MSGS 64         /* frames per sendmmsg() */
 #define VNET_IOVS (VNET_MSGS * 4 + VALE_MAX_FRAGS + 2)
 
+#define VNET_RX_MSGS 32      /* frames per recvmmsg() */
+#define VNET_SMALL_RUN 64    /* one-buffer frames in a row that switch back to recvmmsg */
+
+/* A received frame waiting, contiguous (header included), for buffers. */
+struct vnet_pend {
+	uint8_t *p;
+	uint32_t len;
+};
+
+union vnet_cmsg {
+	struct cmsghdr c;
+	uint8_t b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+};
+
 struct pkt_vnet {
-	uint8_t *stage;     /* a frame that did not fit in the caller's buffers, or a tag put back */
+	/* per-frame mode: a frame that did not fit in the caller's buffers */
+	uint8_t *stage;
 	uint32_t stage_size;
-	uint32_t pend_len;  /* > 0: a frame (header included) waits in stage[0..pend_len) */
+	/* batch mode: per message, room for its first buffer then its overflow */
+	uint8_t *slots;
+	uint32_t slot_size;
+	/* frames received but not yet handed over, in order (each in stage or a slot) */
+	struct vnet_pend pend[VNET_RX_MSGS + 1];
+	uint32_t npend, pend_head;
+	int big;             /* 1: super-frames flow: one recvmsg per frame, no second copy */
+	uint32_t small_run;  /* one-buffer frames in a row while big */
+	struct mmsghdr rmsg[VNET_RX_MSGS];
+	struct iovec riov[VNET_RX_MSGS][3];
+	union vnet_cmsg rcb[VNET_RX_MSGS];
+	/* TX */
 	struct mmsghdr msg[VNET_MSGS];
 	struct iovec iov[VNET_IOVS];
 	uint16_t first_buf[VNET_MSGS]; /* the batch index of each message's first buffer */
@@ -279,7 +305,10 @@ static void pkt_close(struct vale_io *h)
 	struct pkt *p = h->priv;
 	if (!p) return;
 	if (p->map) munmap(p->map, p->map_len);
-	if (p->v) free(p->v->stage);
+	if (p->v) {
+		free(p->v->stage);
+		free(p->v->slots);
+	}
 	free(p->v);
 	free(p);
 	h->priv = NULL;
@@ -577,7 +606,9 @@ static int pkt_open_vnet(struct vale_io *h, struct pkt *p, const char *ifname,
 	if (!p->v) return vio_err(-ENOMEM, "out of memory");
 	p->v->stage_size = VALE_MAX_FRAGS * h->buf_size + VIO_VNET_MAX_FRAME + 64;
 	p->v->stage = malloc(p->v->stage_size);
-	if (!p->v->stage) return vio_err(-ENOMEM, "out of memory");
+	p->v->slot_size = h->buf_size + VIO_VNET_MAX_FRAME + 64;
+	p->v->slots = malloc((size_t)p->v->slot_size * VNET_RX_MSGS);
+	if (!p->v->stage || !p->v->slots) return vio_err(-ENOMEM, "out of memory");
 	int r = pkt_socket(h, p, ifname);
 	if (r < 0) return r;
 	int one = 1;
@@ -641,37 +672,167 @@ static uint32_t vnet_put_tag(struct vale_io *h, uint8_t *f, uint32_t len,
 	return len + 4;
 }
 
-static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
-		     uint16_t *flags, uint32_t max)
+/*
+ * Receiving with a header. Two modes, so that each kind of traffic is
+ * copied once (by the kernel) and MTU-sized frames cost no system call each:
+ *
+ *  batch (the default)  one recvmmsg() for up to VNET_RX_MSGS frames, each
+ *                       message into one caller buffer (its overflow, for a
+ *                       larger frame, into a staging slot). One-buffer frames
+ *                       are where they belong; at the first larger frame the
+ *                       rest of the batch is made contiguous in its slots and
+ *                       handed over from there (a second copy, once), and the
+ *                       handle turns to per-frame mode.
+ *  per-frame            one recvmsg() per frame over all the buffers left,
+ *                       so a 64 KiB super-frame lands in its 33 buffers
+ *                       directly; VNET_SMALL_RUN one-buffer frames in a row
+ *                       turn the handle back to batch mode.
+ *
+ * Frames received but not handed over yet (no buffers left) wait in
+ * v->pend, handed over first by the next call; nothing is received while
+ * any waits (their slots and stage are in use).
+ */
+
+/* The auxdata of a received message (VLAN tag), or NULL. */
+static const struct tpacket_auxdata *vnet_aux(struct msghdr *mh)
 {
-	struct pkt_vnet *v = p->v;
-	uint32_t bs = h->buf_size, L = h->vnet_len, filled = 0;
-	uint64_t before = h->st.rx_pkts;
-	if (v->pend_len) {
-		uint32_t k = vio_frame_bufs(v->pend_len, bs);
-		if (k > max)
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+		if (cm->cmsg_level == SOL_PACKET && cm->cmsg_type == PACKET_AUXDATA &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata)))
+			return (const void *)CMSG_DATA(cm);
+	return NULL;
+}
+
+static inline int vnet_tagged(const struct tpacket_auxdata *aux)
+{
+	return aux && (aux->tp_status & TP_STATUS_VLAN_VALID);
+}
+
+/* Finish a frame made contiguous at f (header included): tag back, header
+ * done; queue it. Returns 0, or -1 when it was dropped (counted). */
+static int vnet_queue(struct vale_io *h, struct pkt_vnet *v, uint8_t *f, uint32_t len,
+		      const struct tpacket_auxdata *aux)
+{
+	if (vnet_tagged(aux)) len = vnet_put_tag(h, f, len, aux);
+	vio_vnet_rx_done(h, f);
+	if (vio_frame_bufs(len, h->buf_size) > VALE_MAX_FRAGS) {
+		h->st.rx_oversize++;
+		return -1;
+	}
+	uint32_t at = (v->pend_head + v->npend) % (VNET_RX_MSGS + 1);
+	v->pend[at] = (struct vnet_pend){f, len};
+	v->npend++;
+	return 0;
+}
+
+/* Hand waiting frames over while they fit. -ENOBUFS: the next one needs
+ * more buffers than `max` (and none was handed over). */
+static int vnet_give_pending(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			     uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size;
+	while (v->npend) {
+		struct vnet_pend *e = &v->pend[v->pend_head];
+		uint32_t k = vio_frame_bufs(e->len, bs);
+		if (k > max - *filled) {
+			if (*filled) return 0;
 			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
 				       h->ifname, k, max);
-		vio_scatter(v->stage, v->pend_len, bufs, lens, flags, bs);
+		}
+		vio_scatter(e->p, e->len, bufs + *filled, lens + *filled, flags + *filled, bs);
+		*filled += k;
 		h->st.rx_pkts++;
-		h->st.rx_bytes += v->pend_len - L;
-		v->pend_len = 0;
-		filled = k;
+		h->st.rx_bytes += e->len - h->vnet_len;
+		v->pend_head = (v->pend_head + 1) % (VNET_RX_MSGS + 1);
+		v->npend--;
 	}
+	return 0;
+}
+
+/* Batch mode: see above. Returns 0 or -errno; *filled advanced. */
+static int vnet_recv_batch(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			   uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size, L = h->vnet_len;
+	while (*filled < max && !v->npend && !v->big) {
+		uint32_t m = max - *filled, f0 = *filled;
+		if (m > VNET_RX_MSGS) m = VNET_RX_MSGS;
+		for (uint32_t q = 0; q < m; q++) {
+			uint8_t *b = bufs[f0 + q], *slot = v->slots + (size_t)q * v->slot_size;
+			v->riov[q][0] = (struct iovec){b, VNET_KHDR};
+			v->riov[q][1] = (struct iovec){b + L, bs - L};
+			v->riov[q][2] = (struct iovec){slot + bs, v->slot_size - bs - 64};
+			v->rmsg[q].msg_hdr = (struct msghdr){
+				.msg_iov = v->riov[q],
+				.msg_iovlen = 3,
+				.msg_control = &v->rcb[q],
+				.msg_controllen = sizeof v->rcb[q],
+			};
+		}
+		int r = recvmmsg(h->fd, v->rmsg, m, MSG_DONTWAIT, NULL);
+		if (r < 0) {
+			int e = errno;
+			if (e == EAGAIN) return 0;
+			if (e == EINTR) continue;
+			if (*filled) return 0; /* report it next time */
+			return vnet_err(h, e, "recvmmsg");
+		}
+		uint32_t q = 0, out = f0;
+		/* one-buffer, untagged frames: already where they belong */
+		for (; q < (uint32_t)r; q++) {
+			struct msghdr *mh = &v->rmsg[q].msg_hdr;
+			uint32_t got = v->rmsg[q].msg_len, len = got + L - VNET_KHDR;
+			if ((mh->msg_flags & MSG_TRUNC) || got < VNET_KHDR + 14 || len > bs ||
+			    vnet_tagged(vnet_aux(mh)))
+				break;
+			vio_vnet_rx_done(h, bufs[out]);
+			lens[out] = (uint16_t)len;
+			flags[out] = 0;
+			out++;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len - L;
+		}
+		/* from the first other one on, every frame goes contiguous into its
+		 * slot (its first part from its buffer), to be handed over from there */
+		for (; q < (uint32_t)r; q++) {
+			struct msghdr *mh = &v->rmsg[q].msg_hdr;
+			uint32_t got = v->rmsg[q].msg_len, len = got + L - VNET_KHDR;
+			if ((mh->msg_flags & MSG_TRUNC) || got < VNET_KHDR + 14) {
+				h->st.rx_truncated++;
+				continue;
+			}
+			uint8_t *slot = v->slots + (size_t)q * v->slot_size;
+			memcpy(slot, bufs[f0 + q], len < bs ? len : bs);
+			if (len > bs) {
+				v->big = 1; /* super-frames: per frame from now on */
+				v->small_run = 0;
+			}
+			vnet_queue(h, v, slot, len, vnet_aux(mh));
+		}
+		*filled = out;
+		int e = vnet_give_pending(h, v, bufs, lens, flags, max, filled);
+		if (e < 0) return e;
+		if ((uint32_t)r < m) return 0; /* the socket is drained */
+	}
+	return 0;
+}
+
+/* Per-frame mode: see above. Returns 0 or -errno; *filled advanced. */
+static int vnet_recv_each(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			  uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size, L = h->vnet_len;
 	struct iovec iov[VALE_MAX_FRAGS + 3];
-	union {
-		struct cmsghdr c;
-		uint8_t b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
-	} cb;
-	while (filled < max) {
-		uint32_t nb = max - filled, c = 0;
+	union vnet_cmsg cb;
+	while (*filled < max && !v->npend) {
+		uint32_t nb = max - *filled, c = 0, f0 = *filled;
 		if (nb > VALE_MAX_FRAGS) nb = VALE_MAX_FRAGS;
-		uint8_t *b0 = bufs[filled];
+		uint8_t *b0 = bufs[f0];
 		iov[c++] = (struct iovec){b0, VNET_KHDR};
 		iov[c++] = (struct iovec){b0 + L, bs - L};
-		for (uint32_t j = 1; j < nb; j++) iov[c++] = (struct iovec){bufs[filled + j], bs};
+		for (uint32_t j = 1; j < nb; j++) iov[c++] = (struct iovec){bufs[f0 + j], bs};
 		/* the tail goes to staging right after room for the parts above */
-		iov[c++] = (struct iovec){v->stage + (size_t)nb * bs, v->stage_size - (size_t)nb * bs};
+		iov[c++] = (struct iovec){v->stage + (size_t)nb * bs, v->stage_size - (size_t)nb * bs - 64};
 		struct msghdr mh = {
 			.msg_iov = iov,
 			.msg_iovlen = c,
@@ -681,9 +842,9 @@ static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16
 		ssize_t r = recvmsg(h->fd, &mh, MSG_DONTWAIT);
 		if (r < 0) {
 			int e = errno;
-			if (e == EAGAIN) break;
+			if (e == EAGAIN) return 0;
 			if (e == EINTR) continue;
-			if (filled) break; /* report it next time */
+			if (*filled) return 0; /* report it next time */
 			return vnet_err(h, e, "recvmsg");
 		}
 		if ((mh.msg_flags & MSG_TRUNC) || (uint32_t)r < VNET_KHDR + 14) {
@@ -691,53 +852,49 @@ static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16
 			continue;
 		}
 		uint32_t len = (uint32_t)r + (L - VNET_KHDR); /* header and frame */
-		const struct tpacket_auxdata *aux = NULL;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-			if (cm->cmsg_level == SOL_PACKET && cm->cmsg_type == PACKET_AUXDATA &&
-			    cm->cmsg_len >= CMSG_LEN(sizeof *aux))
-				aux = (const void *)CMSG_DATA(cm);
-		int tag = aux && (aux->tp_status & TP_STATUS_VLAN_VALID);
+		const struct tpacket_auxdata *aux = vnet_aux(&mh);
 		uint32_t k = vio_frame_bufs(len, bs);
-		if (!tag && k <= nb) { /* the common case: it is where it belongs */
+		if (k == 1) {
+			if (++v->small_run >= VNET_SMALL_RUN) v->big = 0; /* back to batches */
+		} else {
+			v->small_run = 0;
+		}
+		if (!vnet_tagged(aux) && k <= nb) { /* the common case: it is where it belongs */
 			vio_vnet_rx_done(h, b0);
 			for (uint32_t j = 0; j + 1 < k; j++) {
-				lens[filled + j] = (uint16_t)bs;
-				flags[filled + j] = VS_MOREFRAG;
+				lens[f0 + j] = (uint16_t)bs;
+				flags[f0 + j] = VS_MOREFRAG;
 			}
-			lens[filled + k - 1] = (uint16_t)(len - (k - 1) * bs);
-			flags[filled + k - 1] = 0;
-			filled += k;
+			lens[f0 + k - 1] = (uint16_t)(len - (k - 1) * bs);
+			flags[f0 + k - 1] = 0;
+			*filled += k;
 			h->st.rx_pkts++;
 			h->st.rx_bytes += len - L;
+			if (!v->big) return 0; /* batches from the next call */
 			continue;
 		}
-		/* spilled into staging, or a tag to put back: make it contiguous there */
+		/* spilled into staging, or a tag to put back: contiguous there */
 		uint32_t inb = k < nb ? k : nb;
-		for (uint32_t j = 0; j < inb; j++)
-			memcpy(v->stage + (size_t)j * bs, bufs[filled + j], bs);
-		if (tag) len = vnet_put_tag(h, v->stage, len, aux);
-		vio_vnet_rx_done(h, v->stage);
-		k = vio_frame_bufs(len, bs);
-		if (k > VALE_MAX_FRAGS) {
-			h->st.rx_oversize++;
-			continue;
-		}
-		if (k <= max - filled) {
-			vio_scatter(v->stage, len, bufs + filled, lens + filled, flags + filled, bs);
-			filled += k;
-			h->st.rx_pkts++;
-			h->st.rx_bytes += len - L;
-			continue;
-		}
-		v->pend_len = len;
-		if (!filled) {
-			if (h->st.rx_pkts != before) h->st.rx_batches++;
-			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
-				       h->ifname, k, max);
-		}
-		break;
+		for (uint32_t j = 0; j < inb; j++) memcpy(v->stage + (size_t)j * bs, bufs[f0 + j], bs);
+		if (vnet_queue(h, v, v->stage, len, aux) < 0) continue;
+		int e = vnet_give_pending(h, v, bufs, lens, flags, max, filled);
+		if (e < 0) return e;
 	}
+	return 0;
+}
+
+static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		     uint16_t *flags, uint32_t max)
+{
+	struct pkt_vnet *v = p->v;
+	uint32_t filled = 0;
+	uint64_t before = h->st.rx_pkts;
+	int r = vnet_give_pending(h, v, bufs, lens, flags, max, &filled);
+	if (r == 0 && !v->npend && filled < max)
+		r = v->big ? vnet_recv_each(h, v, bufs, lens, flags, max, &filled)
+			   : vnet_recv_batch(h, v, bufs, lens, flags, max, &filled);
 	if (h->st.rx_pkts != before) h->st.rx_batches++;
+	if (r < 0 && !filled) return r;
 	return (int)filled;
 }
 

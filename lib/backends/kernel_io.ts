@@ -39,6 +39,8 @@ function sym(): ReturnType<typeof vale> {
 
 /** Backend kinds (VIO_* in io.h). */
 export const Kind = IoKind;
+/** TUN_F_* offloads of a TAP with a header (`offloads` option, `info().offloads`). */
+export { TunOffloads } from "../../ffi/structs/io.ts";
 /** Name of a backend kind. */
 export type KindName = IoKindName;
 /** Slot flag: more fragments of this frame follow (netmap's NS_MOREFRAG). */
