@@ -178,7 +178,6 @@ int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
 int vale_ofd_lock(int fd, uint32_t end, bool exclusive, bool test_only);
 int vale_find_port(struct vale_sw *sw, const char *name);
 void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx);
-int vale_port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)
@@ -321,9 +320,12 @@ static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_s
 }
 
 /* ---- monitor.c: copy monitors (/r /t /z) ---- */
-int vale_mon_open_locked(struct vale_sw *sw, const char *target, const struct vale_open_req *req,
-			 vale_port *p);
-void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e);
+/* The directions a monitor copies: /t TX, /r RX, /rt, /z (alone) both. */
+static inline uint32_t vale_mon_dirs(uint32_t of)
+{
+	uint32_t d = of & (VO_MONITOR_TX | VO_MONITOR_RX);
+	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
+}
 void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq);
 void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to);
 /* The one shared load a sync pays for monitors: has our monitor list changed? */
