@@ -34,10 +34,6 @@
 #include "internal.h"
 #include "lease.h"
 
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-
 /* Rebuild p's private list of its TX (or RX) monitors from the port table. */
 void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq)
 {
