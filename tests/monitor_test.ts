@@ -12,6 +12,25 @@ import { vale } from "../ffi/lib.ts";
 import { cstr } from "../ffi/lib.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { frameLen } from "./helpers/monitor_peer.ts";
+import { runTool } from "./helpers/tools.ts";
+
+/** A port of a `vale-ctl -l --json` listing, wherever the listing nests it. */
+// deno-lint-ignore no-explicit-any
+function findPort(j: any, name: string): any {
+  if (Array.isArray(j)) {
+    for (const x of j) {
+      const f = findPort(x, name);
+      if (f) return f;
+    }
+  } else if (j && typeof j === "object") {
+    if (j.name === name && j.counters) return j;
+    for (const v of Object.values(j)) {
+      const f = findPort(v, name);
+      if (f) return f;
+    }
+  }
+  return undefined;
+}
 
 const SCRIPT = new URL("./helpers/monitor_peer.ts", import.meta.url).pathname;
 
@@ -202,6 +221,12 @@ Deno.test("a monitor that never reads: the port delivers everything, the monitor
   // its 64-slot ring holds 63 frames; every other frame is a counted miss
   assert.equal(slow.counters.rx_packets, 63);
   assert.equal(slow.counters.drops.ring_full, N - 63);
+  // what a user sees: vale-ctl --json (and -v) on the monitor's line
+  const ctl = await runTool("vale-ctl", ["-l", "vale0", "--json"], rd.dir);
+  assert.equal(ctl.code, 0, ctl.stderr);
+  const mon = findPort(JSON.parse(ctl.stdout), "a/t");
+  assert.equal(mon?.counters?.drops?.ring_full, N - 63, ctl.stdout);
+  assert.equal(mon?.monitor?.of, "a");
   await SLOW.line();
   await SLOW.result;
   await B.line();
