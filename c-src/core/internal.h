@@ -327,7 +327,8 @@ static inline uint32_t vale_mon_dirs(uint32_t of)
 	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
 }
 void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq);
-void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to);
+void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t nslots, uint32_t ri,
+		   uint32_t from, uint32_t to);
 /* The one shared load a sync pays for monitors: has our monitor list changed? */
 static inline void vale_mon_check(vale_port *p, bool rx)
 {

@@ -41,7 +41,7 @@ void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq)
 	struct vale_monlist *l = rx ? &p->mon_rx : &p->mon_tx;
 	uint32_t n = 0, want = rx ? VO_MONITOR_RX : VO_MONITOR_TX;
 	l->seen = seq;
-	if (!(p->flags & (VPF_MONITOR | VPF_PIPE))) { /* neither is monitored */
+	if (!(p->flags & VPF_MONITOR)) { /* a monitor is never monitored */
 		for (uint32_t i = 0; i < sw->max_ports && n < VALE_MAX_MONITORS; i++) {
 			struct vale_port_ent *e = &sw->ports[i];
 			if (LOAD_ACQ(&e->state) != VP_ACTIVE || !(LOAD_RLX(&e->flags) & VPF_MONITOR) ||
@@ -235,14 +235,16 @@ static void mon_deliver(vale_port *p, const struct vale_mon *mon, const struct m
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk - got - bad);
 }
 
-/* Slots [from, to) of p's ring ri (TX: just sent; RX: just received) to
- * every monitor that wants that direction. */
-void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to)
+/* Slots [from, to) of `ring` (nslots slots, buffers in p's region), which
+ * hold what p's ring ri just sent (TX; for a pipe end, the peer's RX slots it
+ * has just filled) or received (RX), to every monitor of that direction. */
+void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t nslots, uint32_t ri,
+		   uint32_t from, uint32_t to)
 {
 	const struct vale_map *m = &p->m;
-	struct mon_src src = {.ring = vale_ring(m, p->end, rx, ri),
+	struct mon_src src = {.ring = ring,
 			      .bufs = m->base + m->buf_ofs,
-			      .n = rx ? m->rx_slots : m->tx_slots,
+			      .n = nslots,
 			      .nbufs = m->nbufs,
 			      .from = from,
 			      .to = to};

@@ -223,11 +223,6 @@ static int monitor_open_locked(struct vale_sw *sw, const char *target,
 	if (te->flags & VPF_MONITOR)
 		return vale_err(EINVAL, "%s:%s is a monitor: a monitor of a monitor is refused",
 				sw->name, target);
-	if (te->flags & VPF_PIPE)
-		return vale_err(EOPNOTSUPP,
-				"%s:%s is a pipe end: pipes swap buffers with their peer and are not "
-				"monitored; monitor the switch port that feeds the pipe",
-				sw->name, target);
 	uint32_t nmon = 0;
 	for (uint32_t i = 0; i < sw->max_ports; i++) {
 		struct vale_port_ent *e = &sw->ports[i];
