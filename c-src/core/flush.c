@@ -718,7 +718,7 @@ static int txsync_one(vale_port *p, uint32_t ri)
 	return (int)done;
 }
 
-static int rxsync_one(vale_port *p, uint32_t ri)
+HOT int rxsync_one(vale_port *p, uint32_t ri)
 {
 	struct vale_map *m = &p->m;
 	struct vale_ring *ring = vale_ring(m, p->end, true, ri);

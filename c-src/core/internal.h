@@ -119,6 +119,7 @@ struct vale_port {
 		uint32_t n;    /* monitors (0: the common case) */
 		struct vale_mon { uint32_t idx, gen; } m[VALE_MAX_MONITORS];
 	} mon_tx, mon_rx;
+	const volatile uint32_t *mon_seq; /* our entry's mon_seq (set at open) */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -332,7 +333,7 @@ void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t
 /* The one shared load a sync pays for monitors: has our monitor list changed? */
 static inline void vale_mon_check(vale_port *p, bool rx)
 {
-	uint32_t s = LOAD_ACQ(&p->sw->ports[p->idx].mon_seq);
+	uint32_t s = LOAD_ACQ(p->mon_seq);
 	if (unlikely(s != (rx ? p->mon_rx.seen : p->mon_tx.seen)))
 		vale_mon_refresh(p, rx, s);
 }

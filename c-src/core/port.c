@@ -542,6 +542,7 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 		p->first_ring = 0;
 		p->last_ring = p->m.ntx > p->m.nrx ? p->m.ntx : p->m.nrx;
 	}
+	p->mon_seq = &p->sw->ports[p->idx].mon_seq;
 	uint32_t np = p->sw->max_ports + 1;
 	p->dst_head = malloc(np * sizeof(uint32_t));
 	p->dst_tail = malloc(np * sizeof(uint32_t));
