@@ -12,6 +12,25 @@ import { vale } from "../ffi/lib.ts";
 import { cstr } from "../ffi/lib.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { frameLen } from "./helpers/monitor_peer.ts";
+import { runTool } from "./helpers/tools.ts";
+
+/** A port of a `vale-ctl -l --json` listing, wherever the listing nests it. */
+// deno-lint-ignore no-explicit-any
+function findPort(j: any, name: string): any {
+  if (Array.isArray(j)) {
+    for (const x of j) {
+      const f = findPort(x, name);
+      if (f) return f;
+    }
+  } else if (j && typeof j === "object") {
+    if (j.name === name && j.counters) return j;
+    for (const v of Object.values(j)) {
+      const f = findPort(v, name);
+      if (f) return f;
+    }
+  }
+  return undefined;
+}
 
 const SCRIPT = new URL("./helpers/monitor_peer.ts", import.meta.url).pathname;
 
@@ -202,6 +221,12 @@ Deno.test("a monitor that never reads: the port delivers everything, the monitor
   // its 64-slot ring holds 63 frames; every other frame is a counted miss
   assert.equal(slow.counters.rx_packets, 63);
   assert.equal(slow.counters.drops.ring_full, N - 63);
+  // what a user sees: vale-ctl --json (and -v) on the monitor's line
+  const ctl = await runTool("vale-ctl", ["-l", "vale0", "--json"], rd.dir);
+  assert.equal(ctl.code, 0, ctl.stderr);
+  const mon = findPort(JSON.parse(ctl.stdout), "a/t");
+  assert.equal(mon?.counters?.drops?.ring_full, N - 63, ctl.stdout);
+  assert.equal(mon?.monitor?.of, "a");
   await SLOW.line();
   await SLOW.result;
   await B.line();
@@ -265,7 +290,6 @@ Deno.test("monitors: what is refused, and why", async () => {
   using a = openPort("vale0:a", opts);
   using p = openPort("vale0:p{1", opts);
   assert.throws(() => openPort("vale0:nope/r", opts), /no port vale0:nope to monitor/);
-  assert.throws(() => openPort("vale0:p{1/t", opts), /pipe end/);
   assert.throws(() => openPort("vale0:a/rx", opts), /exclusive/);
   assert.throws(() => openPort("tap:t0/r", opts), /monitors exist on switch ports only/);
   // a monitor has no TX rings to use, and its txsync refuses
@@ -282,4 +306,48 @@ Deno.test("monitors: what is refused, and why", async () => {
     for (const x of more) x.close();
   }
   assert.ok(a.index >= 0 && p.isPipe);
+});
+
+Deno.test("monitors of pipe ends: what each end sends and receives, byte for byte, in order", async () => {
+  await using rd = await tempRunDir();
+  const opts = { runDir: rd.dir };
+  const { makeFrame, mac } = await import("./helpers/frames.ts");
+  using m = openPort("vale0:p{1", opts);
+  using s = openPort("vale0:p}1", opts);
+  using mt = openPort("vale0:p{1/t", opts);
+  using sr = openPort("vale0:p}1/r", opts);
+  using mrt = openPort("vale0:p{1/rt@conf:rx-slots=4096", opts);
+  const got = (p: typeof m, n: number) => {
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < 1000 && out.length < n; i++) out.push(...p.tryReceive());
+    return out;
+  };
+  const fwd = Array.from(
+    { length: 300 },
+    (_, k) => makeFrame(mac(2), mac(1), k, 1, frameLen(3, k)),
+  );
+  const back = Array.from(
+    { length: 100 },
+    (_, k) => makeFrame(mac(1), mac(2), k, 2, frameLen(4, k)),
+  );
+  const atS: Uint8Array[] = [], atM: Uint8Array[] = [];
+  for (let k = 0; k < fwd.length; k += 50) { // in batches: a pipe pushes back, never drops
+    assert.equal(m.sendBatch(fwd.slice(k, k + 50)), 50);
+    atS.push(...got(s, 50));
+  }
+  for (let k = 0; k < back.length; k += 50) {
+    assert.equal(s.sendBatch(back.slice(k, k + 50)), 50);
+    atM.push(...got(m, 50));
+  }
+  assert.deepEqual(atS, fwd);
+  assert.deepEqual(atM, back);
+  assert.deepEqual(got(mt, 300), fwd);
+  assert.deepEqual(got(sr, 300), fwd);
+  const both = got(mrt, 400);
+  assert.deepEqual(both, [...fwd, ...back]); // all of its TX was sent before its RX arrived
+  const info = switchInfo("vale0", opts).ports;
+  const c = (n: string) => info.find((p) => p.name === n)!.counters;
+  assert.equal(c("p{1/t").rx_packets, 300);
+  assert.equal(c("p{1/rt").rx_packets, 400);
+  assert.equal(c("p{1/t").drops.ring_full + c("p}1/r").drops.ring_full, 0);
 });

@@ -782,6 +782,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		tail = k->hwtail;
 		rcur = rcur >= rn ? tail : rcur;
 	}
+	const uint32_t tail0 = tail; /* checked: where this flush starts filling */
 	uint32_t space = vale_ring_dist(tail, rcur, rn);
 	space = space == 0 ? rn - 1 : space - 1;
 	uint32_t j = hwcur, moved = 0, bad = 0;
@@ -838,6 +839,8 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		}
 		pkts++;
 	}
+	if (unlikely(p->mon_tx.n) && moved) /* TX monitors: the peer's slots just filled, */
+		vale_mon_copy(p, false, rxr, rn, ri, tail0, tail); /* before it can take them */
 	STORE_REL(&k->hwtail, tail);
 	k->hwlease = tail;
 	vale_unlock(&k->lock);
@@ -884,10 +887,13 @@ static int txsync_one(vale_port *p, uint32_t ri)
 			ring->head = ring->cur = hwcur;
 			return vale_err(EOPNOTSUPP, "a monitor port cannot send; its TX ring was reset");
 		}
-		done = (p->flags & VPF_PIPE) ? flush_pipe(p, ri, hwcur, head)
-					     : flush_switch(p, ri, hwcur, head);
-		if (unlikely(p->mon_tx.n) && done) /* TX monitors: copies of what was sent */
-			vale_mon_copy(p, false, ri, hwcur, ring_add(hwcur, done, n));
+		if (p->flags & VPF_PIPE) { /* (its TX monitors are served inside: buffers move) */
+			done = flush_pipe(p, ri, hwcur, head);
+		} else {
+			done = flush_switch(p, ri, hwcur, head);
+			if (unlikely(p->mon_tx.n) && done) /* TX monitors: copies of what was sent */
+				vale_mon_copy(p, false, ring, n, ri, hwcur, ring_add(hwcur, done, n));
+		}
 		hwcur = ring_add(hwcur, done, n);
 	}
 	hwtail = hwcur == 0 ? n - 1 : hwcur - 1;
@@ -897,7 +903,7 @@ static int txsync_one(vale_port *p, uint32_t ri)
 	return (int)done;
 }
 
-static int rxsync_one(vale_port *p, uint32_t ri)
+HOT int rxsync_one(vale_port *p, uint32_t ri)
 {
 	struct vale_map *m = &p->m;
 	struct vale_ring *ring = vale_ring(m, p->end, true, ri);
@@ -932,7 +938,7 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	if (tail >= n)
 		tail = rtail;
 	if (unlikely(p->mon_rx.n) && tail != rtail) /* RX monitors: copies of what arrived */
-		vale_mon_copy(p, true, ri, rtail, tail);
+		vale_mon_copy(p, true, ring, n, ri, rtail, tail);
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
 	STORE_REL(&ring->tail, tail);

@@ -120,6 +120,7 @@ struct vale_port {
 		uint32_t n;    /* monitors (0: the common case) */
 		struct vale_mon { uint32_t idx, gen; } m[VALE_MAX_MONITORS];
 	} mon_tx, mon_rx;
+	const volatile uint32_t *mon_seq; /* our entry's mon_seq (set at open) */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -181,7 +182,6 @@ int vale_find_port(struct vale_sw *sw, const char *name);
 void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx);
 int vale_vnet_check(int32_t hdr_len, int32_t mtu);
 void vale_vnet_apply(struct vale_port_ent *e, int32_t hdr_len, int32_t mtu);
-int vale_port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)
@@ -324,15 +324,19 @@ static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_s
 }
 
 /* ---- monitor.c: copy monitors (/r /t /z) ---- */
-int vale_mon_open_locked(struct vale_sw *sw, const char *target, const struct vale_open_req *req,
-			 vale_port *p);
-void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e);
+/* The directions a monitor copies: /t TX, /r RX, /rt, /z (alone) both. */
+static inline uint32_t vale_mon_dirs(uint32_t of)
+{
+	uint32_t d = of & (VO_MONITOR_TX | VO_MONITOR_RX);
+	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
+}
 void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq);
-void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to);
+void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t nslots, uint32_t ri,
+		   uint32_t from, uint32_t to);
 /* The one shared load a sync pays for monitors: has our monitor list changed? */
 static inline void vale_mon_check(vale_port *p, bool rx)
 {
-	uint32_t s = LOAD_ACQ(&p->sw->ports[p->idx].mon_seq);
+	uint32_t s = LOAD_ACQ(p->mon_seq);
 	if (unlikely(s != (rx ? p->mon_rx.seen : p->mon_tx.seen)))
 		vale_mon_refresh(p, rx, s);
 }

@@ -27,141 +27,12 @@
  * The cost for a port without monitors is one load per sync: its entry's
  * mon_seq, on a cache line written only when a monitor comes or goes, is
  * compared with the value the private monitor list was built from.
+ *
+ * This file is the data path (the lists and the copies, called by flush.c);
+ * opening a monitor is port-table work, in port.c.
  */
 #include "internal.h"
 #include "lease.h"
-
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-
-#define MON_BITS (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY)
-
-/* The directions a monitor copies: /t TX, /r RX, /rt, /z (alone) both. */
-static uint32_t mon_dirs(uint32_t of)
-{
-	uint32_t d = of & (VO_MONITOR_TX | VO_MONITOR_RX);
-	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
-}
-
-static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* ---------------- opening and closing ---------------- */
-
-/* Open a new monitor of port `target` of sw into p; caller holds the ctl lock. */
-int vale_mon_open_locked(struct vale_sw *sw, const char *target, const struct vale_open_req *req,
-			 vale_port *p)
-{
-	uint32_t of = req->flags;
-	if (of & (VO_CREATE_PERSISTENT | VO_EXCLUSIVE))
-		return vale_err(EINVAL, "a monitor of %s:%s cannot be persistent or exclusive (/x)",
-				sw->name, target);
-	int t = vale_find_port(sw, target);
-	if (t < 0 || LOAD_ACQ(&sw->ports[t].state) != VP_ACTIVE)
-		return vale_err(ENOENT,
-				"no port %s:%s to monitor (a monitor watches a port that is open "
-				"or persistent)",
-				sw->name, target);
-	struct vale_port_ent *te = &sw->ports[t];
-	if (te->flags & VPF_MONITOR)
-		return vale_err(EINVAL, "%s:%s is a monitor: a monitor of a monitor is refused",
-				sw->name, target);
-	if (te->flags & VPF_PIPE)
-		return vale_err(EOPNOTSUPP,
-				"%s:%s is a pipe end: pipes swap buffers with their peer and are not "
-				"monitored; monitor the switch port that feeds the pipe",
-				sw->name, target);
-	uint32_t nmon = 0;
-	for (uint32_t i = 0; i < sw->max_ports; i++) {
-		struct vale_port_ent *e = &sw->ports[i];
-		if (e->state == VP_ACTIVE && (e->flags & VPF_MONITOR) && e->mon_of == (uint32_t)t &&
-		    e->mon_of_gen == te->gen)
-			nmon++;
-	}
-	if (nmon >= VALE_MAX_MONITORS)
-		return vale_err(ENOSPC, "%s:%s already has %u monitors (the most a port may have)",
-				sw->name, target, (unsigned)VALE_MAX_MONITORS);
-
-	/* the entry's name: the monitored port and the suffix the user wrote */
-	uint32_t dirs = mon_dirs(of);
-	const char *suffix = (of & VO_MONITOR_ZCOPY)
-				 ? (dirs == VO_MONITOR_TX ? "zt" : dirs == VO_MONITOR_RX ? "zr" : "z")
-				 : (dirs == VO_MONITOR_TX ? "t" : dirs == VO_MONITOR_RX ? "r" : "rt");
-	char name[VALE_NAME_MAX];
-	int keep = (int)(VALE_NAME_MAX - 2 - strlen(suffix));
-	snprintf(name, sizeof(name), "%.*s/%s", keep, target, suffix);
-
-	/* as many RX rings as the port has rings, each as long as its longest
-	 * ring (the shared entry's values are clamped: they are not trusted) */
-	uint32_t tn = clamp_u32(te->ntx > te->nrx ? te->ntx : te->nrx, 1, VALE_MAX_RINGS);
-	uint32_t ts = clamp_u32(te->tx_slots > te->rx_slots ? te->tx_slots : te->rx_slots,
-				VALE_MIN_SLOTS, VALE_MAX_SLOTS);
-	struct vale_geom g = {.nends = 1,
-			      .ntx = 1,
-			      .nrx = req->nrx ? req->nrx : tn,
-			      .tx_slots = VALE_MIN_SLOTS,
-			      .rx_slots = req->rx_slots ? req->rx_slots : ts};
-	if (vale_geom_compute(&g))
-		return vale_err(EINVAL, "bad ring configuration for a monitor of %s:%s: rings 1..%u, "
-					"slots %u..%u",
-				sw->name, target, VALE_MAX_RINGS, VALE_MIN_SLOTS, VALE_MAX_SLOTS);
-	uint32_t idx;
-	int r = vale_port_alloc_locked(sw, name, &idx);
-	if (r)
-		return r;
-	struct vale_port_ent *e = &sw->ports[idx];
-	char path[PATH_MAX + 32];
-	vale_region_path(sw, idx, e->gen, path, sizeof(path));
-	r = vale_region_create(sw, path, &g, &p->m, e->gen, &p->region_fd);
-	if (r)
-		return vale_err(-r, "cannot create a monitor of %s:%s: %s", sw->name, target,
-				strerror(-r));
-	r = vale_ofd_lock(p->region_fd, 0, false, false);
-	if (r) {
-		unlinkat(sw->dir_fd, path, 0);
-		return vale_err(-r, "cannot lock a monitor of %s:%s: %s", sw->name, target,
-				strerror(-r));
-	}
-	e->region_idx = idx;
-	e->region_gen = e->gen;
-	e->end = 0;
-	e->region_size = g.size;
-	e->ntx = p->m.ntx;
-	e->nrx = p->m.nrx;
-	e->tx_slots = p->m.tx_slots;
-	e->rx_slots = p->m.rx_slots;
-	e->nbufs = p->m.nbufs;
-	e->flags = VPF_MONITOR;
-	e->mon_of = (uint32_t)t;
-	e->mon_of_gen = te->gen;
-	e->mon_flags = of & MON_BITS;
-	e->owner_pid = getpid();
-	e->nopen = 1;
-	snprintf(e->info, sizeof(e->info), "monitor of %s", target);
-	vale_bell_path(sw, idx, path, sizeof(path));
-	vale_sw_mkfifo(sw, path); /* failure only costs pollability */
-	p->idx = idx;
-	p->gen = e->gen;
-	p->end = 0;
-	p->flags = e->flags;
-	e->last_probe_ns = vale_now_ns();
-	STORE_REL(&e->state, VP_ACTIVE);
-	/* then tell the monitored port: its next sync rebuilds its list */
-	__atomic_add_fetch(&te->mon_seq, 1, __ATOMIC_RELEASE);
-	return 0;
-}
-
-/* Monitor entry e is going away: the port it watches rebuilds its list at
- * its next sync (a monitor of a port since gone bumps an unused word). */
-void vale_mon_detach_locked(struct vale_sw *sw, struct vale_port_ent *e)
-{
-	uint32_t t = e->mon_of;
-	if (t < sw->max_ports)
-		__atomic_add_fetch(&sw->ports[t].mon_seq, 1, __ATOMIC_RELEASE);
-}
 
 /* Rebuild p's private list of its TX (or RX) monitors from the port table. */
 void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq)
@@ -170,14 +41,14 @@ void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq)
 	struct vale_monlist *l = rx ? &p->mon_rx : &p->mon_tx;
 	uint32_t n = 0, want = rx ? VO_MONITOR_RX : VO_MONITOR_TX;
 	l->seen = seq;
-	if (!(p->flags & (VPF_MONITOR | VPF_PIPE))) { /* neither is monitored */
+	if (!(p->flags & VPF_MONITOR)) { /* a monitor is never monitored */
 		for (uint32_t i = 0; i < sw->max_ports && n < VALE_MAX_MONITORS; i++) {
 			struct vale_port_ent *e = &sw->ports[i];
 			if (LOAD_ACQ(&e->state) != VP_ACTIVE || !(LOAD_RLX(&e->flags) & VPF_MONITOR) ||
 			    i == p->idx)
 				continue;
 			if (LOAD_RLX(&e->mon_of) != p->idx || LOAD_RLX(&e->mon_of_gen) != p->gen ||
-			    !(mon_dirs(LOAD_RLX(&e->mon_flags)) & want))
+			    !(vale_mon_dirs(LOAD_RLX(&e->mon_flags)) & want))
 				continue;
 			l->m[n].idx = i;
 			l->m[n].gen = LOAD_RLX(&e->gen);
@@ -364,14 +235,16 @@ static void mon_deliver(vale_port *p, const struct vale_mon *mon, const struct m
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk - got - bad);
 }
 
-/* Slots [from, to) of p's ring ri (TX: just sent; RX: just received) to
- * every monitor that wants that direction. */
-void vale_mon_copy(vale_port *p, bool rx, uint32_t ri, uint32_t from, uint32_t to)
+/* Slots [from, to) of `ring` (nslots slots, buffers in p's region), which
+ * hold what p's ring ri just sent (TX; for a pipe end, the peer's RX slots it
+ * has just filled) or received (RX), to every monitor of that direction. */
+void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t nslots, uint32_t ri,
+		   uint32_t from, uint32_t to)
 {
 	const struct vale_map *m = &p->m;
-	struct mon_src src = {.ring = vale_ring(m, p->end, rx, ri),
+	struct mon_src src = {.ring = ring,
 			      .bufs = m->base + m->buf_ofs,
-			      .n = rx ? m->rx_slots : m->tx_slots,
+			      .n = nslots,
 			      .nbufs = m->nbufs,
 			      .from = from,
 			      .to = to};
