@@ -19,6 +19,10 @@
 //   await g.waitFor(/ready/);
 //   const r = await g.result();            // { status: 0, output, script, ... }
 //
+// With `shell: true` the guest stays up after the script and runs commands
+// the host sends on the serial console: `await g.run("ip addr")` gives
+// { status, output }, `await g.exit(0)` ends it.
+//
 // The per-boot script travels in a second cpio archive appended to the base
 // initramfs (the kernel unpacks concatenated archives), so the base is built
 // once per package version.
@@ -56,6 +60,17 @@ export interface GuestOptions {
   append?: string[];
   /** More QEMU arguments. */
   qemuArgs?: string[];
+  /**
+   * After the script, keep running and take commands from the host
+   * (Guest.run, Guest.exit) over the serial console.
+   */
+  shell?: boolean;
+}
+
+export interface RunResult {
+  status: number;
+  /** What the command printed (and any kernel message in between). */
+  output: string;
 }
 
 export interface GuestResult {
@@ -87,6 +102,15 @@ export interface Guest extends AsyncDisposable {
   ready(ms?: number): Promise<number>;
   /** Waits for QEMU to end (the script powers it off, or the timeout kills it). */
   result(): Promise<GuestResult>;
+  /**
+   * (shell: true) Runs a shell script (at most 2 KiB; stdin /dev/null, cwd
+   * /tmp) in the guest and resolves with its status and output. Commands run
+   * one at a time; end one with `&` to leave it running in the background.
+   * Rejects after `ms` (default 60 s) without an answer.
+   */
+  run(script: string, ms?: number): Promise<RunResult>;
+  /** (shell: true) Ends the guest with `status` as its exit status; resolves with result(). */
+  exit(status?: number): Promise<GuestResult>;
   /** SIGTERM, then SIGKILL after `graceMs`; waits for the exit. Idempotent. */
   kill(graceMs?: number): Promise<void>;
 }
@@ -233,6 +257,7 @@ export function qemuArgs(img: GuestImage, initrd: string, opts: GuestOptions): s
   ];
   if (opts.ip?.length) cmdline.push(`vale.ip=${opts.ip.map((a) => a || "-").join(",")}`);
   if (opts.mtu?.length) cmdline.push(`vale.mtu=${opts.mtu.map((m) => m || "-").join(",")}`);
+  if (opts.shell) cmdline.push("vale.shell=1");
   for (const w of [...cmdline, ...(opts.append ?? [])]) {
     if (!/^[\x21-\x7e]+$/.test(w)) {
       throw new Error(`bad kernel command-line word ${JSON.stringify(w)}`);
@@ -300,7 +325,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
   const t0 = performance.now();
   const proc = new Deno.Command(QEMU, {
     args,
-    stdin: "null",
+    stdin: opts.shell ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -336,9 +361,13 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
     return { s, totalMs: performance.now() - t0 };
   });
 
+  const stdin = opts.shell ? proc.stdin.getWriter() : null;
+  const closeStdin = () => stdin?.close().catch(() => {});
+
   let killing: Promise<void> | null = null;
   function kill(graceMs = 1000): Promise<void> {
     killing ??= (async () => {
+      await closeStdin();
       if (!exited) {
         try {
           proc.kill("SIGTERM");
@@ -403,6 +432,37 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
     };
   }
 
+  const tagRe = opts.name.replace(/\./g, "\\.");
+  let runId = 0;
+  let runChain: Promise<unknown> = Promise.resolve();
+  function run(script: string, ms = 60000): Promise<RunResult> {
+    if (!stdin) return Promise.reject(new Error(`guest ${opts.name}: not booted with shell: true`));
+    const bytes = new TextEncoder().encode(script);
+    if (bytes.length > 2048) {
+      return Promise.reject(new Error(`guest ${opts.name}: run() takes at most 2 KiB (use files)`));
+    }
+    const id = ++runId;
+    const b64 = btoa(String.fromCharCode(...bytes));
+    const p = runChain.then(async () => {
+      await waitFor(new RegExp(`^VALE-GUEST ${tagRe} shell$`, "m"), ms);
+      await stdin.write(new TextEncoder().encode(`run ${id} ${b64}\n`));
+      const start = await waitFor(new RegExp(`^VALE-GUEST ${tagRe} start ${id}$`, "m"), ms);
+      const done = await waitFor(new RegExp(`^VALE-GUEST ${tagRe} done ${id} (\\d+)$`, "m"), ms);
+      const from = start.index! + start[0].length + 1;
+      return { status: Number(done[1]), output: out.slice(from, Math.max(from, done.index!)) };
+    });
+    runChain = p.catch(() => {});
+    return p;
+  }
+  async function exit(st = 0): Promise<GuestResult> {
+    if (!stdin) throw new Error(`guest ${opts.name}: not booted with shell: true`);
+    await runChain;
+    await waitFor(new RegExp(`^VALE-GUEST ${tagRe} shell$`, "m"));
+    await stdin.write(new TextEncoder().encode(`exit ${st | 0}\n`));
+    await closeStdin();
+    return await result();
+  }
+
   return {
     name: opts.name,
     pid: proc.pid,
@@ -413,6 +473,8 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
       return readyAt!;
     },
     result,
+    run,
+    exit,
     kill,
     [Symbol.asyncDispose]: () => kill(),
   };
