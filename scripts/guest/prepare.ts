@@ -188,6 +188,24 @@ function walk(dir: string, out: Map<string, string>) {
   }
 }
 
+/** Images in build/guest/ (the newest first). */
+function builtImages(): GuestImage[] {
+  const out: { m: GuestImage; t: number }[] = [];
+  try {
+    for (const e of Deno.readDirSync(GUEST_DIR)) {
+      if (!e.isDirectory || e.name.startsWith(".")) continue;
+      try {
+        const f = `${GUEST_DIR}/${e.name}/manifest.json`;
+        const m = JSON.parse(Deno.readTextFileSync(f)) as GuestImage;
+        Deno.statSync(m.kernel);
+        Deno.statSync(m.initramfs);
+        out.push({ m, t: Deno.statSync(f).mtime?.getTime() ?? 0 });
+      } catch { /* not an image */ }
+    }
+  } catch { /* no build/guest */ }
+  return out.sort((a, b) => b.t - a.t).map((x) => x.m);
+}
+
 /**
  * Removes images of other package versions and the downloaded .debs not in
  * use (build/guest/ only), so that kernel updates do not pile up there.
@@ -228,6 +246,9 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
     try {
       kernel = findOrDownload("linux-image-[0-9][^_]*-cloud-amd64", null, dirs, log);
     } catch {
+      // apt cannot say which kernel is current: an image built before will do
+      const built = builtImages();
+      if (built.length) return built[0];
       throw new Error(
         `apt knows no ${KERNEL_META} (apt-get update, or scripts/install-deps.sh --qemu as ` +
           `root) and no linux-image-*-cloud-amd64 .deb is in ${dirs.join(", ")}`,

@@ -210,24 +210,21 @@ export function userNic(id: string, net = "10.0.2.0/24", opts: NicOptions = {}):
 }
 
 /**
- * A virtio NIC on a vhost-user socket. By default QEMU connects to `path`
- * (the switch listens; QEMU fails at start when nobody does), and with
- * `reconnect: N` retries every N seconds after the switch goes away;
- * `server: true` makes QEMU listen there instead (without waiting for the
- * switch). `vectors=0` (no MSI-X) because QEMU 7.2
- * under TCG crashes in vhost-user with MSI-X. Needs shared guest memory,
- * which bootGuest turns on for it.
+ * A virtio NIC on a vhost-user socket. By default QEMU connects to `path`:
+ * the back-end must already listen there (QEMU 7.2 exits at start when
+ * nobody does, `reconnect` or not); `reconnect: N` makes it retry every N
+ * seconds after the back-end goes away. `server: true` makes QEMU listen on
+ * `path` instead, and it then waits for the back-end to connect before the
+ * guest runs (vhost-user netdevs block at start). `vectors=0` (no MSI-X)
+ * because QEMU 7.2 under TCG crashes in vhost-user with MSI-X. Needs shared
+ * guest memory, which bootGuest turns on for it.
  */
 export function vhostUserNic(
   id: string,
   path: string,
   opts: NicOptions & { server?: boolean; reconnect?: number; queues?: number } = {},
 ): string[] {
-  const mode = opts.server
-    ? ",server=on,wait=off"
-    : opts.reconnect
-    ? `,reconnect=${opts.reconnect}`
-    : "";
+  const mode = opts.server ? ",server=on" : opts.reconnect ? `,reconnect=${opts.reconnect}` : "";
   return [
     "-chardev",
     `socket,id=${id}c,path=${path}${mode}`,
