@@ -322,6 +322,7 @@ gtest(
       ],
       ip: ["10.0.2.15/24", "10.0.3.15/24"],
       mtu: [1400, 0],
+      modules: ["8021q"],
       files: { "/data/hello.txt": "hello from the host\n" },
       script: `
 cat /data/hello.txt
@@ -330,6 +331,7 @@ for d in eth0 eth1; do
     "$(ip -4 addr show dev $d | grep -o 'inet [0-9./]*')"
 done
 ping -c 2 -W 3 10.0.2.2 >/dev/null && ping -c 2 -W 3 10.0.3.2 >/dev/null && echo "pinged both"
+ip link add link eth0 name eth0.5 type vlan id 5 && cat /proc/net/vlan/eth0.5 | head -1
 exit 7`,
       timeoutMs: GUEST_MS,
     });
@@ -347,6 +349,10 @@ exit 7`,
     assert.deepEqual(c2, { status: 1, output: "42\n" });
     const c3 = await sh.run("echo 'quotes \" and $dollars'; exit 5");
     assert.deepEqual(c3, { status: 5, output: 'quotes " and $dollars\n' });
+    const c4 = await sh.run(
+      "modprobe bridge && ip link add br0 type bridge && cat /sys/class/net/br0/bridge/stp_state",
+    );
+    assert.deepEqual(c4, { status: 0, output: "0\n" }, "a bridge (modprobe in the guest)");
     const ri = await sh.exit(3);
     assert.equal(ri.status, 3, describe(ri, "i"));
     assert.equal(ri.qemuCode, 0);
@@ -356,6 +362,7 @@ exit 7`,
     assert.match(r.script, new RegExp(`^nic eth0 ${macs[0]} 1400 inet 10.0.2.15/24$`, "m"));
     assert.match(r.script, new RegExp(`^nic eth1 ${macs[1]} 1500 inet 10.0.3.15/24$`, "m"));
     assert.match(r.script, /^pinged both$/m, describe(r, "s"));
+    assert.match(r.script, /^eth0\.5 +VID: 5/m, "a VLAN link (8021q loaded at boot)");
     assert.equal(r.qemuCode, 0, "powered off");
     assert.equal(r.timedOut, false);
     const t = await slow.result();

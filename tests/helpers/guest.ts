@@ -56,6 +56,12 @@ export interface GuestOptions {
   files?: Record<string, string | Uint8Array>;
   /** The guest's whole life, boot included (default 60000 ms): then QEMU is killed. */
   timeoutMs?: number;
+  /**
+   * Kernel modules to load at boot besides the NIC drivers, among
+   * GuestImage.extraModules (8021q, bridge, veth, dummy, macvlan, tun,
+   * sch_netem); scripts may also `modprobe` them.
+   */
+  modules?: string[];
   /** More kernel command-line words. */
   append?: string[];
   /** More QEMU arguments. */
@@ -255,6 +261,7 @@ export function qemuArgs(img: GuestImage, initrd: string, opts: GuestOptions): s
   if (opts.ip?.length) cmdline.push(`vale.ip=${opts.ip.map((a) => a || "-").join(",")}`);
   if (opts.mtu?.length) cmdline.push(`vale.mtu=${opts.mtu.map((m) => m || "-").join(",")}`);
   if (opts.shell) cmdline.push("vale.shell=1");
+  if (opts.modules?.length) cmdline.push(`vale.modules=${opts.modules.join(",")}`);
   for (const w of [...cmdline, ...(opts.append ?? [])]) {
     if (!/^[\x21-\x7e]+$/.test(w)) {
       throw new Error(`bad kernel command-line word ${JSON.stringify(w)}`);
