@@ -241,6 +241,20 @@ export function vhostUserNic(
   ];
 }
 
+// ---------------------------------------------------------------- script pieces
+
+/**
+ * Shell lines for a guest script: ping `ip` once a second until it answers
+ * (the switch port may come up after the guest), at most `tries` times;
+ * then the script exits with `status` and prints "unreachable IP".
+ */
+export function pingUntil(ip: string, tries = 90, status = 10): string {
+  return `n=0
+until ping -c 1 -W 1 ${ip} >/dev/null 2>&1; do
+  n=$((n + 1)); [ $n -ge ${tries} ] && { echo "unreachable ${ip}"; exit ${status}; }
+done`;
+}
+
 // ---------------------------------------------------------------- boot
 
 /** The kernel command line and QEMU arguments for `opts` (exported for tests of the helper). */
