@@ -102,7 +102,10 @@ export interface Guest extends AsyncDisposable {
   readonly pid: number;
   /** The serial output so far. */
   output(): string;
-  /** Resolves with the first match of `re` in the output; rejects when QEMU exits first or after `ms`. */
+  /**
+   * Resolves with the first match of `re` (no `g` flag) in the output so far
+   * or to come; rejects when QEMU exits first or after `ms` (default: timeoutMs).
+   */
   waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
   /** Resolves when the NICs are configured (the ready marker), with the boot time in ms. */
   ready(ms?: number): Promise<number>;
@@ -374,6 +377,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
   const status = proc.status.then(async (s) => {
     clearTimeout(timer);
     await pumps;
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
     exited = true;
     notify();
     return { s, totalMs: performance.now() - t0 };
@@ -398,7 +402,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
         await status;
         clearTimeout(grace);
       }
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      await status; // (which removes the per-boot initrd)
     })();
     return killing;
   }
