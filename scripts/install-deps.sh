@@ -5,7 +5,7 @@
 # only prints what is missing and the command to install it.
 #
 #   scripts/install-deps.sh            # install what is missing
-#   scripts/install-deps.sh --qemu     # also QEMU (the QEMU case of tests/kernel_attach_test.ts)
+#   scripts/install-deps.sh --qemu     # also QEMU, and the test guest (scripts/guest/prepare.ts)
 #   scripts/install-deps.sh --check    # only report (exit 1 if something is missing)
 #
 # Package → program:
@@ -20,10 +20,6 @@
 #   util-linux    → setpriv   the "without privileges" case
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
 #
-# --qemu also builds the test guest (tests/helpers/guest.ts) in build/guest/
-# with scripts/guest/prepare.ts: `apt-get download` of linux-image-cloud-amd64's
-# kernel and busybox-static, unpacked with dpkg-deb (nothing installed).
-#
 # Exit status: 0 when everything is there or was installed, and also when it
 # cannot install (not root, no apt-get: the tests then skip, saying why);
 # 1 when an install failed; with --check, 1 when something is missing.
@@ -36,7 +32,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)

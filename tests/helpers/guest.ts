@@ -16,8 +16,8 @@
 //     ip: ["10.0.0.2/24"],                 // eth0's address
 //     script: "ping -c 3 10.0.0.1",
 //   });
-//   await g.waitFor(/ready/);
-//   const r = await g.result();            // { status: 0, output, script, ... }
+//   const bootMs = await g.ready();        // NICs configured (or g.waitFor(/regex/))
+//   const r = await g.result();            // { status: 0, output, script, bootMs, ... }
 //
 // With `shell: true` the guest stays up after the script and runs commands
 // the host sends on the serial console: `await g.run("ip addr")` gives
