@@ -57,4 +57,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "98e05d4a4c1337354bec2a7dc8c08a0330edef8a62a0433508e60eb57ab23f53";
+export const C_SOURCES_SHA256 = "c05e14759ffd167e6d9efbc6059b5f14bd034d78237546e56af5409923b6e981";

@@ -5,7 +5,7 @@
 # only prints what is missing and the command to install it.
 #
 #   scripts/install-deps.sh            # install what is missing
-#   scripts/install-deps.sh --qemu     # also QEMU (the QEMU case of tests/kernel_attach_test.ts)
+#   scripts/install-deps.sh --qemu     # also QEMU, and the test guest (scripts/guest/prepare.ts)
 #   scripts/install-deps.sh --check    # only report (exit 1 if something is missing)
 #
 # Package → program:
@@ -21,10 +21,6 @@
 #   tcpreplay     → tcpreplay injection through the libpcap interposer (tests/pcap_interposer_test.ts)
 #   libpcap-dev   → pcap-config  <pcap/pcap.h> for that test's libpcap program (tests/pcap/)
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
-#
-# --qemu also builds the test guest (tests/helpers/guest.ts) in build/guest/
-# with scripts/guest/prepare.ts: `apt-get download` of linux-image-cloud-amd64's
-# kernel and busybox-static, unpacked with dpkg-deb (nothing installed).
 #
 # Exit status: 0 when everything is there or was installed, and also when it
 # cannot install (not root, no apt-get: the tests then skip, saying why);
