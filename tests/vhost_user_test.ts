@@ -236,10 +236,98 @@ vtest("client mode: vale connects to a listening front-end and reconnects", asyn
       await frontEndUp(e);
       assert.match(e.vm().info, /vhost-user client: connected/);
       await ping(e, `p${round}`, 100, 60);
+      assert.equal(e.att().vhost?.counters.connects, round + 1);
       pmd.kill();
       await pmd.exited;
       await until(() => /client: connecting/.test(e.vm()?.info ?? ""), 10000, "port down");
+      // a killed server leaves its socket file (QEMU's server=on removes a stale one itself)
+      Deno.removeSync(e.sock);
     }
+  } finally {
+    await e.cleanup();
+  }
+});
+
+vtest("a misbehaving front-end is refused and counted; the switch keeps forwarding", async () => {
+  const e = await setup();
+  const evil = await buildProg("vhost_evil");
+  try {
+    const pid = e.att().pid;
+    const obs = startTool("pkt-gen", ["-i", `${SW}:obs`, "-f", "rx"], e.rd);
+    e.tools.push(obs);
+    await obs.waitFor(/Ready/);
+    // garbage: framing errors end their connections, bad values are refused (ack 1)
+    const g = await new Deno.Command(evil, { args: [e.sock, "garbage"], stdout: "piped" }).output();
+    const gout = new TextDecoder().decode(g.stdout);
+    assert.equal(g.code, 0, gout);
+    for (
+      const line of [
+        "badversion -1",
+        "hugesize -1",
+        "noise -1",
+        "unknown 1",
+        "badfeatures 1",
+        "vringnum3 1",
+        "queue7 1",
+        "memtable2regions1fd 1",
+        "memtablepastfile 1",
+        "vringnum256 0",
+        "vringaddroutside 1",
+        "stillserved 1",
+      ]
+    ) assert.ok(gout.includes(line + "\n"), `${line} in:\n${gout}`);
+    await until(() => (e.att().vhost?.counters.bad_msgs ?? 0) >= 10, 5000, "the refusals reported");
+    const c1 = e.att().vhost!.counters;
+    assert.equal(c1.bad_msgs, 10); // badversion, hugesize, midmessage, noise + 6 refused values
+    assert.equal(c1.unknown_msgs, 1);
+
+    // bad descriptors and indices, with good frames between them
+    const d = new Deno.Command(evil, { args: [e.sock, "desc"], stdin: "piped", stdout: "piped" })
+      .spawn();
+    const w = d.stdin.getWriter();
+    let dout = "";
+    const reader = (async () => {
+      for await (const c of d.stdout) dout += new TextDecoder().decode(c);
+    })();
+    await until(() => dout.includes("rx posted"), 15000, "the TX part");
+    assert.match(dout, /^tx used 7$/m);
+    // the two good frames crossed the switch
+    await until(() => portOf(e.rd, SW, "obs")?.counters.rx_packets === 2, 5000, "2 good frames");
+    assert.equal(e.vm().counters.tx_packets, 2);
+    // a frame to the evil guest: its bad RX chain is returned with length 0, the good one used
+    const t = await runTool("pkt-gen", ["-i", `${SW}:tx`, "-f", "tx", "-n", "1"], e.rd);
+    assert.equal(t.code, 0, t.stderr);
+    await until(() => dout.includes("broken"), 15000, "the RX part");
+    assert.match(dout, /^rx len 72 id 1 bad len 0 num_buffers 1$/m);
+    await until(() => (e.att().vhost?.counters.bad_index ?? 0) === 1, 5000, "bad index counted");
+    const c2 = e.att().vhost!.counters;
+    assert.equal(c2.bad_desc, 7); // 6 TX chains (one with a head out of range) + 1 RX
+    await until(() => e.att().status === "down", 5000, "the port down (its queue stopped)");
+    assert.match(e.att().vhost!.last_error, /1000 ahead/);
+
+    // meanwhile the other ports forward exactly
+    const rx = startTool("pkt-gen", ["-i", `${SW}:b`, "-f", "rx", "-n", "5000"], e.rd);
+    e.tools.push(rx);
+    await rx.waitFor(/Ready/);
+    const a = await runTool(
+      "pkt-gen",
+      ["-i", `${SW}:a`, "-f", "tx", "-n", "5000", "-R", "50000"],
+      e.rd,
+    );
+    assert.equal(a.code, 0, a.stderr);
+    const r = await rx.within(15000);
+    assert.equal(summary(r.stdout)?.pkts, 5000);
+    await w.close();
+    await d.status;
+    await reader;
+
+    // the forwarder never crashed, and a well-behaved front-end works next
+    assert.equal(e.att().pid, pid);
+    const pmd = await startPmd(e, "io");
+    await pmd.cmd("start");
+    await frontEndUp(e);
+    await ping(e, "p1", 100, 60);
+    await pmd.close();
   } finally {
     await e.cleanup();
   }

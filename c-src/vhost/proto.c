@@ -270,8 +270,14 @@ static int set_mem_table(struct vh_dev *d, struct msg *m)
 	lock_all(d);
 	vh_mem_unmap(&d->mem);
 	d->mem = nm;
-	for (int i = 0; i < 2; i++) vh_vq_map(d, &d->vq[i]);
+	int bad = -1;
+	for (int i = 0; i < 2; i++)
+		if (vh_vq_map(d, &d->vq[i]) < 0) bad = i;
 	unlock_all(d);
+	if (bad >= 0) {
+		refuse(d, "SET_MEM_TABLE: queue %d's rings are outside the new table", bad);
+		return -1;
+	}
 	return 0;
 }
 
@@ -558,6 +564,9 @@ static void *ctl_main(void *arg)
 		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 1000);
 		if (d->stop) break;
 		if (r <= 0) continue;
+		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (serve_one(d, m) < 0) disconnect(d);
+		}
 		if (il >= 0 && (p[il].revents & POLLIN)) {
 			int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
@@ -568,9 +577,6 @@ static void *ctl_main(void *arg)
 					VH_ADD(d, rejected_conns, 1);
 				}
 			}
-		}
-		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (serve_one(d, m) < 0) disconnect(d);
 		}
 	}
 	free(m);
