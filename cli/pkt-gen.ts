@@ -114,7 +114,10 @@ pkt-gen arguments
 
      -X      Dump payload of each packet transmitted or received.
 
-     -H len  Add an empty virtio-net header of size len (0, 10 or 12).
+     -H len  Add an empty virtio-net header of size len (0, 10 or 12).  A vale
+             port is opened with that header length, so the switch skips it
+             and converts for ports without one; received frames start with
+             it too (byte counts include it, as netmap's).
 
      -P file
              Load the packet to be transmitted from (the first packet of) a pcap file
@@ -513,9 +516,13 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
     if (c.rxRings) spec.conf.rxRings ??= c.rxRings;
   }
   const ports: Port[] = [];
+  // -H: a switch port is opened with that virtio-net header length (netmap's
+  // NETMAP_REQ_PORT_HDR_SET), so the switch skips it and converts for others
+  const open = (s: PortSpec) =>
+    openPortSpec(s, spec.kind === "vale" && a.hdrLen ? { vnetHdrLen: a.hdrLen } : {});
   try {
     if (a.nthreads === 1) {
-      ports.push(openPortSpec(spec));
+      ports.push(open(spec));
     } else {
       if (spec.mode === "one-nic") {
         throw new ValeError(
@@ -523,7 +530,7 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
           `${a.ifname}: -p ${a.nthreads} needs all rings, not one (-N)`,
         );
       }
-      ports.push(openPortSpec({ ...spec, mode: "one-nic", ring: 0 }));
+      ports.push(open({ ...spec, mode: "one-nic", ring: 0 }));
     }
     // kernel interfaces (tap:, netmap:) are pipes on a private switch: ask the port where it is
     const info = switchInfo(ports[0].switchName, { runDir: ports[0].runDir }).ports
@@ -538,7 +545,7 @@ function openPorts(a: Args): { ports: Port[]; spec: PortSpec; queues: number } {
       );
     }
     for (let i = 1; i < a.nthreads; i++) {
-      ports.push(openPortSpec({ ...spec, mode: "one-nic", ring: i }));
+      ports.push(open({ ...spec, mode: "one-nic", ring: i }));
     }
     if (a.verbose && info) {
       D(

@@ -21,12 +21,16 @@ import {
   listPersistent,
   type PersistentPort,
   removePersistent,
+  setPersistentVnet,
   validPersistentName,
 } from "../lib/switch/persistent.ts";
+import { checkVnet, type VnetSettings } from "../lib/switch/open_request.ts";
+import { Mtu } from "../ffi/structs/open_req.ts";
 import {
   listSwitches,
   type PortInfo,
   removeSwitch,
+  setPortVnet,
   type SwitchInfo,
   switchInfo,
 } from "../lib/switch/control.ts";
@@ -61,6 +65,12 @@ vale-ctl arguments
 	--remove-switch valeX	remove a switch and every port on it (fails if one is open);
 				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
+	--vnet-hdr LEN	virtio-net header length (0, 10 or 12, as netmap's port header) of the
+		port that -n or -g creates, or that --set changes
+	--mtu BYTES	MTU (largest Ethernet frame without header, 64..65553; default 1514)
+		of the port that -n or -g creates, or that --set changes
+	--set interface	change --vnet-hdr and/or --mtu of an existing port (open or not;
+		a persistent port by its name, on its switch too when attached)
 	--group GROUP	a switch that -n or -a creates is shared with GROUP (name or gid):
 		its members may open ports on it (directory 02770, files 0660);
 		without it a new switch is private to you (0700, 0600)
@@ -84,11 +94,17 @@ Interfaces:
 					vhost-client:PATH connects to a QEMU with server=on instead
 					(and reconnects); -l -v shows the front-end's state
 	vale-ctl -d vale0:eth1		stop the forwarder, remove its port(s) and TAPs
+	vale-ctl -n vi0 --vnet-hdr 12	create vi0 with a 12-byte virtio-net header (frames up to
+					64 KiB with offloads; the switch converts toward ports
+					without one: docs/architecture.md#offloads)
+	vale-ctl --set vale0:a --vnet-hdr 10 --mtu 9000
+					change an existing port's header length and MTU
 
 Listing (-l): one line per port, netmap's "NAME bridge:B port:P" followed by
 	pid:OWNER (- when no process has it open), tx:PACKETS rx:PACKETS drops:PACKETS;
 	-v adds bytes, drops by reason and the port's kind; with -v, persistent ports
-	attached nowhere are listed too.
+	attached nowhere are listed too. A port with a virtio-net header or an MTU
+	other than 1514 shows vnet_hdr:LEN mtu:BYTES (always with -v; -g likewise).
 
 Errors are printed as "failed to <create|remove|attach|detach|list|...> NAME: <reason>"
 	and make vale-ctl exit with status 1.
@@ -109,7 +125,8 @@ type Cmd =
   | "poll-on"
   | "poll-off"
   | "macs"
-  | "remove-switch";
+  | "remove-switch"
+  | "set";
 
 /** strerror() for the errnos vale-ctl reports. */
 function strerror(e: unknown): string {
@@ -138,7 +155,13 @@ function tryInfo(sw: string): SwitchInfo | null {
 
 function drops(p: PortInfo): number {
   const d = p.counters.drops;
-  return d.ring_full + d.bad_slot + d.no_dest + d.lookup;
+  return d.ring_full + d.bad_slot + d.no_dest + d.lookup + d.bad_vnet + d.too_big;
+}
+
+/** Offload settings that differ from the default (none and 1514), or always with `all`. */
+function vnetNote(p: { vnet_hdr_len: number; mtu: number }, all: boolean, sep: string): string {
+  if (!all && !p.vnet_hdr_len && p.mtu === Mtu.VALE_DEF_MTU) return "";
+  return ` vnet_hdr${sep === ":" ? "" : "_len"}${sep}${p.vnet_hdr_len} mtu${sep}${p.mtu}`;
 }
 
 function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): string {
@@ -154,9 +177,11 @@ function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): st
     ].join(",");
     s += ` tx_bytes:${c.tx_bytes} rx_bytes:${c.rx_bytes} ring_full:${d.ring_full}` +
       ` bad_slot:${d.bad_slot} no_dest:${d.no_dest} lookup:${d.lookup}` +
+      ` bad_vnet:${d.bad_vnet} too_big:${d.too_big}` +
       ` sync_errors:${c.sync_errors} kind:${kind} mem_id:${p.mem_id}` +
       (p.fwd_pid ? ` fwd_pid:${p.fwd_pid}` : "") + (p.info ? ` info:"${p.info}"` : "");
   }
+  s += vnetNote(p, verbose, ":");
   const note = kernelNote(sw, p); // kernel interfaces: see below
   return note ? `${s} ${note}` : s;
 }
@@ -180,6 +205,8 @@ function persistentJson(p: PersistentPort) {
     tx_slots: i.tx_slots,
     rx_slots: i.rx_slots,
     memsize: i.memsize,
+    vnet_hdr_len: i.vnet_hdr_len,
+    mtu: i.mtu,
   };
 }
 
@@ -237,10 +264,12 @@ interface Geometry {
   tx_rings: number;
   rx_rings: number;
   mem_id: number;
+  vnet_hdr_len: number;
+  mtu: number;
 }
 
 /** -g: a port's geometry; a vale port that does not exist is created for the question, as netmap does. */
-function info(name: string, conf: NmrConfig): Geometry {
+function info(name: string, conf: NmrConfig, vnet: VnetSettings): Geometry {
   const geo = (p: PortInfo): Geometry => ({
     name,
     memsize: p.memsize,
@@ -249,6 +278,8 @@ function info(name: string, conf: NmrConfig): Geometry {
     tx_rings: p.tx_rings,
     rx_rings: p.rx_rings,
     mem_id: p.mem_id,
+    vnet_hdr_len: p.vnet_hdr_len,
+    mtu: p.mtu,
   });
   if (!name.includes(":")) {
     const p = validPersistentName(name) ? findPersistent(name) : null;
@@ -263,7 +294,7 @@ function info(name: string, conf: NmrConfig): Geometry {
   spec.conf.rxSlots ??= conf.rxSlots || undefined;
   spec.conf.txRings ??= conf.txRings || undefined;
   spec.conf.rxRings ??= conf.rxRings || undefined;
-  const port = openPort(formatPortName(spec));
+  const port = openPort(formatPortName(spec), vnet);
   try {
     const p = switchInfo(sw).ports.find((q) => q.index === port.index);
     if (!p) throw new ValeError(Errno.ENXIO, `no port ${name}`);
@@ -397,6 +428,9 @@ export function main(argv: string[]): number {
     { name: "showmacs", arg: "optional" },
     { name: "remove-switch", arg: "required" },
     { name: "group", arg: "required" },
+    { name: "vnet-hdr", arg: "required" },
+    { name: "mtu", arg: "required" },
+    { name: "set", arg: "required" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
@@ -406,6 +440,11 @@ export function main(argv: string[]): number {
   }
   let cmd: Cmd | undefined, name: string | undefined, config = "";
   let json = false, verbose = false, memid = 0;
+  const vnet: VnetSettings = {};
+  const intArg = (o: string, a: string): number => {
+    if (!/^\d+$/.test(a)) throw new ValeError(Errno.EINVAL, `--${o} ${a}: not a number`);
+    return Number(a);
+  };
   shareGroup = undefined;
   for (const { opt, arg } of g.opts) {
     switch (opt) {
@@ -420,6 +459,17 @@ export function main(argv: string[]): number {
         break;
       case "group":
         shareGroup = arg!;
+        break;
+      case "vnet-hdr":
+      case "mtu":
+        try {
+          if (opt === "mtu") vnet.mtu = intArg(opt, arg!);
+          else vnet.vnetHdrLen = intArg(opt, arg!);
+          checkVnet(vnet);
+        } catch (e) {
+          err(`vale-ctl: ${(e as Error).message}\n`);
+          return 1;
+        }
         break;
       case "C":
         config = arg!;
@@ -441,6 +491,7 @@ export function main(argv: string[]): number {
           macs: "macs",
           showmacs: "macs",
           "remove-switch": "remove-switch",
+          set: "set",
         };
         cmd = map[opt];
         name = arg;
@@ -472,14 +523,19 @@ export function main(argv: string[]): number {
     "poll-off": "stop polling on",
     macs: "list MAC addresses of",
     "remove-switch": "remove switch",
+    set: "set",
   };
+  if (cmd === "set" && vnet.vnetHdrLen === undefined && vnet.mtu === undefined) {
+    err("vale-ctl: --set needs --vnet-hdr LEN and/or --mtu BYTES\n");
+    return 255;
+  }
   try {
     switch (cmd) {
       case "list":
         list(name, json, verbose);
         break;
       case "create":
-        createPersistent(name!, conf, { group: shareGroup });
+        createPersistent(name!, conf, { group: shareGroup }, vnet);
         if (verbose) out(`created ${name}\n`);
         break;
       case "remove":
@@ -505,16 +561,22 @@ export function main(argv: string[]): number {
         break;
       }
       case "info": {
-        const i = info(name!, conf);
+        const i = info(name!, conf, vnet);
         if (json) out(JSON.stringify(i) + "\n");
         else {
           out(
             `${name}: memsize ${i.memsize} tx_slots ${i.tx_slots} rx_slots ${i.rx_slots} ` +
-              `tx_rings ${i.tx_rings} rx_rings ${i.rx_rings} mem_id ${i.mem_id}\n`,
+              `tx_rings ${i.tx_rings} rx_rings ${i.rx_rings} mem_id ${i.mem_id}` +
+              vnetNote(i, verbose, " ") + "\n",
           );
         }
         break;
       }
+      case "set":
+        if (name!.includes(":")) setPortVnet(name!, vnet);
+        else setPersistentVnet(name!, vnet);
+        if (verbose) out(`set ${name}\n`);
+        break;
       case "poll-on":
       case "poll-off":
         throw new ValeError(

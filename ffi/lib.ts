@@ -8,7 +8,7 @@
 import { symbols, type ValeSymbols } from "./symbols.ts";
 
 /** Layout version this TypeScript code was written against (c-src/include/vale.h). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 const root = new URL("..", import.meta.url);
 

@@ -51,6 +51,9 @@ export const symbols = {
     parameters: ["buffer", "buffer", "buffer", "i32", "buffer"],
     result: "i32",
   },
+  // virtio-net header length and MTU: of an open port, of a port by name (-1 keeps)
+  vale_set_vnet: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  vale_port_set_vnet: { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "i32" },
 
   // --- tools (pkt-gen, bridge) ---
   // c-src/apps/pktgen.c: create(conf, conf_len, frame, frame_len) -> ctx | null

@@ -16,6 +16,7 @@
  */
 export { openAnyPort, openPort, type PortOptions } from "./open.ts";
 export { type OpenOptions, Port, type PortCounters } from "./switch/port.ts";
+export type { VnetSettings } from "./switch/open_request.ts";
 export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
@@ -38,6 +39,7 @@ export {
   removeSwitch,
   setLookup,
   setPortInfo,
+  setPortVnet,
   type SwitchInfo,
   switchInfo,
 } from "./switch/control.ts";

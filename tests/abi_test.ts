@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { vale } from "../ffi/lib.ts";
 import { LAYOUTS } from "../ffi/structs/mod.ts";
-import { OpenFlags } from "../ffi/structs/open_req.ts";
+import { Mtu, OpenFlags } from "../ffi/structs/open_req.ts";
 import { IoFlags, IoKind } from "../ffi/structs/io.ts";
 import { FWD_STATES, FwdFlags } from "../ffi/structs/fwd.ts";
-import { MAX_RINGS } from "../ffi/structs/port_info.ts";
+import { DROP_REASONS, MAX_RINGS } from "../ffi/structs/port_info.ts";
 import { BrConsts, PgConsts } from "../ffi/structs/tools.ts";
 
 interface CLayout {
@@ -45,6 +45,9 @@ Deno.test("abi: flag and enum values match the C #defines", () => {
   const k = cLayout().constants;
   const want: Record<string, number> = {
     ...OpenFlags,
+    ...Mtu,
+    VALE_LAYOUT_VERSION: 3,
+    VD_NREASONS: DROP_REASONS.length,
     ...IoFlags,
     ...FwdFlags,
     ...PgConsts,
@@ -56,6 +59,7 @@ Deno.test("abi: flag and enum values match the C #defines", () => {
     VIO_XDP: IoKind.xdp,
   };
   for (const [i, s] of FWD_STATES.entries()) want[`VFS_${s.toUpperCase()}`] = i;
+  for (const [i, r] of DROP_REASONS.entries()) want[`VD_${r.toUpperCase()}`] = i;
   for (const [name, v] of Object.entries(want)) {
     assert.ok(name in k, `${name} is not exported by vale_abi_layout`);
     assert.equal(v, k[name], name);

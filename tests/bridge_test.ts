@@ -60,7 +60,7 @@ Deno.test("bridge between two switches: both ways, exact counts, copy", async ()
 
   const drops = (sw: string, p: string) => {
     const d = portOf(run.dir, sw, p)!.counters.drops;
-    return d.ring_full + d.bad_slot + d.no_dest + d.lookup;
+    return d.ring_full + d.bad_slot + d.no_dest + d.lookup + d.bad_vnet + d.too_big;
   };
   const oneWay = async (from: string, to: string, rport: string, n: number, len: number) => {
     // the receiver is attached now, so that it holds nothing of the other direction

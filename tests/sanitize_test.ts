@@ -8,6 +8,8 @@
 //   hostile   every case of tests/hostile_test.ts, 2 short trials each
 //   fuzz      tests/hostile/fuzz_shm.c: mutated ctl/region files opened, listed,
 //             forwarded into, reaped (VALE_FUZZ_SECONDS, default 10)
+//   vnet      tests/hostile/fuzz_vnet.c: mutated virtio-net headers and GSO
+//             super-frames through the offload path (VALE_FUZZ_SECONDS)
 //
 // Bounded for CI: about a minute on 2 cores.
 import assert from "node:assert/strict";
@@ -98,5 +100,27 @@ Deno.test({
     const all = r.stdout + r.stderr;
     assert.ok(!r.hung, `fuzz_shm did not finish:\n${all.slice(-3000)}`);
     assert.equal(r.code, 0, `fuzz_shm seed ${seed} failed:\n${all.slice(0, 6000)}`);
+  },
+});
+
+Deno.test({
+  name: `ASan/UBSan: fuzzed virtio-net headers and super-frames (fuzz_vnet, ${FUZZ_SECONDS} s)`,
+  ...opts,
+  async fn() {
+    const bin = await buildProg("fuzz_vnet", { sanitize: true });
+    await using run = await tempDir();
+    const seed = Number(Deno.env.get("VALE_FUZZ_SEED") ?? Date.now() % 1000000);
+    const r = await runProg(
+      bin,
+      [run.dir, String(seed), String(FUZZ_SECONDS)],
+      { VALE_RUN_DIR: run.dir, ...SAN_ENV },
+      (FUZZ_SECONDS + 30) * 1000,
+    );
+    console.log(r.stdout.trim());
+    const all = r.stdout + r.stderr;
+    assert.ok(!SAN_RE.test(all), `sanitizer report (seed ${seed}):\n${all.slice(0, 6000)}`);
+    assert.ok(!r.hung, `fuzz_vnet did not finish:\n${all.slice(-3000)}`);
+    assert.equal(r.code, 0, `fuzz_vnet seed ${seed} failed:\n${all.slice(0, 6000)}`);
+    assert.match(r.stdout, /fuzz_vnet: [1-9]\d* packets sent, \d+ frames to b \(0 over its MTU\)/);
   },
 });

@@ -14,7 +14,7 @@ function port(info: { ports: PortInfo[] }, name: string): PortInfo {
 
 function totalDrops(p: PortInfo): number {
   const d = p.counters.drops;
-  return d.ring_full + d.bad_slot + d.no_dest + d.lookup;
+  return d.ring_full + d.bad_slot + d.no_dest + d.lookup + d.bad_vnet + d.too_big;
 }
 
 Deno.test("learning bridge, as netmap's functional test (3 processes)", async () => {

@@ -19,7 +19,7 @@
 
 /* The codecs in ffi/structs/ assume these sizes; a change here is an ABI
  * change (bump VALE_ABI_VERSION and the codecs with it). */
-_Static_assert(sizeof(struct vale_port_info) == 328, "vale_port_info layout");
+_Static_assert(sizeof(struct vale_port_info) == 336, "vale_port_info layout");
 _Static_assert(sizeof(struct vale_io_stats) == 128, "vale_io_stats layout");
 _Static_assert(sizeof(struct vale_io_info) == 240, "vale_io_info layout");
 _Static_assert(sizeof(struct vale_io_link) == 64, "vale_io_link layout");
@@ -57,7 +57,7 @@ static void structs(struct out *o)
 	FIELD(vale_open_req, ntx); FIELD(vale_open_req, nrx);
 	FIELD(vale_open_req, tx_slots); FIELD(vale_open_req, rx_slots);
 	FIELD(vale_open_req, flags); FIELD(vale_open_req, ring_id);
-	FIELD(vale_open_req, group);
+	FIELD(vale_open_req, group); FIELD(vale_open_req, vnet_hdr_len); FIELD(vale_open_req, mtu);
 	END();
 	STRUCT(vale_port_info);
 	FIELD(vale_port_info, region_base); FIELD(vale_port_info, region_size);
@@ -68,7 +68,8 @@ static void structs(struct out *o)
 	FIELD(vale_port_info, first_ring); FIELD(vale_port_info, last_ring);
 	FIELD(vale_port_info, bell_fd); FIELD(vale_port_info, flags);
 	FIELD(vale_port_info, tx_ring_ofs); FIELD(vale_port_info, rx_ring_ofs);
-	FIELD(vale_port_info, buf_ofs);
+	FIELD(vale_port_info, buf_ofs); FIELD(vale_port_info, vnet_hdr_len);
+	FIELD(vale_port_info, mtu);
 	END();
 	STRUCT(vale_ring);
 	FIELD(vale_ring, buf_ofs); FIELD(vale_ring, num_slots); FIELD(vale_ring, nr_buf_size);
@@ -159,7 +160,10 @@ static void constants(struct out *o)
 	CONST(VALE_MAX_RINGS);
 	CONST(VO_EXCLUSIVE); CONST(VO_CREATE_PERSISTENT); CONST(VO_PIPE_MASTER);
 	CONST(VO_PIPE_SLAVE); CONST(VO_NO_CREATE); CONST(VO_RX_ONLY); CONST(VO_TX_ONLY);
-	CONST(VO_GROUP);
+	CONST(VO_GROUP); CONST(VO_VNET_HDR);
+	CONST(VALE_DEF_MTU); CONST(VALE_MIN_MTU); CONST(VALE_MAX_MTU); CONST(VALE_LAYOUT_VERSION);
+	CONST(VD_RING_FULL); CONST(VD_BAD_SLOT); CONST(VD_NO_DEST); CONST(VD_LOOKUP);
+	CONST(VD_BAD_VNET); CONST(VD_TOO_BIG); CONST(VD_NREASONS);
 	CONST(VIO_AUTO); CONST(VIO_TAP); CONST(VIO_PACKET); CONST(VIO_XDP);
 	CONST(VIO_F_UP); CONST(VIO_F_ALLOW_DOWN); CONST(VIO_F_PROMISC);
 	CONST(VIO_F_QDISC_BYPASS); CONST(VIO_F_SEE_OUTGOING); CONST(VIO_F_RX_V3);

@@ -200,3 +200,27 @@ VALE_API int vale_port_set_info(const char *run_dir, const char *swname, const c
 	vale_switch_put(sw);
 	return r;
 }
+
+/* vale-ctl's --vnet-hdr / --mtu on an existing port (open or not). */
+VALE_API int vale_port_set_vnet(const char *run_dir, const char *swname, const char *port,
+				int32_t hdr_len, int32_t mtu)
+{
+	int r = vale_vnet_check(hdr_len, mtu);
+	if (r)
+		return r;
+	struct vale_sw *sw;
+	r = vale_switch_get(run_dir, swname, false, &sw);
+	if (r)
+		return r;
+	r = vale_ctl_lock(sw);
+	if (!r) {
+		int idx = vale_find_port(sw, port);
+		if (idx < 0 || sw->ports[idx].state != VP_ACTIVE)
+			r = vale_err(ENXIO, "no port %s:%s", swname, port);
+		else
+			vale_vnet_apply(&sw->ports[idx], hdr_len, mtu);
+		vale_ctl_unlock(sw);
+	}
+	vale_switch_put(sw);
+	return r;
+}

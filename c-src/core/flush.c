@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 #include "lease.h"
+#include "offload.h"
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -123,12 +124,11 @@ HOT void fit_whole_packets(const struct vale_ft *ft, uint32_t ui, uint32_t bi, u
 	*take_sl = sl;
 }
 
-/* Under the ring's lock: the room from hwlease up to the slot before hwcur,
- * the whole packets that fit, and a lease on their slots. False when nothing
- * fits (nothing leased; the caller counts the drops). */
-HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
-		       const struct vale_ft *ft, uint32_t ui, uint32_t bi, uint32_t npk, uint32_t nsl,
-		       struct vale_counters *dc, struct lease_rsv *out)
+/* Under the ring's lock (taken here): the room from hwlease up to the slot
+ * before hwcur, after repairing what a client damaged; 0 when every lease
+ * is in flight. The lock stays held. */
+HOT uint32_t lease_space(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
+			 struct vale_counters *dc)
 {
 	kring_lock(k, n);
 	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
@@ -149,17 +149,24 @@ HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
 		if (k->lease_next - k->lease_first >= VALE_NLEASES)
 			space = 0;
 	}
-	uint32_t take_pk = npk, take_sl = nsl; /* whole packets only */
-	if (unlikely(space < nsl))
-		fit_whole_packets(ft, ui, bi, space, &take_pk, &take_sl);
-	if (take_pk == 0) {
-		/* Full. If a dead producer holds the front, reclaim now and then. */
-		bool stuck = k->lease_first != k->lease_next && k->lease_ops - k->first_since > 256;
-		vale_unlock(&k->lock);
-		if (stuck)
-			vale_reclaim_leases(k, rxr, n, false, dc);
-		return false;
-	}
+	return space;
+}
+
+/* Nothing fits: drop the lock. If a dead producer holds the front, reclaim
+ * now and then. */
+HOT void lease_refuse(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
+		      struct vale_counters *dc)
+{
+	bool stuck = k->lease_first != k->lease_next && k->lease_ops - k->first_since > 256;
+	vale_unlock(&k->lock);
+	if (stuck)
+		vale_reclaim_leases(k, rxr, n, false, dc);
+}
+
+/* Record a lease of take_sl slots from hwlease and drop the lock. */
+HOT void lease_take(struct vale_kring *k, uint32_t n, uint32_t take_sl, struct lease_rsv *out)
+{
+	uint32_t lease = k->hwlease;
 	uint32_t my = k->lease_next;
 	struct vale_lease *l = &k->leases[my % VALE_NLEASES];
 	l->start = lease;
@@ -174,6 +181,23 @@ HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
 	vale_unlock(&k->lock);
 	out->my = my;
 	out->start = lease;
+}
+
+/* Under the ring's lock: the whole packets that fit, and a lease on their
+ * slots. False when nothing fits (nothing leased; the caller counts the drops). */
+HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
+		       const struct vale_ft *ft, uint32_t ui, uint32_t bi, uint32_t npk, uint32_t nsl,
+		       struct vale_counters *dc, struct lease_rsv *out)
+{
+	uint32_t space = lease_space(k, rxr, n, dc);
+	uint32_t take_pk = npk, take_sl = nsl; /* whole packets only */
+	if (unlikely(space < nsl))
+		fit_whole_packets(ft, ui, bi, space, &take_pk, &take_sl);
+	if (take_pk == 0) {
+		lease_refuse(k, rxr, n, dc);
+		return false;
+	}
+	lease_take(k, n, take_sl, out);
 	out->take_pk = take_pk;
 	return true;
 }
@@ -295,6 +319,103 @@ HOT void lease_complete(struct vale_kring *k, uint32_t n, uint32_t my)
 	vale_unlock(&k->lock);
 }
 
+/* A source packet's slots, each read once and checked (false: one is bad). */
+static bool src_snapshot(const struct vale_map *m, const struct vale_ring *txr, uint32_t s,
+			 uint32_t nf, struct vo_src *src)
+{
+	const uint8_t *sbase = m->base + m->buf_ofs;
+	src->n = nf;
+	src->total = 0;
+	for (uint32_t f = 0; f < nf && f < VALE_MAX_FRAGS; f++) {
+		uint32_t idx = LOAD_RLX(&txr->slot[s].buf_idx), len = LOAD_RLX(&txr->slot[s].len);
+		if (!buf_ok(idx, m->nbufs) || len > VALE_BUF_SIZE)
+			return false;
+		src->p[f] = sbase + (uint64_t)idx * VALE_BUF_SIZE;
+		src->len[f] = len;
+		src->total += len;
+		s = vale_ring_next(s, m->tx_slots);
+	}
+	return nf <= VALE_MAX_FRAGS;
+}
+
+/* deliver() toward a port whose header length differs from the source's:
+ * each packet is converted (offload.c) into as many slots as its plan says,
+ * one lease per packet (a segmented packet is many frames). Out of line:
+ * ports that agree never come here. */
+static __attribute__((noinline)) void deliver_convert(vale_port *p, struct vale_map *src_m,
+						      struct vale_ring *txr, uint32_t src_ring,
+						      uint32_t d, uint32_t ui, uint32_t bi,
+						      uint32_t npk, uint32_t nb_uni, uint32_t dhl)
+{
+	struct vale_sw *sw = p->sw;
+	uint32_t dend;
+	struct vale_map *dm = vale_map_get(sw, d, &dend);
+	if (!dm) { /* vanished: unicast to it has nowhere to go */
+		if (nb_uni)
+			count_err(sw, p->idx, VD_NO_DEST, nb_uni);
+		return;
+	}
+	uint32_t r = src_ring % dm->nrx;
+	uint32_t n = dm->rx_slots;
+	struct vale_kring *k = vale_kring(dm, dend, true, r);
+	struct vale_ring *rxr = vale_ring(dm, dend, true, r);
+	struct vale_counters *dc = &sw->ports[d].c, *sc = &sw->ports[p->idx].c;
+	const uint32_t dmtu = vale_mtu_of(LOAD_RLX(&sw->ports[d].mtu));
+	struct vo_src src;
+	struct vo_plan pl;
+	uint32_t got = 0, bad = 0, full = 0, badvnet = 0, toobig = 0;
+	uint64_t bytes = 0;
+	for (uint32_t u = ui, b = bi, x = 0, i; x < npk; x++) {
+		NEXT_PKT(i, u, b, p->ft);
+		if (!src_snapshot(src_m, txr, p->ft[i].slot, p->ft[i].nfrags, &src)) {
+			bad++; /* changed since phase 1 */
+			continue;
+		}
+		int ns = vale_off_plan(&src, p->shl, dhl, dmtu, &pl);
+		if (ns < 0) {
+			if (ns == -VD_TOO_BIG)
+				toobig++;
+			else
+				badvnet++;
+			continue;
+		}
+		struct lease_rsv rsv;
+		uint32_t hc = LOAD_RLX(&k->hwcur), hl = LOAD_RLX(&k->hwlease);
+		if ((uint32_t)ns >= n || (hc < n && hl < n && vale_ring_next(hl, n) == hc)) {
+			full++;
+			continue;
+		}
+		uint32_t space = lease_space(k, rxr, n, dc);
+		if (space < (uint32_t)ns) {
+			lease_refuse(k, rxr, n, dc);
+			full++;
+			continue;
+		}
+		lease_take(k, n, (uint32_t)ns, &rsv);
+		const struct vo_out o = {.slot = rxr->slot,
+					 .dbase = dm->base + dm->buf_ofs,
+					 .nbufs = dm->nbufs,
+					 .n = n,
+					 .j = rsv.start};
+		uint32_t emptied = 0;
+		got += vale_off_emit(&pl, &src, &o, &bytes, &emptied);
+		bad += emptied;
+		lease_complete(k, n, rsv.my);
+	}
+	if (got)
+		vale_wake_end(dm, dend, sw, d);
+	ADD_RLX(&dc->rx_pkts, got);
+	ADD_RLX(&dc->rx_bytes, bytes);
+	if (bad)
+		ADD_RLX(&dc->drops[VD_BAD_SLOT], bad);
+	if (full)
+		ADD_RLX(&dc->drops[VD_RING_FULL], full);
+	if (badvnet)
+		ADD_RLX(&sc->drops[VD_BAD_VNET], badvnet);
+	if (toobig)
+		ADD_RLX(&sc->drops[VD_TOO_BIG], toobig);
+}
+
 /* Deliver npk packets (nsl slots) — list `ui` merged with broadcast list
  * `bi` — into port d: reserve, copy without the lock, publish, wake, count.
  * nb_uni of them were unicast to d. */
@@ -350,12 +471,24 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 		ADD_RLX(&dc->drops[VD_RING_FULL], npk - rsv.take_pk);
 }
 
+/* deliver(), or deliver_convert() when d's header length is not ours (read
+ * once per destination and batch: it may change at any time). */
+HOT void deliver_to(vale_port *p, struct vale_ring *txr, uint32_t src_ring, uint32_t d, uint32_t ui,
+		    uint32_t bi, uint32_t npk, uint32_t nsl, uint32_t nb_uni)
+{
+	const uint32_t dhl = vale_vnet_len(LOAD_RLX(&p->sw->ports[d].vnet_hdr_len));
+	if (unlikely(dhl != p->shl))
+		deliver_convert(p, &p->m, txr, src_ring, d, ui, bi, npk, nb_uni, dhl);
+	else
+		deliver(p, &p->m, txr, src_ring, d, ui, bi, npk, nsl, nb_uni);
+}
+
 /* ---------------- phase 1: look a batch up ---------------- */
 
 /* A batch: its packets are p->ft[0..nft), queued per destination in
  * p->dst_head/tail (unicast; p->touched lists them) and in one broadcast list. */
 struct batch {
-	uint32_t nft, bad, lookdrop;
+	uint32_t nft, bad, lookdrop, badvnet;
 	uint32_t nbcast, bslots, bhead, btail; /* the broadcast list */
 	uint64_t tx_bytes;
 };
@@ -429,10 +562,41 @@ HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, ui
 	}
 }
 
+/* A packet of a port with a virtio-net header (shl bytes): check the header
+ * (the checks that need no parsing: offload.h) and point *buf / *flen at the
+ * Ethernet frame for the lookup, which may start in the second slot when the
+ * header fills the first. False: a bad header (or one split across slots). */
+static __attribute__((noinline)) bool vnet_lookup_view(const struct vale_map *m,
+						       const struct vale_ring *txr, uint32_t j,
+						       uint32_t nf, uint32_t shl, uint32_t len,
+						       const uint8_t **buf, uint32_t *flen)
+{
+	uint32_t first_len = *flen;
+	if (first_len < shl)
+		return false;
+	struct vale_vnet_hdr h;
+	vale_vnet_read(*buf, shl, &h);
+	if (!vale_vnet_hdr_ok(&h, len - shl))
+		return false;
+	if (first_len > shl || nf < 2) {
+		*buf += shl;
+		*flen = first_len - shl;
+		return true;
+	}
+	const struct vale_slot *s2 = &txr->slot[vale_ring_next(j, m->tx_slots)];
+	uint32_t idx = LOAD_RLX(&s2->buf_idx), l2 = LOAD_RLX(&s2->len);
+	if (!buf_ok(idx, m->nbufs) || l2 > VALE_BUF_SIZE)
+		return false;
+	*buf = m->base + m->buf_ofs + (uint64_t)idx * VALE_BUF_SIZE;
+	*flen = l2;
+	return true;
+}
+
 /* Look up slots [hwcur, head) of txr, up to VALE_MAX_BATCH packets, into b.
- * Returns the slot after the last packet taken (hwcur: nothing complete). */
+ * Returns the slot after the last packet taken (hwcur: nothing complete).
+ * shl: the port's header length (a constant where this is inlined). */
 HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, uint32_t head,
-			  uint32_t now_s, bool learning, struct batch *b)
+			  uint32_t now_s, bool learning, struct batch *b, const uint32_t shl)
 {
 	struct vale_sw *sw = p->sw;
 	const struct vale_map *m = &p->m;
@@ -473,14 +637,19 @@ HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, u
 		}
 		const uint8_t *buf = bufs + (uint64_t)fidx * VALE_BUF_SIZE;
 		uint8_t dring = 0;
-		uint32_t dst;
+		uint32_t dst, flen = first_len; /* what the lookup sees */
 		b->tx_bytes += len;
-		if (unlikely(first_len < 14))
+		if (shl && !vnet_lookup_view(m, txr, j, nf, shl, len, &buf, &flen)) {
+			b->badvnet++;
+			j = s;
+			continue;
+		}
+		if (unlikely(flen < 14))
 			dst = VALE_DROP;
 		else if (likely(learning))
 			dst = vale_learning_lookup(sw, buf, p->idx, !(fflags & VS_NO_LEARN), now_s);
 		else
-			dst = sw->lookup(buf, first_len, &dring, p->idx, sw->priv);
+			dst = sw->lookup(buf, flen, &dring, p->idx, sw->priv);
 		if (unlikely(dst == VALE_DROP || dst == p->idx ||
 			     (dst != VALE_BROADCAST && dst >= sw->max_ports))) {
 			b->lookdrop++;
@@ -510,7 +679,7 @@ HOT void batch_deliver(vale_port *p, struct vale_ring *txr, uint32_t ri, const s
 	if (!b->nbcast) {
 		for (uint32_t t = 0; t < p->ntouched; t++) {
 			uint32_t d = p->touched[t];
-			deliver(p, &p->m, txr, ri, d, dh[d], ~0u, dnp[d], dns[d], dnp[d]);
+			deliver_to(p, txr, ri, d, dh[d], ~0u, dnp[d], dns[d], dnp[d]);
 			dh[d] = ~0u;
 		}
 		return;
@@ -521,7 +690,7 @@ HOT void batch_deliver(vale_port *p, struct vale_ring *txr, uint32_t ri, const s
 		if (d == p->idx || d >= sw->max_ports)
 			continue;
 		uint32_t uh = dh[d], nu = uh == ~0u ? 0 : dnp[d], su = uh == ~0u ? 0 : dns[d];
-		deliver(p, &p->m, txr, ri, d, uh, b->bhead, nu + b->nbcast, su + b->bslots, nu);
+		deliver_to(p, txr, ri, d, uh, b->bhead, nu + b->nbcast, su + b->bslots, nu);
 		dh[d] = ~0u;
 		ndel++;
 	}
@@ -550,20 +719,26 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	const uint32_t now_s = (uint32_t)ts.tv_sec;
 	vale_lookup_refresh(sw);
 	const bool learning = sw->lookup_kind == LK_LEARNING;
+	/* our header length, once per flush: lookup and conversion agree on it */
+	const uint32_t shl = vale_vnet_len(LOAD_RLX(&sw->ports[p->idx].vnet_hdr_len));
+	p->shl = shl;
 	while (hwcur != head) {
 		struct batch b = {.bhead = ~0u, .btail = ~0u};
 		p->ntouched = 0;
-		uint32_t j = batch_lookup(p, txr, hwcur, head, now_s, learning, &b);
+		uint32_t j = shl ? batch_lookup(p, txr, hwcur, head, now_s, learning, &b, shl)
+				 : batch_lookup(p, txr, hwcur, head, now_s, learning, &b, 0);
 		if (j == hwcur)
 			break; /* only an unfinished packet is left */
 		batch_deliver(p, txr, ri, &b);
 		struct vale_counters *sc = &sw->ports[p->idx].c;
-		ADD_RLX(&sc->tx_pkts, b.nft + b.lookdrop);
+		ADD_RLX(&sc->tx_pkts, b.nft + b.lookdrop + b.badvnet);
 		ADD_RLX(&sc->tx_bytes, b.tx_bytes);
 		if (b.bad)
 			ADD_RLX(&sc->drops[VD_BAD_SLOT], b.bad);
 		if (b.lookdrop)
 			ADD_RLX(&sc->drops[VD_LOOKUP], b.lookdrop);
+		if (unlikely(b.badvnet))
+			ADD_RLX(&sc->drops[VD_BAD_VNET], b.badvnet);
 		consumed += vale_ring_dist(hwcur, j, n);
 		hwcur = j;
 	}

@@ -108,6 +108,7 @@ struct vale_port {
 	uint32_t *touched;
 	uint32_t *act; /* snapshot of the active list for floods */
 	uint32_t ntouched;
+	uint32_t shl; /* our virtio-net header length during this flush */
 	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
 };
 
@@ -168,6 +169,8 @@ int vale_port_in_use(struct vale_sw *sw, uint32_t idx);
 int vale_ofd_lock(int fd, uint32_t end, bool exclusive, bool test_only);
 int vale_find_port(struct vale_sw *sw, const char *name);
 void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx);
+int vale_vnet_check(int32_t hdr_len, int32_t mtu);
+void vale_vnet_apply(struct vale_port_ent *e, int32_t hdr_len, int32_t mtu);
 
 static inline struct vale_kring *vale_kring(const struct vale_map *m, uint32_t end, bool rx,
 					    uint32_t ring)

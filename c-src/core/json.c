@@ -37,7 +37,8 @@ static void put_str(struct out *o, const char *s, size_t max)
 	put(o, "\"");
 }
 
-static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest", "lookup"};
+static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest",
+						"lookup",    "bad_vnet", "too_big"};
 
 VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf, uint32_t buflen)
 {
@@ -92,6 +93,9 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		    "\"memsize\":%llu,\"mem_id\":%u,\"end\":%u,",
 		    e->ntx, e->nrx, e->tx_slots, e->rx_slots, e->nbufs,
 		    (unsigned long long)e->region_size, e->region_idx, e->end);
+		uint32_t hl = e->vnet_hdr_len, mtu = e->mtu; /* as the switch takes them */
+		put(&o, "\"vnet_hdr_len\":%u,\"mtu\":%u,", hl == 10 || hl == 12 ? hl : 0,
+		    mtu >= VALE_MIN_MTU && mtu <= VALE_MAX_MTU ? mtu : VALE_DEF_MTU);
 		const struct vale_counters *c = &e->c;
 		put(&o,
 		    "\"counters\":{\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"

@@ -160,6 +160,45 @@ static void reclaim_dead_leases_all(struct vale_sw *sw)
 	}
 }
 
+/* ---------------- virtio-net header and MTU ---------------- */
+
+/* Check a header length (-1: keep) and MTU (-1: keep, 0: default); 0 or -EINVAL. */
+int vale_vnet_check(int32_t hdr_len, int32_t mtu)
+{
+	if (hdr_len != -1 && hdr_len != 0 && hdr_len != 10 && hdr_len != 12)
+		return vale_err(EINVAL, "virtio-net header length %d: 0, 10 or 12", hdr_len);
+	if (mtu != -1 && mtu != 0 && (mtu < VALE_MIN_MTU || mtu > VALE_MAX_MTU))
+		return vale_err(EINVAL, "MTU %d out of range %d..%d", mtu, VALE_MIN_MTU,
+				VALE_MAX_MTU);
+	return 0;
+}
+
+/* Store checked values into a port entry (senders read them at their next txsync). */
+void vale_vnet_apply(struct vale_port_ent *e, int32_t hdr_len, int32_t mtu)
+{
+	if (hdr_len >= 0)
+		STORE_REL(&e->vnet_hdr_len, (uint32_t)hdr_len);
+	if (mtu >= 0)
+		STORE_REL(&e->mtu, mtu ? (uint32_t)mtu : VALE_DEF_MTU);
+}
+
+VALE_API int vale_set_vnet(vale_port *p, int32_t hdr_len, int32_t mtu)
+{
+	int r = vale_vnet_check(hdr_len, mtu);
+	if (r)
+		return r;
+	r = vale_ctl_lock(p->sw);
+	if (r)
+		return r;
+	struct vale_port_ent *e = &p->sw->ports[p->idx];
+	if (e->state == VP_ACTIVE && e->gen == p->gen)
+		vale_vnet_apply(e, hdr_len, mtu);
+	else
+		r = vale_err(ENXIO, "port %s was removed", p->sw->name);
+	vale_ctl_unlock(p->sw);
+	return r;
+}
+
 /* ---------------- open / close ---------------- */
 
 static int port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out)
@@ -230,6 +269,8 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 		p->flags = e->flags;
 		e->owner_pid = getpid();
 		e->nopen++;
+		vale_vnet_apply(e, (of & VO_VNET_HDR) ? (int32_t)req->vnet_hdr_len : -1,
+				req->mtu ? (int32_t)req->mtu : -1);
 		return 0;
 	}
 	if (of & VO_NO_CREATE)
@@ -301,6 +342,7 @@ static int port_open_locked(struct vale_sw *sw, const char *name, const struct v
 	e->nbufs = p->m.nbufs;
 	e->flags = (pipe ? VPF_PIPE : 0) | ((of & VO_CREATE_PERSISTENT) ? VPF_PERSISTENT : 0) |
 		   (exclusive ? VPF_EXCLUSIVE : 0);
+	vale_vnet_apply(e, (of & VO_VNET_HDR) ? (int32_t)req->vnet_hdr_len : 0, (int32_t)req->mtu);
 	if (!(of & VO_CREATE_PERSISTENT)) {
 		r = vale_ofd_lock(p->region_fd, e->end, exclusive, false);
 		if (r)
@@ -360,6 +402,11 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 	req.ring_id = -1;
 	if (req_in)
 		req = *req_in;
+	int r0;
+	r0 = vale_vnet_check((req.flags & VO_VNET_HDR) ? (int32_t)req.vnet_hdr_len : -1,
+			     req.mtu > 0x7fffffffu ? 0x7fffffff : (int32_t)req.mtu);
+	if (r0)
+		return r0;
 	if (!name || !vale_valid_ident(name, VALE_NAME_MAX - 1, false, true))
 		return vale_err(EINVAL, "invalid port name '%s' (1..%d characters of [A-Za-z0-9_.-{}])",
 				name ? name : "", VALE_NAME_MAX - 1);
@@ -497,5 +544,9 @@ VALE_API int vale_info(vale_port *p, struct vale_port_info *o)
 	for (uint32_t i = 0; i < p->m.nrx; i++)
 		o->rx_ring_ofs[i] = p->m.ring_ofs[p->end][VALE_MAX_RINGS + i];
 	o->buf_ofs = p->m.buf_ofs;
+	const struct vale_port_ent *e = &p->sw->ports[p->idx];
+	uint32_t hl = LOAD_ACQ(&e->vnet_hdr_len), mtu = LOAD_ACQ(&e->mtu);
+	o->vnet_hdr_len = hl == 10 || hl == 12 ? hl : 0; /* shared memory: as the switch takes it */
+	o->mtu = mtu >= VALE_MIN_MTU && mtu <= VALE_MAX_MTU ? mtu : VALE_DEF_MTU;
 	return 0;
 }

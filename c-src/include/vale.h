@@ -24,7 +24,7 @@
 #define VALE_API __attribute__((visibility("default")))
 
 #define VALE_MAGIC 0x454c4156u /* "VALE" little endian */
-#define VALE_LAYOUT_VERSION 2u /* 2: garbage-proof locks (c-src/core/lock.c) */
+#define VALE_LAYOUT_VERSION 3u /* 2: garbage-proof locks (c-src/core/lock.c); 3: virtio-net headers, MTU */
 
 /* slot flags, as netmap */
 #define VS_BUF_CHANGED 0x0001
@@ -50,6 +50,57 @@
 #define VALE_MAX_BATCH 1024
 #define VALE_PRIV_SIZE 65536 /* lookup module's shared private area */
 
+/* ---------------- virtio-net headers and MTU (offloads) ----------------
+ *
+ * Every port has a virtio-net header length (0, 10 or 12, as netmap's
+ * NETMAP_REQ_PORT_HDR_SET) and an MTU: the largest Ethernet frame, header
+ * not included, the switch makes for it when it converts (default 1514).
+ * The contract:
+ *  - A packet of a port with a header is a slot chain (VS_MOREFRAG) that
+ *    starts with the header (struct vale_vnet_hdr, its first hdr_len bytes),
+ *    then the Ethernet frame. The header may fill the first slot alone.
+ *  - Such a port may send and receive frames up to VALE_MAX_MTU bytes (64 KiB
+ *    of IP plus Ethernet and one 802.1Q tag) plus the header: GSO super-frames
+ *    with partial checksums, as the virtio spec says. VALE_MAX_FRAGS buffers of
+ *    VALE_BUF_SIZE bytes hold one.
+ *  - Lookup sees the Ethernet frame (the header is skipped).
+ *  - Between ports with the same header length the switch copies header and
+ *    frame as they are (no MTU check, as netmap). Between ports that differ it
+ *    converts (c-src/core/offload.c): 10 <-> 12 rewrite (num_buffers = 1);
+ *    toward a port without a header it segments TCP (TSO), splits UDP (USO:
+ *    datagrams, UFO: IP fragments) to the destination's MTU and completes
+ *    partial checksums; toward a port with a header from one without, it
+ *    prepends a zero header (the frame is complete; num_buffers = 1 in a 12-byte
+ *    one). Malformed headers are
+ *    dropped (VD_BAD_VNET), frames above the MTU that cannot be segmented too
+ *    (VD_TOO_BIG), both counted on the source.
+ *  - Pipes pass slots as they are (no conversion).
+ */
+#define VALE_DEF_MTU 1514
+#define VALE_MIN_MTU 64
+#define VALE_MAX_MTU (65535 + 14 + 4) /* IP datagram + Ethernet + one 802.1Q tag */
+
+/* The virtio-net header (virtio spec 5.1.6; little endian). 10 bytes, 12 with
+ * num_buffers (VIRTIO_NET_F_MRG_RXBUF / VERSION_1). */
+struct vale_vnet_hdr {
+	uint8_t flags;        /* VALE_VNET_F_* */
+	uint8_t gso_type;     /* VALE_VNET_GSO_*, | VALE_VNET_GSO_ECN */
+	uint16_t hdr_len;     /* Ethernet + IP + L4 headers (a hint) */
+	uint16_t gso_size;    /* payload bytes per segment */
+	uint16_t csum_start;  /* checksum from here (frame offset) ... */
+	uint16_t csum_offset; /* ... stored at csum_start + csum_offset */
+	uint16_t num_buffers; /* 12-byte header only */
+};
+#define VALE_VNET_F_NEEDS_CSUM 1
+#define VALE_VNET_F_DATA_VALID 2
+#define VALE_VNET_F_RSC_INFO 4
+#define VALE_VNET_GSO_NONE 0
+#define VALE_VNET_GSO_TCPV4 1
+#define VALE_VNET_GSO_UDP 3    /* UFO: IP fragments of one datagram */
+#define VALE_VNET_GSO_TCPV6 4
+#define VALE_VNET_GSO_UDP_L4 5 /* USO: separate datagrams of gso_size */
+#define VALE_VNET_GSO_ECN 0x80
+
 /* lookup results */
 #define VALE_BROADCAST 0xffffffffu
 #define VALE_DROP 0xfffffffeu
@@ -60,7 +111,10 @@ enum {
 	VD_BAD_SLOT = 1,  /* bad buf_idx/len/fragment chain (counted on the port that wrote it) */
 	VD_NO_DEST = 2,   /* no port to deliver to (counted on the source) */
 	VD_LOOKUP = 3,    /* lookup module said drop, or frame < 14 bytes (source) */
-	VD_NREASONS = 4,
+	VD_BAD_VNET = 4,  /* malformed virtio-net header, or a frame that does not parse as
+			   * its header says (counted on the source) */
+	VD_TOO_BIG = 5,   /* larger than the destination's MTU and not segmentable (source) */
+	VD_NREASONS = 6,
 };
 
 /* ---------------- netmap-compatible ring and slot ---------------- */
@@ -195,7 +249,9 @@ struct vale_port_ent {
 	uint64_t created_ns;
 	volatile uint64_t last_probe_ns;
 	char info[64];           /* free text, e.g. "veth1 af_packet" for attachments */
-	uint8_t _pad[256 - 168];
+	volatile uint32_t vnet_hdr_len; /* 0, 10 or 12 (anything else is taken as 0) */
+	volatile uint32_t mtu;   /* VALE_MIN_MTU..VALE_MAX_MTU (else VALE_DEF_MTU) */
+	uint8_t _pad[256 - 176];
 	struct vale_counters c;  /* 128 bytes */
 };
 _Static_assert(sizeof(struct vale_counters) == 128, "counters");
@@ -235,9 +291,11 @@ struct vale_open_req {
 	uint32_t flags;            /* VO_* */
 	int32_t ring_id;           /* -1 all rings, else bind one ring pair (-N) */
 	uint32_t group;            /* with VO_GROUP: gid a new switch is shared with */
+	uint32_t vnet_hdr_len;     /* with VO_VNET_HDR: the port's header length (0, 10, 12) */
+	uint32_t mtu;              /* 0: keep (a new port: VALE_DEF_MTU), else the port's MTU */
 	uint32_t _pad;
 };
-_Static_assert(sizeof(struct vale_open_req) == 32, "open request");
+_Static_assert(sizeof(struct vale_open_req) == 40, "open request");
 #define VO_EXCLUSIVE 0x1 /* /x */
 #define VO_CREATE_PERSISTENT 0x2 /* vale-ctl -n: create, do not open */
 #define VO_PIPE_MASTER 0x4 /* name is X{Y */
@@ -250,6 +308,10 @@ _Static_assert(sizeof(struct vale_open_req) == 32, "open request");
  * shared with that group (EPERM otherwise). Without it, VALE_GROUP (a group
  * name or number) is used when the call creates the switch. */
 #define VO_GROUP 0x80
+/* Set the port's virtio-net header length to vnet_hdr_len, on a port this
+ * call creates or on an existing one (as netmap's NETMAP_REQ_PORT_HDR_SET on
+ * an open port); without it a new port has none and an existing one keeps its. */
+#define VO_VNET_HDR 0x100
 
 /* Port info for TS (flat, filled by vale_port_info). */
 struct vale_port_info {
@@ -264,6 +326,8 @@ struct vale_port_info {
 	uint64_t tx_ring_ofs[VALE_MAX_RINGS]; /* from region_base */
 	uint64_t rx_ring_ofs[VALE_MAX_RINGS];
 	uint64_t buf_ofs;
+	uint32_t vnet_hdr_len;  /* the port's header length and MTU when vale_info ran */
+	uint32_t mtu;
 };
 
 /* The layout every process on a switch shares, and that the TypeScript side
@@ -283,9 +347,14 @@ _Static_assert(sizeof(struct vale_region_hdr) == 768, "vale_region_hdr layout");
 _Static_assert(offsetof(struct vale_region_hdr, wake) == 640, "vale_region_hdr wake");
 _Static_assert(sizeof(struct vale_mac_ent) == 16, "vale_mac_ent layout");
 _Static_assert(sizeof(struct vale_ctl_hdr) == 192, "vale_ctl_hdr layout");
-_Static_assert(sizeof(struct vale_port_info) == 328, "vale_port_info layout");
+_Static_assert(sizeof(struct vale_vnet_hdr) == 12, "virtio-net header");
+_Static_assert(offsetof(struct vale_port_ent, vnet_hdr_len) == 168 &&
+		       offsetof(struct vale_port_ent, mtu) == 172,
+	       "vale_port_ent offload fields");
+_Static_assert(sizeof(struct vale_port_info) == 336, "vale_port_info layout");
 _Static_assert(offsetof(struct vale_port_info, tx_ring_ofs) == 64 &&
-		       offsetof(struct vale_port_info, buf_ofs) == 320,
+		       offsetof(struct vale_port_info, buf_ofs) == 320 &&
+		       offsetof(struct vale_port_info, mtu) == 332,
 	       "vale_port_info fields");
 
 /* The rings an open port binds (its -N selection), from vale_info(): the
@@ -356,6 +425,14 @@ VALE_API int vale_reap(const char *run_dir, const char *sw);
 /* Record the forwarder process serving a port and a free-text description. */
 VALE_API int vale_port_set_info(const char *run_dir, const char *sw, const char *port,
 				int32_t fwd_pid, const char *info);
+/* Set the virtio-net header length (0, 10, 12; -1 keeps it) and the MTU
+ * (VALE_MIN_MTU..VALE_MAX_MTU; 0 the default, -1 keeps it) of an open port, or
+ * of a port by name (vale-ctl): as netmap's NETMAP_REQ_PORT_HDR_SET, allowed
+ * while the port is open; the switch uses the new values from the next txsync
+ * of each sender. vale_info() and vale_switch_json() show them. */
+VALE_API int vale_set_vnet(vale_port *p, int32_t vnet_hdr_len, int32_t mtu);
+VALE_API int vale_port_set_vnet(const char *run_dir, const char *sw, const char *port,
+				int32_t vnet_hdr_len, int32_t mtu);
 
 /* User lookup modules (mSwitch): a shared object exporting these names.
  * `priv` is the switch's shared private area (VALE_PRIV_SIZE bytes), the same

@@ -7,8 +7,8 @@
  */
 import { layout, Struct } from "../layout.ts";
 
-/** The C layout (32 bytes). */
-export const OPEN_REQ = layout("vale_open_req", 32, {
+/** The C layout (40 bytes). */
+export const OPEN_REQ = layout("vale_open_req", 40, {
   ntx: [0, "u32"],
   nrx: [4, "u32"],
   tx_slots: [8, "u32"],
@@ -16,6 +16,8 @@ export const OPEN_REQ = layout("vale_open_req", 32, {
   flags: [16, "u32"],
   ring_id: [20, "i32"],
   group: [24, "u32"],
+  vnet_hdr_len: [28, "u32"],
+  mtu: [32, "u32"],
 });
 
 /** `VO_*` flags of {@link OpenRequest.flags}. */
@@ -28,7 +30,18 @@ export const OpenFlags = {
   VO_RX_ONLY: 0x20,
   VO_TX_ONLY: 0x40,
   VO_GROUP: 0x80,
+  VO_VNET_HDR: 0x100,
 } as const;
+
+/** MTU limits of a port (largest Ethernet frame, virtio-net header not included). */
+export const Mtu = {
+  VALE_DEF_MTU: 1514,
+  VALE_MIN_MTU: 64,
+  VALE_MAX_MTU: 65535 + 14 + 4,
+} as const;
+
+/** The virtio-net header lengths a port may have. */
+export const VNET_HDR_LENS: readonly number[] = [0, 10, 12];
 
 /** The fields of a request; absent = 0 (the library's default), `ringId` -1. */
 export interface OpenRequest {
@@ -46,6 +59,10 @@ export interface OpenRequest {
   ringId?: number;
   /** Share a switch this call creates with this group id. */
   gid?: number;
+  /** Set the port's virtio-net header length (0, 10, 12; VO_VNET_HDR is set for you). */
+  vnetHdrLen?: number;
+  /** Set the port's MTU (absent: keep; a new port gets 1514). */
+  mtu?: number;
 }
 
 /** Encodes a request for the C library. */
@@ -55,8 +72,14 @@ export function encodeOpenRequest(r: OpenRequest): Uint8Array<ArrayBuffer> {
     .set("nrx", r.nrx ?? 0)
     .set("tx_slots", r.txSlots ?? 0)
     .set("rx_slots", r.rxSlots ?? 0)
-    .set("flags", (r.flags ?? 0) | (r.gid !== undefined ? OpenFlags.VO_GROUP : 0))
-    .set("ring_id", r.ringId ?? -1);
+    .set(
+      "flags",
+      (r.flags ?? 0) | (r.gid !== undefined ? OpenFlags.VO_GROUP : 0) |
+        (r.vnetHdrLen !== undefined ? OpenFlags.VO_VNET_HDR : 0),
+    )
+    .set("ring_id", r.ringId ?? -1)
+    .set("vnet_hdr_len", r.vnetHdrLen ?? 0)
+    .set("mtu", r.mtu ?? 0);
   if (r.gid !== undefined) s.set("group", r.gid);
   return s.bytes;
 }

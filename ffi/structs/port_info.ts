@@ -9,8 +9,8 @@ import { layout, Struct } from "../layout.ts";
 /** Most rings per direction (VALE_MAX_RINGS). */
 export const MAX_RINGS = 16;
 
-/** The C layout (328 bytes). */
-export const PORT_INFO = layout("vale_port_info", 328, {
+/** The C layout (336 bytes). */
+export const PORT_INFO = layout("vale_port_info", 336, {
   region_base: [0, "u64"],
   region_size: [8, "u64"],
   ntx: [16, "u32"],
@@ -28,7 +28,19 @@ export const PORT_INFO = layout("vale_port_info", 328, {
   tx_ring_ofs: [64, "u64", MAX_RINGS],
   rx_ring_ofs: [192, "u64", MAX_RINGS],
   buf_ofs: [320, "u64"],
+  vnet_hdr_len: [328, "u32"],
+  mtu: [332, "u32"],
 });
+
+/** Drop reasons (`VD_*`, index into the counters' drops), as `vale_switch_json` names them. */
+export const DROP_REASONS = [
+  "ring_full",
+  "bad_slot",
+  "no_dest",
+  "lookup",
+  "bad_vnet",
+  "too_big",
+] as const;
 
 /** A decoded `vale_port_info`. */
 export interface PortLayout {
@@ -60,6 +72,10 @@ export interface PortLayout {
   rxRingOfs: number[];
   /** Offset of buffer 0 in the region. */
   bufOfs: number;
+  /** The port's virtio-net header length (0, 10, 12) when `vale_info` ran. */
+  vnetHdrLen: number;
+  /** The port's MTU (largest Ethernet frame, header not included). */
+  mtu: number;
 }
 
 /** Decodes what `vale_info` wrote into `bytes` (from {@link newPortInfo}). */
@@ -82,6 +98,8 @@ export function decodePortInfo(bytes: Uint8Array<ArrayBuffer>): PortLayout {
     txRingOfs: rings("tx_ring_ofs"),
     rxRingOfs: rings("rx_ring_ofs"),
     bufOfs: s.get("buf_ofs"),
+    vnetHdrLen: s.get("vnet_hdr_len"),
+    mtu: s.get("mtu"),
   };
 }
 

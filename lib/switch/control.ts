@@ -9,7 +9,7 @@ import { cstr, vale } from "../../ffi/lib.ts";
 import { check, Errno } from "../errors.ts";
 import { parsePortName, switchPortKey } from "../names.ts";
 import type { PortCounters } from "./port.ts";
-import { openRequest } from "./open_request.ts";
+import { checkVnet, openRequest, type VnetSettings } from "./open_request.ts";
 import { runDir } from "../rundir.ts";
 
 /** One port as the switch sees it. */
@@ -50,6 +50,10 @@ export interface PortInfo {
   mem_id: number;
   /** Region end (pipes: 0 master, 1 slave). */
   end: number;
+  /** virtio-net header length of the port (0, 10, 12). */
+  vnet_hdr_len: number;
+  /** MTU of the port (largest Ethernet frame without header). */
+  mtu: number;
   /** Traffic counters. */
   counters: PortCounters;
 }
@@ -150,14 +154,35 @@ export function portCounters(portName: string, opts: ControlOptions = {}): PortC
 }
 
 /** Create a persistent port (`vale-ctl -n`): it stays until removed. */
-export function createPersistentPort(name: string, opts: ControlOptions = {}): void {
+export function createPersistentPort(
+  name: string,
+  opts: ControlOptions & VnetSettings = {},
+): void {
   const spec = parsePortName(name);
   check(
     vale().vale_create_persistent(
       cstr(runDir(opts.runDir)),
       cstr(spec.switchName!),
       cstr(switchPortKey(spec)),
-      openRequest(spec, false, opts.group),
+      openRequest(spec, false, opts.group, opts),
+    ),
+  );
+}
+
+/**
+ * Set the virtio-net header length and/or MTU of an existing port by name
+ * (`vale-ctl --set`), open or not: netmap's NETMAP_REQ_PORT_HDR_SET.
+ */
+export function setPortVnet(name: string, v: VnetSettings, opts: ControlOptions = {}): void {
+  checkVnet(v);
+  const spec = parsePortName(name);
+  check(
+    vale().vale_port_set_vnet(
+      cstr(runDir(opts.runDir)),
+      cstr(spec.switchName!),
+      cstr(switchPortKey(spec)),
+      v.vnetHdrLen ?? -1,
+      v.mtu ?? -1,
     ),
   );
 }

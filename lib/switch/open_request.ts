@@ -6,7 +6,7 @@
  * @module
  */
 import { cstr, vale } from "../../ffi/lib.ts";
-import { encodeOpenRequest, OpenFlags } from "../../ffi/structs/open_req.ts";
+import { encodeOpenRequest, Mtu, OpenFlags } from "../../ffi/structs/open_req.ts";
 import { check, Errno, ValeError } from "../errors.ts";
 import type { PortSpec } from "../names.ts";
 
@@ -20,6 +20,30 @@ export interface PortGeometry {
   txSlots?: number;
   /** Slots per RX ring. */
   rxSlots?: number;
+}
+
+/** Offload settings of a port: virtio-net header length and MTU (absent = keep / default). */
+export interface VnetSettings {
+  /** virtio-net header length: 0, 10 or 12 (netmap's port header, `pkt-gen -H`). */
+  vnetHdrLen?: number;
+  /** Largest Ethernet frame (header not included) the switch makes for this port; 64..65553, default 1514. */
+  mtu?: number;
+}
+
+/** Refuses a header length or MTU the library would refuse, with the same words. */
+export function checkVnet(v: VnetSettings): void {
+  if (v.vnetHdrLen !== undefined && ![0, 10, 12].includes(v.vnetHdrLen)) {
+    throw new ValeError(Errno.EINVAL, `virtio-net header length ${v.vnetHdrLen}: 0, 10 or 12`);
+  }
+  if (
+    v.mtu !== undefined && v.mtu !== 0 &&
+    (!Number.isInteger(v.mtu) || v.mtu < Mtu.VALE_MIN_MTU || v.mtu > Mtu.VALE_MAX_MTU)
+  ) {
+    throw new ValeError(
+      Errno.EINVAL,
+      `MTU ${v.mtu} out of range ${Mtu.VALE_MIN_MTU}..${Mtu.VALE_MAX_MTU}`,
+    );
+  }
 }
 
 /** A group name or number as a gid (ENOENT if there is no such group). */
@@ -43,8 +67,12 @@ export function geometryRequest(
   g: PortGeometry,
   flags = 0,
   group?: string | number,
+  vnet: VnetSettings = {},
 ): Uint8Array<ArrayBuffer> {
+  checkVnet(vnet);
   return encodeOpenRequest({
+    vnetHdrLen: vnet.vnetHdrLen,
+    mtu: vnet.mtu,
     ntx: g.txRings,
     nrx: g.rxRings,
     txSlots: g.txSlots,
@@ -59,7 +87,9 @@ export function openRequest(
   spec: PortSpec,
   noCreate = false,
   group?: string | number,
+  vnet: VnetSettings = {},
 ): Uint8Array<ArrayBuffer> {
+  checkVnet(vnet);
   let flags = 0;
   if (spec.flags.exclusive) flags |= OpenFlags.VO_EXCLUSIVE;
   if (spec.pipe?.role === "master") flags |= OpenFlags.VO_PIPE_MASTER;
@@ -75,5 +105,7 @@ export function openRequest(
     flags,
     ringId: spec.mode === "one-nic" ? (spec.ring ?? 0) : -1,
     gid: group === undefined ? undefined : groupId(group),
+    vnetHdrLen: vnet.vnetHdrLen,
+    mtu: vnet.mtu,
   });
 }

@@ -23,7 +23,12 @@
 import { cstr, vale } from "../../ffi/lib.ts";
 import { check, Errno, ValeError } from "../errors.ts";
 import { runDir } from "../rundir.ts";
-import { geometryRequest, type PortGeometry } from "./open_request.ts";
+import {
+  checkVnet,
+  geometryRequest,
+  type PortGeometry,
+  type VnetSettings,
+} from "./open_request.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "./control.ts";
 
 /** The internal switch holding persistent ports that are attached nowhere. */
@@ -93,11 +98,15 @@ export function listPersistent(opts: ControlOptions = {}): PersistentPort[] {
   });
 }
 
-/** `vale-ctl -n NAME`: create a persistent port attached nowhere. EEXIST if it exists. */
+/**
+ * `vale-ctl -n NAME`: create a persistent port attached nowhere. EEXIST if it
+ * exists. `vnet` gives it a virtio-net header length and MTU (`--vnet-hdr`, `--mtu`).
+ */
 export function createPersistent(
   name: string,
   geometry: PortGeometry = {},
   opts: ControlOptions = {},
+  vnet: VnetSettings = {},
 ): void {
   if (!validPersistentName(name)) {
     throw new ValeError(Errno.EINVAL, `invalid interface name '${name}'`);
@@ -107,9 +116,31 @@ export function createPersistent(
       cstr(runDir(opts.runDir)),
       cstr(HOLDING_SWITCH),
       cstr(name),
-      geometryRequest(geometry, 0, opts.group),
+      geometryRequest(geometry, 0, opts.group, vnet),
     ),
   );
+}
+
+/**
+ * `vale-ctl --set NAME --vnet-hdr LEN --mtu N` of a persistent port: its own
+ * entry and, when attached, the port on the switch (both keep the same values).
+ */
+export function setPersistentVnet(name: string, v: VnetSettings, opts: ControlOptions = {}): void {
+  checkVnet(v);
+  const p = validPersistentName(name) ? findPersistent(name, opts) : null;
+  if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
+  const set = (sw: string) =>
+    check(
+      vale().vale_port_set_vnet(
+        cstr(runDir(opts.runDir)),
+        cstr(sw),
+        cstr(name),
+        v.vnetHdrLen ?? -1,
+        v.mtu ?? -1,
+      ),
+    );
+  set(HOLDING_SWITCH);
+  if (p.attachedTo) set(p.attachedTo);
 }
 
 /** `vale-ctl -r NAME`: remove a persistent port. EBUSY while attached or open, ENXIO if none. */
@@ -142,6 +173,7 @@ export function attachPersistent(sw: string, name: string, opts: ControlOptions 
       { txRings: g.tx_rings, rxRings: g.rx_rings, txSlots: g.tx_slots, rxSlots: g.rx_slots },
       0,
       opts.group,
+      { vnetHdrLen: g.vnet_hdr_len, mtu: g.mtu },
     ),
   );
   if (rc === -Errno.EEXIST) {

@@ -16,7 +16,7 @@ import { check, Errno, ValeError } from "../errors.ts";
 import { type PortSpec, switchPortKey } from "../names.ts";
 import { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
 import { runDir } from "../rundir.ts";
-import { openRequest } from "./open_request.ts";
+import { checkVnet, openRequest, type VnetSettings } from "./open_request.ts";
 
 /** Options of {@link openPort} beyond what the port name says. */
 export interface OpenOptions {
@@ -32,6 +32,15 @@ export interface OpenOptions {
    * shared with that group (EPERM otherwise).
    */
   group?: string | number;
+  /**
+   * The port's virtio-net header length (0, 10 or 12, as netmap's port
+   * header): set on the port, new or existing (absent: a new port has none,
+   * an existing one keeps its own). Frames sent and received then start with
+   * the header; the switch converts toward ports that differ (docs/architecture.md).
+   */
+  vnetHdrLen?: number;
+  /** The port's MTU (largest Ethernet frame without header, 64..65553; absent: keep, new: 1514). */
+  mtu?: number;
 }
 
 /** Per-port counters kept by the switch. */
@@ -49,7 +58,16 @@ export interface PortCounters {
   /** Leases of senders that died mid-copy, published as empty slots. */
   leases_reclaimed: number;
   /** Drops by reason. */
-  drops: { ring_full: number; bad_slot: number; no_dest: number; lookup: number };
+  drops: {
+    ring_full: number;
+    bad_slot: number;
+    no_dest: number;
+    lookup: number;
+    /** Malformed virtio-net header (or a frame that is not what it says), counted on the source. */
+    bad_vnet: number;
+    /** Larger than the destination's MTU and not segmentable, counted on the source. */
+    too_big: number;
+  };
 }
 
 /**
@@ -110,7 +128,7 @@ export class Port implements Disposable {
         cstr(this.runDir),
         cstr(this.switchName),
         cstr(this.portName),
-        openRequest(spec, opts.noCreate, opts.group),
+        openRequest(spec, opts.noCreate, opts.group, opts),
         new Uint8Array(out.buffer),
       ),
     );
@@ -149,6 +167,31 @@ export class Port implements Disposable {
   /** The raw native handle (for C hot loops that take a `vale_port *`). */
   get handle(): Deno.PointerObject {
     return this.#p();
+  }
+
+  /** The port's virtio-net header length now (0, 10 or 12): frames start with it. */
+  get vnetHdrLen(): number {
+    return this.#vnet().vnetHdrLen;
+  }
+
+  /** The port's MTU now (largest Ethernet frame the switch makes for it, header not included). */
+  get mtu(): number {
+    return this.#vnet().mtu;
+  }
+
+  #vnet(): { vnetHdrLen: number; mtu: number } {
+    const raw = newPortInfo();
+    check(vale().vale_info(this.#p(), raw));
+    return decodePortInfo(raw);
+  }
+
+  /**
+   * Change the port's header length and/or MTU while it is open (netmap's
+   * NETMAP_REQ_PORT_HDR_SET); senders use the new values from their next txsync.
+   */
+  setVnet(v: VnetSettings): void {
+    checkVnet(v);
+    check(vale().vale_set_vnet(this.#p(), v.vnetHdrLen ?? -1, v.mtu ?? -1));
   }
 
   /** True once closed. */

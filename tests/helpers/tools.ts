@@ -186,5 +186,5 @@ export function rateLines(stderr: string): { pps: number; pkts: number; usec: nu
  */
 export function ringDrops(runDir: string, sw: string, name: string): number {
   const d = portOf(runDir, sw, name)?.counters.drops;
-  return d ? d.ring_full + d.bad_slot + d.no_dest + d.lookup : 0;
+  return d ? d.ring_full + d.bad_slot + d.no_dest + d.lookup + d.bad_vnet + d.too_big : 0;
 }

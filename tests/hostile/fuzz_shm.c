@@ -155,7 +155,8 @@ static const struct field port_fields[] = {
     F(struct vale_port_ent, nbufs),      F(struct vale_port_ent, region_idx),
     F(struct vale_port_ent, region_gen), F(struct vale_port_ent, end),
     F(struct vale_port_ent, pipe_peer),  F(struct vale_port_ent, region_size),
-    F(struct vale_port_ent, last_probe_ns),
+    F(struct vale_port_ent, last_probe_ns), F(struct vale_port_ent, vnet_hdr_len),
+    F(struct vale_port_ent, mtu),
 };
 static const struct field region_fields[] = {
     F(struct vale_region_hdr, magic),    F(struct vale_region_hdr, version),
