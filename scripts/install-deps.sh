@@ -20,6 +20,10 @@
 #   util-linux    → setpriv   the "without privileges" case
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
 #
+# --qemu also builds the test guest (tests/helpers/guest.ts) in build/guest/
+# with scripts/guest/prepare.ts: `apt-get download` of linux-image-cloud-amd64's
+# kernel and busybox-static, unpacked with dpkg-deb (nothing installed).
+#
 # Exit status: 0 when everything is there or was installed, and also when it
 # cannot install (not root, no apt-get: the tests then skip, saying why);
 # 1 when an install failed; with --check, 1 when something is missing.
@@ -32,7 +36,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -55,6 +59,24 @@ have_pkg() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
 
+# --qemu: the test guest (a no-op when built for the current package versions);
+# a failure is not fatal: tests/guest_test.ts then says why it skips
+prepare_guest() {
+  if [ "$with_qemu" != 1 ] || [ "$check_only" = 1 ]; then return 0; fi
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  deno="$root/node_modules/.bin/deno"
+  [ -x "$deno" ] || deno=$(command -v deno || true)
+  if [ -z "$deno" ]; then
+    echo "install-deps: no deno here: the test guest is built when a test first needs it"
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && ! apt-cache depends linux-image-cloud-amd64 >/dev/null 2>&1; then
+    apt-get update -qq || true
+  fi
+  DENO_NO_PACKAGE_JSON=1 "$deno" run -A "$root/scripts/guest/prepare.ts" ||
+    echo "install-deps: the test guest could not be built (tests/guest_test.ts will skip)" >&2
+}
+
 missing=""
 report() {
   missing=""
@@ -74,6 +96,7 @@ echo "kernel-interface test dependencies:"
 report
 if [ -z "$missing" ]; then
   echo "install-deps: everything is installed."
+  prepare_guest
   exit 0
 fi
 if [ "$check_only" = 1 ]; then
@@ -127,3 +150,4 @@ if [ -n "$missing" ]; then
   exit 1
 fi
 echo "install-deps: done."
+prepare_guest
