@@ -19,6 +19,7 @@ import { portOf, type RunningTool, runTool, startTool, summary } from "./helpers
 import { haveTestpmd, Testpmd } from "./helpers/testpmd.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { buildProg } from "./helpers/cprog.ts";
+import { bootGuest, describe, guestAvailable, vhostUserNic } from "./helpers/guest.ts";
 
 const SW = "vale0";
 const skip = !haveTestpmd() ? "needs dpdk-testpmd (scripts/install-deps.sh: dpdk-dev)" : "";
@@ -332,3 +333,207 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     await e.cleanup();
   }
 });
+
+// ---------------------------------------------------------------- QEMU guests
+
+const isRoot = Deno.uid() === 0;
+const guestSkip = guestAvailable() ?? (isRoot ? "" : "needs root (a namespace and a veth)");
+/** A guest's whole life: TCG guests on two busy cores have taken 30 s to boot. */
+const GUEST_MS = 150_000;
+
+async function ipCmd(...args: string[]): Promise<void> {
+  const r = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  if (!r.success) throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** A namespace on a veth whose root end is attached to vale0 (10.78.0.1). */
+async function namespaceOn(e: Env): Promise<{ ns: string; close(): Promise<void> }> {
+  const tag = `vu${Deno.pid}`, ns = `${tag}n`, a = `${tag}a`, r = `${tag}r`;
+  await ipCmd("netns", "add", ns);
+  const close = async () => {
+    await runTool("vale-ctl", ["-d", `${SW}:${r}`], e.rd).catch(() => {});
+    await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
+    await new Deno.Command("ip", { args: ["link", "del", r], stderr: "null" }).output();
+  };
+  try {
+    await ipCmd("link", "add", r, "type", "veth", "peer", "name", a);
+    await ipCmd("link", "set", a, "netns", ns);
+    await ipCmd("-n", ns, "addr", "add", "10.78.0.1/24", "dev", a);
+    await ipCmd("-n", ns, "link", "set", a, "up");
+    await ipCmd("-n", ns, "link", "set", "lo", "up");
+    await ipCmd("link", "set", r, "up");
+    const at = await runTool("vale-ctl", ["-a", `${SW}:${r}`], e.rd);
+    assert.equal(at.code, 0, at.stderr);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ns, close };
+}
+
+/** ping from the namespace: true when `count` replies came back. */
+async function nsPing(ns: string, dst: string, count: number): Promise<boolean> {
+  const r = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      ns,
+      "ping",
+      "-n",
+      "-q",
+      "-c",
+      String(count),
+      "-i",
+      "0.2",
+      "-W",
+      "2",
+      dst,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(r.stdout).includes(` ${count} received`);
+}
+
+/** `seq 1 N` as busybox prints it. */
+function seqBytes(n: number): Uint8Array<ArrayBuffer> {
+  const parts: string[] = [];
+  for (let i = 1; i <= n; i++) parts.push(`${i}\n`);
+  return new TextEncoder().encode(parts.join(""));
+}
+async function sha256(b: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", b));
+  return [...d].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A second vhost-user port on the same switch. */
+async function attachAnother(e: Env, name: string): Promise<string> {
+  const sock = e.sock.replace(/vm\.sock$/, name);
+  const a = await runTool("vale-ctl", ["-a", `${SW}:vhost:${sock}`], e.rd);
+  assert.equal(a.code, 0, a.stderr);
+  return sock;
+}
+
+vtest(
+  "two QEMU guests ping each other and move 10 MiB over TCP; a namespace pings both",
+  async () => {
+    const e = await setup();
+    let lab: { ns: string; close(): Promise<void> } | undefined;
+    try {
+      const sockB = await attachAnother(e, "vmb.sock");
+      lab = await namespaceOn(e);
+      const payload = seqBytes(1_500_000); // 10 888 904 bytes
+      const want = `${payload.length} ${await sha256(payload)}`;
+      const wait = (peer: string) => `
+n=0
+until ping -c 1 -W 1 ${peer} >/dev/null 2>&1; do
+  n=$((n + 1)); [ $n -ge 90 ] && { echo "T unreachable"; exit 10; }
+done
+ping -c 3 -i 0.2 ${peer} | grep -q ' 0% packet loss' || exit 11
+echo "T ping ok"`;
+      await using ga = await bootGuest({
+        name: "va",
+        netdevs: vhostUserNic("n0", e.sock),
+        ip: ["10.78.0.2/24"],
+        timeoutMs: GUEST_MS,
+        script: `${wait("10.78.0.3")}
+# busybox nc ends a connection soon after EOF on its stdin: keep that open
+mkfifo /tmp/in
+nc -l -p 5001 </tmp/in >/tmp/rx &
+ncpid=$!
+exec 3>/tmp/in
+wait $ncpid || exit 12
+echo "T rx $(wc -c </tmp/rx) $(sha256sum </tmp/rx | cut -d' ' -f1)"
+sleep 2 # the namespace may still ping us
+`,
+      });
+      await using gb = await bootGuest({
+        name: "vb",
+        netdevs: vhostUserNic("n0", sockB),
+        ip: ["10.78.0.3/24"],
+        timeoutMs: GUEST_MS,
+        files: { "/data.bin": payload },
+        script: `${wait("10.78.0.2")}
+n=0
+until nc 10.78.0.2 5001 </data.bin; do
+  n=$((n + 1)); [ $n -ge 50 ] && { echo "T connect failed"; exit 13; }; sleep 0.2
+done
+echo "T tx done"
+sleep 2
+`,
+      });
+      await Promise.all([ga.ready(GUEST_MS), gb.ready(GUEST_MS)]);
+      await ga.waitFor(/^T ping ok/m, GUEST_MS);
+      assert.ok(await nsPing(lab.ns, "10.78.0.2", 3), "namespace -> guest a");
+      assert.ok(await nsPing(lab.ns, "10.78.0.3", 3), "namespace -> guest b");
+      const [ra, rb] = await Promise.all([ga.result(), gb.result()]);
+      assert.equal(rb.status, 0, describe(rb, "vb"));
+      assert.equal(ra.status, 0, describe(ra, "va"));
+      assert.match(ra.script, new RegExp(`^T rx ${want}$`, "m"), `guest a got: ${ra.script}`);
+      const st = e.att().vhost!;
+      assert.equal(st.counters.bad_desc, 0);
+      assert.equal(st.counters.bad_msgs, 0);
+      console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
+    } finally {
+      await lab?.close();
+      await runTool("vale-ctl", ["-d", `${SW}:vmb.sock`], e.rd).catch(() => {});
+      await e.cleanup();
+    }
+  },
+  guestSkip,
+);
+
+vtest(
+  "QEMU killed while a namespace pings its guest: the port goes down and comes back",
+  async () => {
+    const e = await setup();
+    let lab: { ns: string; close(): Promise<void> } | undefined;
+    try {
+      lab = await namespaceOn(e);
+      const pid = e.att().pid;
+      for (let round = 0; round < 2; round++) {
+        await using g = await bootGuest({
+          name: `vk${round}`,
+          netdevs: vhostUserNic("n0", e.sock),
+          ip: ["10.78.0.2/24"],
+          timeoutMs: GUEST_MS,
+          script: "sleep 600",
+        });
+        await g.ready(GUEST_MS);
+        await frontEndUp(e);
+        // traffic flows: a ping flood in the background while QEMU is killed
+        const flood = new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            lab.ns,
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.01",
+            "-w",
+            "20",
+            "10.78.0.2",
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
+        await g.kill(0);
+        await until(() => /waiting for a front-end/.test(e.vm()?.info ?? ""), 10000, "port down");
+        await until(() => e.att().status === "down", 10000, "attachment down");
+        try {
+          flood.kill("SIGKILL");
+        } catch { /* ended */ }
+        await flood.status;
+        assert.equal(e.att().vhost?.counters.connects, round + 1);
+      }
+      assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
+    } finally {
+      await lab?.close();
+      await e.cleanup();
+    }
+  },
+  guestSkip,
+);

@@ -714,16 +714,21 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 	uint64_t f = d->features, pf = d->proto_features;
 	bool conn = d->connected;
 	pthread_mutex_unlock(&d->mlock);
-	char qs[2][256];
+	char qs[2][384];
 	for (int i = 0; i < 2; i++) {
 		struct vh_vq *q = &d->vq[i];
 		pthread_mutex_lock(&q->lock);
+		/* the guest's side of the ring, as it is now (for people: what is pending) */
+		int avail_idx = q->avail ? LOAD_ACQ(&q->avail->idx) : -1;
+		int avail_flags = q->avail ? LOAD_RLX(&q->avail->flags) : -1;
 		snprintf(qs[i], sizeof qs[i],
 			 "{\"index\":%d,\"size\":%u,\"ready\":%s,\"enabled\":%s,\"started\":%s,"
-			 "\"broken\":%s,\"last_avail\":%u,\"last_used\":%u}",
+			 "\"broken\":%s,\"last_avail\":%u,\"last_used\":%u,\"avail_idx\":%d,"
+			 "\"avail_flags\":%d,\"kick_fd\":%s,\"call_fd\":%s}",
 			 i, q->num, vh_vq_ready(q) ? "true" : "false", q->enabled ? "true" : "false",
 			 q->kicked ? "true" : "false", q->broken ? "true" : "false", q->last_avail,
-			 q->last_used);
+			 q->last_used, avail_idx, avail_flags, q->kick_fd >= 0 ? "true" : "false",
+			 q->call_fd >= 0 ? "true" : "false");
 		pthread_mutex_unlock(&q->lock);
 	}
 	const struct vh_counters *c = &d->c;
