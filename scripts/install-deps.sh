@@ -18,6 +18,7 @@
 #   procps        → sysctl    IPv6 off inside the test namespaces
 #   kmod          → modprobe  loading tun / veth when they are modules
 #   util-linux    → setpriv   the "without privileges" case
+#   dpdk-dev      → dpdk-testpmd  virtio-user front-ends of tests/vhost_user_test.ts, bench rows
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
 #
 # --qemu also builds the test guest (tests/helpers/guest.ts) in build/guest/
@@ -36,7 +37,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -46,7 +47,7 @@ for a in "$@"; do
   esac
 done
 
-wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv"
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv dpdk-dev:dpdk-testpmd"
 if [ "$with_qemu" = 1 ]; then
   wanted="$wanted qemu-system-x86:qemu-system-x86_64"
 fi
