@@ -20,6 +20,7 @@
 #   util-linux    → setpriv   the "without privileges" case
 #   tcpreplay     → tcpreplay injection through the libpcap interposer (tests/pcap_interposer_test.ts)
 #   libpcap-dev   → pcap-config  <pcap/pcap.h> for that test's libpcap program (tests/pcap/)
+#   dpdk-dev      → dpdk-testpmd  virtio-user front-ends of tests/vhost_user_test.ts, bench rows
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
 #
 # Exit status: 0 when everything is there or was installed, and also when it
@@ -34,7 +35,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -44,7 +45,7 @@ for a in "$@"; do
   esac
 done
 
-wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv tcpreplay:tcpreplay libpcap-dev:pcap-config"
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv tcpreplay:tcpreplay libpcap-dev:pcap-config dpdk-dev:dpdk-testpmd"
 if [ "$with_qemu" = 1 ]; then
   wanted="$wanted qemu-system-x86:qemu-system-x86_64"
 fi

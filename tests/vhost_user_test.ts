@@ -19,6 +19,7 @@ import { portOf, type RunningTool, runTool, startTool, summary } from "./helpers
 import { haveTestpmd, Testpmd } from "./helpers/testpmd.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { buildProg } from "./helpers/cprog.ts";
+import { bootGuest, describe, guestAvailable, vhostUserNic } from "./helpers/guest.ts";
 
 const SW = "vale0";
 const skip = !haveTestpmd() ? "needs dpdk-testpmd (scripts/install-deps.sh: dpdk-dev)" : "";
@@ -236,11 +237,303 @@ vtest("client mode: vale connects to a listening front-end and reconnects", asyn
       await frontEndUp(e);
       assert.match(e.vm().info, /vhost-user client: connected/);
       await ping(e, `p${round}`, 100, 60);
+      assert.equal(e.att().vhost?.counters.connects, round + 1);
       pmd.kill();
       await pmd.exited;
       await until(() => /client: connecting/.test(e.vm()?.info ?? ""), 10000, "port down");
+      // a killed server leaves its socket file (QEMU's server=on removes a stale one itself)
+      Deno.removeSync(e.sock);
     }
   } finally {
     await e.cleanup();
   }
 });
+
+vtest("a misbehaving front-end is refused and counted; the switch keeps forwarding", async () => {
+  const e = await setup();
+  const evil = await buildProg("vhost_evil");
+  try {
+    const pid = e.att().pid;
+    const obs = startTool("pkt-gen", ["-i", `${SW}:obs`, "-f", "rx"], e.rd);
+    e.tools.push(obs);
+    await obs.waitFor(/Ready/);
+    // garbage: framing errors end their connections, bad values are refused (ack 1)
+    const g = await new Deno.Command(evil, { args: [e.sock, "garbage"], stdout: "piped" }).output();
+    const gout = new TextDecoder().decode(g.stdout);
+    assert.equal(g.code, 0, gout);
+    for (
+      const line of [
+        "badversion -1",
+        "hugesize -1",
+        "noise -1",
+        "unknown 1",
+        "badfeatures 1",
+        "vringnum3 1",
+        "queue7 1",
+        "memtable2regions1fd 1",
+        "memtablepastfile 1",
+        "vringnum256 0",
+        "vringaddroutside 1",
+        "stillserved 1",
+      ]
+    ) assert.ok(gout.includes(line + "\n"), `${line} in:\n${gout}`);
+    await until(() => (e.att().vhost?.counters.bad_msgs ?? 0) >= 10, 5000, "the refusals reported");
+    const c1 = e.att().vhost!.counters;
+    assert.equal(c1.bad_msgs, 10); // badversion, hugesize, midmessage, noise + 6 refused values
+    assert.equal(c1.unknown_msgs, 1);
+
+    // bad descriptors and indices, with good frames between them
+    const d = new Deno.Command(evil, { args: [e.sock, "desc"], stdin: "piped", stdout: "piped" })
+      .spawn();
+    const w = d.stdin.getWriter();
+    let dout = "";
+    const reader = (async () => {
+      for await (const c of d.stdout) dout += new TextDecoder().decode(c);
+    })();
+    await until(() => dout.includes("rx posted"), 15000, "the TX part");
+    assert.match(dout, /^tx used 7$/m);
+    // the two good frames crossed the switch
+    await until(() => portOf(e.rd, SW, "obs")?.counters.rx_packets === 2, 5000, "2 good frames");
+    assert.equal(e.vm().counters.tx_packets, 2);
+    // a frame to the evil guest: its bad RX chain is returned with length 0, the good one used
+    const t = await runTool("pkt-gen", ["-i", `${SW}:tx`, "-f", "tx", "-n", "1"], e.rd);
+    assert.equal(t.code, 0, t.stderr);
+    await until(() => dout.includes("broken"), 15000, "the RX part");
+    assert.match(dout, /^rx len 72 id 1 bad len 0 num_buffers 1$/m);
+    await until(() => (e.att().vhost?.counters.bad_index ?? 0) === 1, 5000, "bad index counted");
+    const c2 = e.att().vhost!.counters;
+    assert.equal(c2.bad_desc, 7); // 6 TX chains (one with a head out of range) + 1 RX
+    await until(() => e.att().status === "down", 5000, "the port down (its queue stopped)");
+    assert.match(e.att().vhost!.last_error, /1000 ahead/);
+
+    // meanwhile the other ports forward exactly
+    const rx = startTool("pkt-gen", ["-i", `${SW}:b`, "-f", "rx", "-n", "5000"], e.rd);
+    e.tools.push(rx);
+    await rx.waitFor(/Ready/);
+    const a = await runTool(
+      "pkt-gen",
+      ["-i", `${SW}:a`, "-f", "tx", "-n", "5000", "-R", "50000"],
+      e.rd,
+    );
+    assert.equal(a.code, 0, a.stderr);
+    const r = await rx.within(15000);
+    assert.equal(summary(r.stdout)?.pkts, 5000);
+    await w.close();
+    await d.status;
+    await reader;
+
+    // the forwarder never crashed, and a well-behaved front-end works next
+    assert.equal(e.att().pid, pid);
+    const pmd = await startPmd(e, "io");
+    await pmd.cmd("start");
+    await frontEndUp(e);
+    await ping(e, "p1", 100, 60);
+    await pmd.close();
+  } finally {
+    await e.cleanup();
+  }
+});
+
+// ---------------------------------------------------------------- QEMU guests
+
+const isRoot = Deno.uid() === 0;
+const guestSkip = guestAvailable() ?? (isRoot ? "" : "needs root (a namespace and a veth)");
+/** A guest's whole life: TCG guests on two busy cores have taken 30 s to boot. */
+const GUEST_MS = 150_000;
+
+async function ipCmd(...args: string[]): Promise<void> {
+  const r = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  if (!r.success) throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** A namespace on a veth whose root end is attached to vale0 (10.78.0.1). */
+async function namespaceOn(e: Env): Promise<{ ns: string; close(): Promise<void> }> {
+  const tag = `vu${Deno.pid}`, ns = `${tag}n`, a = `${tag}a`, r = `${tag}r`;
+  await ipCmd("netns", "add", ns);
+  const close = async () => {
+    await runTool("vale-ctl", ["-d", `${SW}:${r}`], e.rd).catch(() => {});
+    await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
+    await new Deno.Command("ip", { args: ["link", "del", r], stderr: "null" }).output();
+  };
+  try {
+    await ipCmd("link", "add", r, "type", "veth", "peer", "name", a);
+    await ipCmd("link", "set", a, "netns", ns);
+    await ipCmd("-n", ns, "addr", "add", "10.78.0.1/24", "dev", a);
+    await ipCmd("-n", ns, "link", "set", a, "up");
+    await ipCmd("-n", ns, "link", "set", "lo", "up");
+    await ipCmd("link", "set", r, "up");
+    const at = await runTool("vale-ctl", ["-a", `${SW}:${r}`], e.rd);
+    assert.equal(at.code, 0, at.stderr);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ns, close };
+}
+
+/** ping from the namespace: true when `count` replies came back. */
+async function nsPing(ns: string, dst: string, count: number): Promise<boolean> {
+  const r = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      ns,
+      "ping",
+      "-n",
+      "-q",
+      "-c",
+      String(count),
+      "-i",
+      "0.2",
+      "-W",
+      "2",
+      dst,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(r.stdout).includes(` ${count} received`);
+}
+
+/** `seq 1 N` as busybox prints it. */
+function seqBytes(n: number): Uint8Array<ArrayBuffer> {
+  const parts: string[] = [];
+  for (let i = 1; i <= n; i++) parts.push(`${i}\n`);
+  return new TextEncoder().encode(parts.join(""));
+}
+async function sha256(b: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", b));
+  return [...d].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A second vhost-user port on the same switch. */
+async function attachAnother(e: Env, name: string): Promise<string> {
+  const sock = e.sock.replace(/vm\.sock$/, name);
+  const a = await runTool("vale-ctl", ["-a", `${SW}:vhost:${sock}`], e.rd);
+  assert.equal(a.code, 0, a.stderr);
+  return sock;
+}
+
+vtest(
+  "two QEMU guests ping each other and move 10 MiB over TCP; a namespace pings both",
+  async () => {
+    const e = await setup();
+    let lab: { ns: string; close(): Promise<void> } | undefined;
+    try {
+      const sockB = await attachAnother(e, "vmb.sock");
+      lab = await namespaceOn(e);
+      const payload = seqBytes(1_500_000); // 10 888 904 bytes
+      const want = `${payload.length} ${await sha256(payload)}`;
+      const wait = (peer: string) => `
+n=0
+until ping -c 1 -W 1 ${peer} >/dev/null 2>&1; do
+  n=$((n + 1)); [ $n -ge 90 ] && { echo "T unreachable"; exit 10; }
+done
+ping -c 3 -i 0.2 ${peer} | grep -q ' 0% packet loss' || exit 11
+echo "T ping ok"`;
+      await using ga = await bootGuest({
+        name: "va",
+        netdevs: vhostUserNic("n0", e.sock),
+        ip: ["10.78.0.2/24"],
+        timeoutMs: GUEST_MS,
+        script: `${wait("10.78.0.3")}
+# busybox nc ends a connection soon after EOF on its stdin: keep that open
+mkfifo /tmp/in
+nc -l -p 5001 </tmp/in >/tmp/rx &
+ncpid=$!
+exec 3>/tmp/in
+wait $ncpid || exit 12
+echo "T rx $(wc -c </tmp/rx) $(sha256sum </tmp/rx | cut -d' ' -f1)"
+sleep 2 # the namespace may still ping us
+`,
+      });
+      await using gb = await bootGuest({
+        name: "vb",
+        netdevs: vhostUserNic("n0", sockB),
+        ip: ["10.78.0.3/24"],
+        timeoutMs: GUEST_MS,
+        files: { "/data.bin": payload },
+        script: `${wait("10.78.0.2")}
+n=0
+until nc 10.78.0.2 5001 </data.bin; do
+  n=$((n + 1)); [ $n -ge 50 ] && { echo "T connect failed"; exit 13; }; sleep 0.2
+done
+echo "T tx done"
+sleep 2
+`,
+      });
+      await Promise.all([ga.ready(GUEST_MS), gb.ready(GUEST_MS)]);
+      await ga.waitFor(/^T ping ok/m, GUEST_MS);
+      assert.ok(await nsPing(lab.ns, "10.78.0.2", 3), "namespace -> guest a");
+      assert.ok(await nsPing(lab.ns, "10.78.0.3", 3), "namespace -> guest b");
+      const [ra, rb] = await Promise.all([ga.result(), gb.result()]);
+      assert.equal(rb.status, 0, describe(rb, "vb"));
+      assert.equal(ra.status, 0, describe(ra, "va"));
+      assert.match(ra.script, new RegExp(`^T rx ${want}$`, "m"), `guest a got: ${ra.script}`);
+      const st = e.att().vhost!;
+      assert.equal(st.counters.bad_desc, 0);
+      assert.equal(st.counters.bad_msgs, 0);
+      console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
+    } finally {
+      await lab?.close();
+      await runTool("vale-ctl", ["-d", `${SW}:vmb.sock`], e.rd).catch(() => {});
+      await e.cleanup();
+    }
+  },
+  guestSkip,
+);
+
+vtest(
+  "QEMU killed while a namespace pings its guest: the port goes down and comes back",
+  async () => {
+    const e = await setup();
+    let lab: { ns: string; close(): Promise<void> } | undefined;
+    try {
+      lab = await namespaceOn(e);
+      const pid = e.att().pid;
+      for (let round = 0; round < 2; round++) {
+        await using g = await bootGuest({
+          name: `vk${round}`,
+          netdevs: vhostUserNic("n0", e.sock),
+          ip: ["10.78.0.2/24"],
+          timeoutMs: GUEST_MS,
+          script: "sleep 600",
+        });
+        await g.ready(GUEST_MS);
+        await frontEndUp(e);
+        // traffic flows: a ping flood in the background while QEMU is killed
+        const flood = new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            lab.ns,
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.01",
+            "-w",
+            "20",
+            "10.78.0.2",
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
+        await g.kill(0);
+        await until(() => /waiting for a front-end/.test(e.vm()?.info ?? ""), 10000, "port down");
+        await until(() => e.att().status === "down", 10000, "attachment down");
+        try {
+          flood.kill("SIGKILL");
+        } catch { /* ended */ }
+        await flood.status;
+        assert.equal(e.att().vhost?.counters.connects, round + 1);
+      }
+      assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
+    } finally {
+      await lab?.close();
+      await e.cleanup();
+    }
+  },
+  guestSkip,
+);

@@ -270,8 +270,14 @@ static int set_mem_table(struct vh_dev *d, struct msg *m)
 	lock_all(d);
 	vh_mem_unmap(&d->mem);
 	d->mem = nm;
-	for (int i = 0; i < 2; i++) vh_vq_map(d, &d->vq[i]);
+	int bad = -1;
+	for (int i = 0; i < 2; i++)
+		if (vh_vq_map(d, &d->vq[i]) < 0) bad = i;
 	unlock_all(d);
+	if (bad >= 0) {
+		refuse(d, "SET_MEM_TABLE: queue %d's rings are outside the new table", bad);
+		return -1;
+	}
 	return 0;
 }
 
@@ -558,6 +564,9 @@ static void *ctl_main(void *arg)
 		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 1000);
 		if (d->stop) break;
 		if (r <= 0) continue;
+		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (serve_one(d, m) < 0) disconnect(d);
+		}
 		if (il >= 0 && (p[il].revents & POLLIN)) {
 			int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
@@ -568,9 +577,6 @@ static void *ctl_main(void *arg)
 					VH_ADD(d, rejected_conns, 1);
 				}
 			}
-		}
-		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (serve_one(d, m) < 0) disconnect(d);
 		}
 	}
 	free(m);
@@ -708,16 +714,21 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 	uint64_t f = d->features, pf = d->proto_features;
 	bool conn = d->connected;
 	pthread_mutex_unlock(&d->mlock);
-	char qs[2][256];
+	char qs[2][384];
 	for (int i = 0; i < 2; i++) {
 		struct vh_vq *q = &d->vq[i];
 		pthread_mutex_lock(&q->lock);
+		/* the guest's side of the ring, as it is now (for people: what is pending) */
+		int avail_idx = q->avail ? LOAD_ACQ(&q->avail->idx) : -1;
+		int avail_flags = q->avail ? LOAD_RLX(&q->avail->flags) : -1;
 		snprintf(qs[i], sizeof qs[i],
 			 "{\"index\":%d,\"size\":%u,\"ready\":%s,\"enabled\":%s,\"started\":%s,"
-			 "\"broken\":%s,\"last_avail\":%u,\"last_used\":%u}",
+			 "\"broken\":%s,\"last_avail\":%u,\"last_used\":%u,\"avail_idx\":%d,"
+			 "\"avail_flags\":%d,\"kick_fd\":%s,\"call_fd\":%s}",
 			 i, q->num, vh_vq_ready(q) ? "true" : "false", q->enabled ? "true" : "false",
 			 q->kicked ? "true" : "false", q->broken ? "true" : "false", q->last_avail,
-			 q->last_used);
+			 q->last_used, avail_idx, avail_flags, q->kick_fd >= 0 ? "true" : "false",
+			 q->call_fd >= 0 ? "true" : "false");
 		pthread_mutex_unlock(&q->lock);
 	}
 	const struct vh_counters *c = &d->c;

@@ -69,7 +69,8 @@ int vh_vq_map(struct vh_dev *d, struct vh_vq *q)
 	q->desc = NULL;
 	q->avail = NULL;
 	q->used = NULL;
-	if (!q->addr_set || !q->num || !d->mem.n) return 0;
+	if (!q->addr_set || !q->num) return 0;
+	if (!d->mem.n) return -EFAULT; /* rings before memory: nothing to find them in */
 	uint64_t n = q->num;
 	if ((q->desc_uva & 15) || (q->avail_uva & 1) || (q->used_uva & 3)) return -EINVAL;
 	q->desc = (struct vring_desc *)vh_uva(&d->mem, q->desc_uva, 16 * n);

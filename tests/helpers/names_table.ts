@@ -221,6 +221,27 @@ export const VALID: Valid[] = [
     }),
     canonical: "memif:@vpp/memif",
   },
+  // --- vhost-user ---
+  {
+    input: "vhost:/run/vm1.sock",
+    spec: mk({
+      name: "vhost:/run/vm1.sock",
+      kind: "vhost",
+      port: "/run/vm1.sock",
+      iface: "/run/vm1.sock",
+      vhost: { client: false },
+    }),
+  },
+  {
+    input: "vhost-client:/tmp/q emu.sock",
+    spec: mk({
+      name: "vhost-client:/tmp/q emu.sock",
+      kind: "vhost",
+      port: "/tmp/q emu.sock",
+      iface: "/tmp/q emu.sock",
+      vhost: { client: true },
+    }),
+  },
   // --- pcap ---
   {
     input: "pcap:trace.pcap",
@@ -453,8 +474,18 @@ export const INVALID: Invalid[] = [
     error: E(
       "nic0:1",
       "unknown port type 'nic0:' (expected 'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', " +
-        "'memif:' or 'pcap:')",
+        "'memif:', 'pcap:', 'vhost:' or 'vhost-client:')",
     ),
+  },
+  {
+    input: "vhost:",
+    error: E("vhost:", "empty socket path (expected e.g. 'vhost:/run/vm1.sock')"),
+    position: 6,
+  },
+  {
+    input: "vhost:@abstract",
+    error: E("vhost:@abstract", "abstract sockets are not supported for vhost-user"),
+    position: 6,
   },
   // --- pipes ---
   { input: "vale0:p{", error: E("vale0:p{", "empty pipe id after '{'"), position: 8 },
