@@ -35,7 +35,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
