@@ -57,4 +57,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "c05e14759ffd167e6d9efbc6059b5f14bd034d78237546e56af5409923b6e981";
+export const C_SOURCES_SHA256 = "613414e8fc78f653cf64e8e7b600ce82219cebf4d48bbe61c81aee4fd0444430";

@@ -101,7 +101,12 @@ function port(runDir: string, name: string): PortInfo {
 }
 
 const noDrops = (p: PortInfo) =>
-  assert.deepEqual(p.counters.drops, { ring_full: 0, bad_slot: 0, no_dest: 0, lookup: 0 }, p.name);
+  // no drop of any reason
+  assert.deepEqual(
+    Object.entries(p.counters.drops).filter(([, v]) => v !== 0),
+    [],
+    p.name,
+  );
 
 const NA = 1000, NB = 500; // below one ring (1024 slots): nothing may be dropped
 

@@ -2,6 +2,7 @@
 // Debian's tcpdump, tshark (through dumpcap) and tcpreplay, unmodified, and a
 // plain libpcap program (tests/pcap/pcap_probe.c), run as a user runs them
 // with bin/vale-pcap. Every count is exact; frames are compared byte for byte.
+import { OpenFlags } from "../ffi/structs/open_req.ts";
 import assert from "node:assert/strict";
 import { buildLibrary } from "../scripts/build.ts";
 import { encodePcap, readPcapFileSync } from "../lib/formats/pcap.ts";
@@ -208,10 +209,13 @@ Deno.test("the interposer's name grammar agrees with lib/names.ts", () => {
       const key = ts.port + (ts.pipe ? (ts.pipe.role === "master" ? "{" : "}") + ts.pipe.id : "");
       assert.equal(port, key, name);
       assert.equal(Number(ring), ts.mode === "one-nic" ? ts.ring : -1, name);
-      const want = (ts.flags.exclusive ? 1 : 0) | (ts.pipe?.role === "master" ? 4 : 0) |
-        (ts.pipe?.role === "slave" ? 8 : 0) | (ts.flags.rxOnly ? 0x20 : 0) |
-        (ts.flags.txOnly ? 0x40 : 0) | (ts.flags.txMonitor ? 0x100 : 0) |
-        (ts.flags.rxMonitor ? 0x200 : 0) | (ts.flags.zcopyMonitor ? 0x400 : 0);
+      const F = OpenFlags;
+      const want = (ts.flags.exclusive ? F.VO_EXCLUSIVE : 0) |
+        (ts.pipe?.role === "master" ? F.VO_PIPE_MASTER : 0) |
+        (ts.pipe?.role === "slave" ? F.VO_PIPE_SLAVE : 0) | (ts.flags.rxOnly ? F.VO_RX_ONLY : 0) |
+        (ts.flags.txOnly ? F.VO_TX_ONLY : 0) | (ts.flags.txMonitor ? F.VO_MONITOR_TX : 0) |
+        (ts.flags.rxMonitor ? F.VO_MONITOR_RX : 0) |
+        (ts.flags.zcopyMonitor ? F.VO_MONITOR_ZCOPY : 0);
       assert.equal(Number(flags), want, name);
     }
     // what names.ts takes but a capture cannot open is refused, saying why

@@ -67,7 +67,7 @@ Deno.test("vale-ctl: create / attach / detach / remove and netmap's error cases"
     );
     assert.match(
       (await ctl(run.dir, "-v", "-g", "vi0")).stdout,
-      /^vi0: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id \d+$/m,
+      /^vi0: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id \d+ vnet_hdr_len 0 mtu 1514$/m,
     );
   });
   await t.step("-a attaches; attaching twice to a switch fails with EBUSY", async () => {
@@ -86,8 +86,8 @@ Deno.test("vale-ctl: create / attach / detach / remove and netmap's error cases"
       (await ctl(run.dir, "-l", "-v")).stdout,
       new RegExp(
         "^vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0 tx_bytes:0 rx_bytes:0 ring_full:0" +
-          " bad_slot:0 no_dest:0 lookup:0 sync_errors:0 kind:persistent mem_id:\\d+" +
-          ' info:"persistent \\(vale-ctl -a\\)"\n$',
+          " bad_slot:0 no_dest:0 lookup:0 bad_vnet:0 too_big:0 sync_errors:0 kind:persistent mem_id:\\d+" +
+          ' info:"persistent \\(vale-ctl -a\\)" vnet_hdr:0 mtu:1514\n$',
       ),
     );
   });
@@ -239,7 +239,7 @@ Deno.test("vale-ctl listings: owners, counters, drops, MAC table, JSON, info, re
   // -g of an existing port, and of one that does not exist (created for the question, as netmap)
   assert.match(
     (await ctl(run.dir, "-v", "-g", "vale0:a")).stdout,
-    /^vale0:a: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id 1\n$/,
+    /^vale0:a: memsize \d+ tx_slots 1024 rx_slots 1024 tx_rings 1 rx_rings 1 mem_id 1 vnet_hdr_len 0 mtu 1514\n$/,
   );
   assert.match(
     (await ctl(run.dir, "-g", "vale0:a")).stdout,
