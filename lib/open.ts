@@ -46,7 +46,7 @@ export const OPENERS: Readonly<Record<PortKind, PortOpener>> = {
     "no memif client or server yet: the memif control protocol over the UNIX socket",
   ),
   pcap: notYet(
-    "no pcap port yet: replay a file with 'pkt-gen -P FILE', capture with 'vale capture'",
+    "no pcap port yet: replay a file with 'vale replay PORT FILE', capture with 'vale capture'",
   ),
 };
 
