@@ -31,6 +31,7 @@ export {
   createPersistentPort,
   listSwitches,
   type MacEntry,
+  type MonitorInfo,
   portCounters,
   type PortInfo,
   reap,
@@ -51,3 +52,4 @@ export {
   listAttachments,
 } from "./attach/attach.ts";
 export { PktGen, type PktGenConf } from "./tools/pktgen.ts";
+export { Replay, type ReplayOptions, type ReplayStats } from "./tools/replay.ts";
