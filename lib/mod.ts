@@ -34,6 +34,7 @@ export {
   listSwitches,
   type MacEntry,
   MAX_BATCH,
+  type MonitorInfo,
   portCounters,
   type PortInfo,
   reap,
@@ -89,3 +90,4 @@ export {
 } from "./topo/spec.ts";
 export type { RunOptions, RunResult } from "./topo/sys.ts";
 export type { UpOptions } from "./topo/lifecycle.ts";
+export { Replay, type ReplayOptions, type ReplayStats } from "./tools/replay.ts";

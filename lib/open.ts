@@ -48,7 +48,7 @@ export const OPENERS: Readonly<Record<PortKind, PortOpener>> = {
   ),
   vhost: openVhostPort, // lib/backends/vhost.ts (vhost: and vhost-client:)
   pcap: notYet(
-    "no pcap port yet: replay a file with 'pkt-gen -P FILE', capture with 'vale capture'",
+    "no pcap port yet: replay a file with 'vale replay PORT FILE', capture with 'vale capture'",
   ),
 };
 

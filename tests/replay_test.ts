@@ -108,6 +108,35 @@ Deno.test("vale replay: pcap and pcapng, every frame byte for byte, in order, in
     const r = await replay([`${dir}/t.pcapng`]);
     assert.deepEqual(r.got, want());
   });
+  await t.step("original timing, two loops: each loop keeps the file's spacing", async () => {
+    const r = await replay([`${dir}/t.pcap`, "-l", "2"]);
+    assert.deepEqual(r.got, want(2));
+    assert.equal(r.loops, 2);
+    assert.ok(r.seconds >= 0.3, `${r.seconds} s for two loops of a 0.2 s capture`);
+  });
+  await t.step("standard input ('-'), pcapng", async () => {
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `exec bin/vale replay vale0:tx - -t -q < '${dir}/t.pcapng'`],
+      cwd: new URL("../", import.meta.url).pathname,
+      env: { VALE_RUN_DIR: dir },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.equal(final(new TextDecoder().decode(out.stdout)).packets, N);
+    assert.deepEqual(drain(rx), want());
+    // a stream cannot be read twice
+    const twice = await new Deno.Command("sh", {
+      args: ["-c", `exec bin/vale replay vale0:tx - -l 2 < '${dir}/t.pcapng'`],
+      cwd: new URL("../", import.meta.url).pathname,
+      env: { VALE_RUN_DIR: dir },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(twice.code, 1);
+    assert.match(new TextDecoder().decode(twice.stderr), /can be read only once/);
+  });
   await t.step("-x 100: a 20 s capture scaled down", async () => {
     const r = await replay([`${dir}/slow.pcap`, "-x", "100", "-q"]);
     assert.deepEqual(r.got, want());
