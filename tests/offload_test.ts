@@ -667,3 +667,80 @@ Deno.test("offload: a flood is converted for each destination as it needs", asyn
     for (const p of [a, b, c, d]) p.close();
   }
 });
+
+Deno.test("offload: a super-frame split at odd points across slots segments the same", async () => {
+  await using run = await tempRunDir();
+  const { a, b } = pair(run, "vale0", 12, 0, 9000);
+  try {
+    const s: FrameSpec = {
+      data: payload(20001, 19),
+      v6: true,
+      vlan: 9,
+      tcpOpts: 12,
+      partial: true,
+      flags: TCP.ACK | TCP.PSH | TCP.FIN,
+    };
+    const bf = buildFrame(s);
+    const hdr = vnetHdr({
+      flags: VNET.F_NEEDS_CSUM,
+      gsoType: VNET.GSO_TCPV6,
+      hdrLen: bf.hlen,
+      gsoSize: 3001, // odd: segment boundaries fall at odd offsets of the payload
+      csumStart: bf.l4,
+      csumOffset: 16,
+    }, 12);
+    const whole = concat(hdr, bf.frame);
+    // header and frame cut at odd places: inside the header, the IP and TCP headers, the payload
+    const cuts = [
+      5,
+      12,
+      31,
+      33,
+      77,
+      1000,
+      1001,
+      3047,
+      5095,
+      7143,
+      9000,
+      11048,
+      13096,
+      15144,
+      17192,
+      19240,
+    ];
+    const ring = a.txRings[0];
+    let h = ring.head, prev = 0;
+    for (const end of [...cuts, whole.length]) {
+      ring.bytes.set(whole.subarray(prev, end), ring.bufferOffset(ring.bufIdx(h)));
+      ring.setLen(h, end - prev);
+      ring.setFlags(h, end < whole.length ? 0x20 : 0);
+      h = ring.next(h);
+      prev = end;
+    }
+    ring.advance(h);
+    a.txsync();
+    const out = b.tryReceive();
+    // the header is split across the first two slots: the switch wants it in the first
+    assert.equal(out.length, 0, "a header split across slots is refused");
+    assert.equal(counters(run, "vale0", "a").counters.drops.bad_vnet, 1);
+    // again with the header whole in the first slot and the frame cut as before
+    h = ring.head;
+    prev = 0;
+    for (const end of [...cuts.slice(1), whole.length]) {
+      ring.bytes.set(whole.subarray(prev, end), ring.bufferOffset(ring.bufIdx(h)));
+      ring.setLen(h, end - prev);
+      ring.setFlags(h, end < whole.length ? 0x20 : 0);
+      h = ring.next(h);
+      prev = end;
+    }
+    ring.advance(h);
+    a.txsync();
+    const out2 = b.tryReceive();
+    checkTso(out2, bf, s, 3001, 9000);
+    await tshark(run, "split", out2);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
