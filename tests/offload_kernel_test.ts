@@ -21,7 +21,7 @@
 
 import assert from "node:assert/strict";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
-import { KernelIo } from "../lib/backends/kernel_io.ts";
+import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
 import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
@@ -367,13 +367,40 @@ otest(
   },
 );
 
-otest("the io layer refuses what cannot carry a header", () => {
-  assert.throws(
-    () => KernelIo.open("lo", { kind: "xdp", vnetHdr: 12 }),
-    /af_xdp frames carry no virtio-net header/,
-  );
-  return Promise.resolve();
-});
+otest(
+  "the io layer: TAP offloads as asked and shown, headers refused where they cannot be",
+  async () => {
+    const ns = `${TAG}I`;
+    await ip("netns", "add", ns);
+    try {
+      const tap = (o: { vnetHdr?: 10 | 12; offloads?: number }) =>
+        KernelIo.open(`${TAG}i`, { kind: "tap", netns: ns, ...o });
+      {
+        using t = tap({ vnetHdr: 10, offloads: TunOffloads.csum });
+        assert.equal(t.info().vnetHdrLen, 10);
+        assert.equal(t.info().offloads, TunOffloads.csum);
+        assert.equal(t.info().mode, "tap vnet_hdr 10 csum");
+      }
+      {
+        using t = tap({ vnetHdr: 12, offloads: 0 });
+        assert.equal(t.info().offloads, 0);
+        assert.equal(t.info().mode, "tap vnet_hdr 12 no-offloads");
+      }
+      {
+        using t = tap({ vnetHdr: 12 });
+        const all = TunOffloads.csum | TunOffloads.tso4 | TunOffloads.tso6;
+        assert.equal(t.info().offloads & all, all, "checksum and TSO by default");
+      }
+      assert.throws(() => tap({ vnetHdr: 11 as 10 }), /header length 11/);
+      assert.throws(
+        () => KernelIo.open("lo", { kind: "xdp", vnetHdr: 12 }),
+        /af_xdp frames carry no virtio-net header/,
+      );
+    } finally {
+      await sh("ip", ["netns", "del", ns]);
+    }
+  },
+);
 
 otest(
   "a tap: port opened with a header: frames pass with it, one the kernel refuses is counted",

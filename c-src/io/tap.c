@@ -177,7 +177,7 @@ static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_
 			 (h->offloads & TUN_F_TSO4) ? " tso4" : "",
 			 (h->offloads & TUN_F_TSO6) ? " tso6" : "",
 			 (h->offloads & TUN_F_USO4) ? " uso" : "");
-	snprintf(h->mode, sizeof h->mode, "tap%s%s%s", t->vnet || h->vnet_len ? " vnet_hdr" : "",
+	snprintf(h->mode, sizeof h->mode, "tap%s%.40s%s", t->vnet || h->vnet_len ? " vnet_hdr" : "",
 		 off, (h->flags & VIO_F_TAP_PERSIST) ? " persist" : "");
 	return 0;
 }
