@@ -30,6 +30,7 @@ export const IoFlags = {
   VIO_F_XDP_ZEROCOPY: 0x4000,
   VIO_F_XDP_NO_SG: 0x8000,
   VIO_F_XDP_QUEUE: 0x10000,
+  VIO_F_VHOST_OFFLOADS: 0x20000,
 } as const;
 
 /** `struct vale_io_opts` (192 bytes). */
