@@ -236,3 +236,128 @@ registerRow({
   available: (ctx) => available(ctx, 3),
   run: measurePmd,
 });
+
+// ---------------------------------------------------------------- Open vSwitch with DPDK
+
+/**
+ * Where Debian's openvswitch-switch-dpdk (with openvswitch-switch and -common)
+ * is: installed (root "") or unpacked with `dpkg-deb -x` into
+ * $VBENCH_OVS_DPDK_ROOT (nothing installed on the machine).
+ */
+function ovsDpdk(): Record<string, string> | string {
+  const root = Deno.env.get("VBENCH_OVS_DPDK_ROOT") ?? "";
+  const p = {
+    vswitchd: `${root}/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk`,
+    ovsdb: `${root}/usr/sbin/ovsdb-server`,
+    tool: `${root}/usr/bin/ovsdb-tool`,
+    vsctl: `${root}/usr/bin/ovs-vsctl`,
+    ofctl: `${root}/usr/bin/ovs-ofctl`,
+    schema: `${root}/usr/share/openvswitch/vswitch.ovsschema`,
+  };
+  for (const f of Object.values(p)) {
+    try {
+      Deno.statSync(f);
+    } catch {
+      return `openvswitch-switch-dpdk is not installed (${f} missing; or set ` +
+        "VBENCH_OVS_DPDK_ROOT to a dpkg-deb -x of openvswitch-switch-dpdk, -switch and -common)";
+    }
+  }
+  return p;
+}
+
+async function measureOvs(size: number, seconds: number, ctx: RowContext): Promise<Measurement> {
+  const p = ovsDpdk() as Record<string, string>;
+  const cpu = cpusFor(ctx);
+  const dir = Deno.makeTempDirSync({ dir: ctx.tmpDir, prefix: "ovsdpdk-" });
+  ctx.cleanup.add(`remove ${dir}`, () => Deno.removeSync(dir, { recursive: true }));
+  const env = { OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir, OVS_SYSCONFDIR: dir };
+  const sock = `${dir}/db.sock`;
+  await run([p.tool, "create", `${dir}/conf.db`, p.schema]);
+  const ovsdb = spawn(ctx, "ovsdb-server", [
+    p.ovsdb,
+    `${dir}/conf.db`,
+    `--remote=punix:${sock}`,
+    `--pidfile=${dir}/ovsdb.pid`,
+    `--log-file=${dir}/ovsdb.log`,
+  ], env);
+  const vsctl = (...args: string[]) =>
+    run([p.vsctl, `--db=unix:${sock}`, "--timeout=30", ...args], { env });
+  const tags = [`orx${size}`, `otx${size}`, `ovs${size}`];
+  for (const t of tags) ctx.cleanup.add(`remove DPDK dir ${t}`, () => removeRuntimeDir(ctx, t));
+  let vswitchd: Child | undefined, rx: Child | undefined, tx: Child | undefined;
+  try {
+    for (let i = 0; i < 100 && (await vsctl("--no-wait", "init").catch(() => null)) === null; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // no hugepages: OVS adds --in-memory unless --legacy-mem is given, and --no-huge needs
+    // legacy memory; per-port pools (the shared one asks for 262144 mbufs)
+    await vsctl(
+      "--no-wait",
+      "set",
+      "Open_vSwitch",
+      ".",
+      "other_config:dpdk-init=true",
+      `other_config:dpdk-extra=--no-huge --legacy-mem -m 2048 --no-pci --file-prefix ` +
+        `${ctx.prefix}${tags[2]}`,
+      `other_config:pmd-cpu-mask=0x${(1 << cpu.rx).toString(16)}`,
+      "other_config:per-port-memory=true",
+    );
+    vswitchd = spawn(ctx, "ovs-vswitchd", [
+      p.vswitchd,
+      `unix:${sock}`,
+      `--pidfile=${dir}/vswitchd.pid`,
+      `--log-file=${dir}/vswitchd.log`,
+    ], env);
+    await vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev");
+    for (const [i, n] of [[1, "vh0"], [2, "vh1"]] as const) {
+      await vsctl(
+        "add-port",
+        "br0",
+        n,
+        "--",
+        "set",
+        "Interface",
+        n,
+        "type=dpdkvhostuser",
+        `ofport_request=${i}`,
+      );
+    }
+    await run([p.ofctl, "del-flows", `unix:${dir}/br0.mgmt`], { env });
+    await run([p.ofctl, "add-flow", `unix:${dir}/br0.mgmt`, "in_port=1,actions=output:2"], { env });
+    rx = spawn(
+      ctx,
+      "testpmd-rx",
+      testpmd(ctx, tags[0], cpu.rx, [`net_virtio_user0,path=${dir}/vh1`], [
+        "--forward-mode=rxonly",
+      ]),
+    );
+    tx = spawn(
+      ctx,
+      "testpmd-tx",
+      testpmd(ctx, tags[1], cpu.tx, [`net_virtio_user0,path=${dir}/vh0`], [
+        "--forward-mode=txonly",
+        `--txpkts=${size}`,
+      ]),
+    );
+    return await rxRate(rx, [tx, vswitchd], seconds, ctx, size, () => [ovsdb.pid]);
+  } finally {
+    await tx?.stop("SIGINT", 5000);
+    await rx?.stop("SIGINT", 5000);
+    await vswitchd?.stop("SIGTERM", 5000);
+    await ovsdb.stop("SIGTERM", 3000);
+  }
+}
+
+registerRow({
+  name: "OVS-DPDK vhost-user",
+  kind: "peer",
+  description: "the same two virtio-user front-ends on two dpdkvhostuser ports of Open vSwitch " +
+    "with DPDK (netdev datapath, one PMD thread, a static in_port flow), --no-huge --legacy-mem",
+  sizes: [60, 1514],
+  available(ctx) {
+    const p = ovsDpdk();
+    if (typeof p === "string") return Promise.resolve(p);
+    return available(ctx, 4);
+  },
+  run: measureOvs,
+});
