@@ -32,6 +32,7 @@ import "./peers/memif.ts";
 import "./peers/linux.ts";
 import "./peers/ovs.ts";
 import "./kernel_rows.ts";
+import "./peers/vhost.ts";
 
 const HELP = `usage: deno run -A bench/side_by_side.ts [options]
 

@@ -57,4 +57,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "613414e8fc78f653cf64e8e7b600ce82219cebf4d48bbe61c81aee4fd0444430";
+export const C_SOURCES_SHA256 = "6f72991fbc09ba7dd870b6691440973610b1f85e754de692f7c3532b202a9058";

@@ -415,7 +415,7 @@ async function attachAnother(e: Env, name: string): Promise<string> {
 }
 
 vtest(
-  "two QEMU guests ping each other and move 10 MiB over TCP; a namespace pings both",
+  "two QEMU guests ping each other and move 10 MiB over TCP in TSO frames; on to a namespace",
   async () => {
     const e = await setup();
     let lab: { ns: string; close(): Promise<void> } | undefined;
@@ -444,6 +444,12 @@ ncpid=$!
 exec 3>/tmp/in
 wait $ncpid || exit 12
 echo "T rx $(wc -c </tmp/rx) $(sha256sum </tmp/rx | cut -d' ' -f1)"
+# on to the namespace: its veth port has no header, so the switch segments our TSO frames
+n=0
+until nc 10.78.0.1 5002 </tmp/rx; do
+  n=$((n + 1)); [ $n -ge 50 ] && { echo "T connect failed"; exit 13; }; sleep 0.2
+done
+echo "T tx done"
 sleep 2 # the namespace may still ping us
 `,
       });
@@ -462,17 +468,59 @@ echo "T tx done"
 sleep 2
 `,
       });
+      // the namespace's sink for guest a's copy
+      const sink = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.ns,
+          Deno.execPath(),
+          "eval",
+          `const l = Deno.listen({ hostname: "10.78.0.1", port: 5002 });
+           const c = await l.accept();
+           const chunks = []; let n = 0; const buf = new Uint8Array(1 << 16);
+           for (;;) { const k = await c.read(buf); if (k === null) break; chunks.push(buf.slice(0, k)); n += k; }
+           const all = new Uint8Array(n); let o = 0; for (const x of chunks) { all.set(x, o); o += x.length; }
+           const d = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+           console.log(n + " " + [...d].map((x) => x.toString(16).padStart(2, "0")).join(""));`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(GUEST_MS),
+      }).output();
       await Promise.all([ga.ready(GUEST_MS), gb.ready(GUEST_MS)]);
       await ga.waitFor(/^T ping ok/m, GUEST_MS);
+      // offloads negotiated: the guests' ports carry their virtio-net headers
+      await until(() => e.att().vhost?.port_vnet_hdr === 12, 5000, "guest a's header on its port");
+      assert.match(e.vm().info, / tso/);
       assert.ok(await nsPing(lab.ns, "10.78.0.2", 3), "namespace -> guest a");
       assert.ok(await nsPing(lab.ns, "10.78.0.3", 3), "namespace -> guest b");
       const [ra, rb] = await Promise.all([ga.result(), gb.result()]);
       assert.equal(rb.status, 0, describe(rb, "vb"));
       assert.equal(ra.status, 0, describe(ra, "va"));
       assert.match(ra.script, new RegExp(`^T rx ${want}$`, "m"), `guest a got: ${ra.script}`);
+      const sk = await sink;
+      const dec = new TextDecoder();
+      assert.equal(
+        dec.decode(sk.stdout).trim(),
+        want,
+        `the namespace got: ${dec.decode(sk.stderr)}`,
+      );
+      const va = e.vm().counters, veth = portOf(e.rd, SW, `vu${Deno.pid}r`)!.counters;
+      console.log(
+        `    guest a sent ${va.tx_packets} frames; the namespace's port got ${veth.rx_packets}`,
+      );
+      assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
       const st = e.att().vhost!;
       assert.equal(st.counters.bad_desc, 0);
       assert.equal(st.counters.bad_msgs, 0);
+      // guest b's TCP left in super-frames (far fewer frames than 1448-byte segments)
+      const vb = portOf(e.rd, SW, "vmb.sock")!.counters;
+      console.log(`    guest b sent ${vb.tx_packets} frames, ${vb.tx_bytes} bytes`);
+      assert.ok(
+        vb.tx_bytes / vb.tx_packets > 4000,
+        `${vb.tx_bytes} bytes in ${vb.tx_packets} frames`,
+      );
       console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
     } finally {
       await lab?.close();

@@ -71,6 +71,7 @@ struct vale_fwd {
 	uint16_t *vlens, *vflags;
 	uint32_t *vslot;
 	uint8_t trash[VALE_BUF_SIZE]; /* where a damaged slot's frame goes */
+	int vnet_applied; /* the port's virtio-net header length as we last set it */
 };
 
 static __thread char f_errmsg[256];
@@ -175,6 +176,20 @@ static int io_error(struct vale_fwd *f, int r)
 	return 0;
 }
 
+/* The backend's frames carry a virtio-net header (vhost-user with offloads,
+ * once the guest negotiated them): give the port the same length, so the
+ * switch passes super-frames and partial checksums, and converts for ports
+ * without one. Checked once per batch (a load and a compare). */
+static void apply_vnet(struct vale_fwd *f)
+{
+	int want = vale_io_vnet_hdr(f->io);
+	if (likely(want == __atomic_load_n(&f->vnet_applied, __ATOMIC_RELAXED)) || want < 0) return;
+	pthread_mutex_lock(&f->lock);
+	if (want != f->vnet_applied && vale_set_vnet(f->p, want, -1) == 0)
+		__atomic_store_n(&f->vnet_applied, want, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* ---------------- kernel -> port ---------------- */
 
 static void *k2v_main(void *arg)
@@ -190,6 +205,7 @@ static void *k2v_main(void *arg)
 	if (first >= last)
 		goto out; /* no TX ring bound */
 	while (!f->stop) {
+		apply_vnet(f);
 		struct vale_ring *ring = vale_tx_ring(m, ri);
 		uint32_t head = LOAD_RLX(&ring->head), tail = LOAD_ACQ(&ring->tail);
 		if (unlikely(head >= n || tail >= n)) {
@@ -335,6 +351,7 @@ static void *v2k_main(void *arg)
 	if (first >= last)
 		goto out;
 	while (!f->stop) {
+		apply_vnet(f);
 		bool did = false, full = false;
 		for (uint32_t ri = first; ri < last && !f->stop; ri++) {
 			if (vale_rxsync(p, (int)ri) < 0)
@@ -483,6 +500,7 @@ VALE_API int vale_fwd_create(struct vale_io *io, vale_port *p, const struct vale
 	struct vale_io_info ii;
 	vale_io_info(io, &ii);
 	f->st.state = VFS_IDLE;
+	f->vnet_applied = -1; /* the first check sets the port (a restart may find it changed) */
 	snprintf(f->st.msg, sizeof f->st.msg, "%s: %s", ii.ifname, ii.mode);
 	*out = f;
 	return 0;

@@ -83,6 +83,8 @@ enum { VIO_VHOST = 4, VIO_VHOST_CLIENT = 5 };
  *           up (the flag is cleared in vale_io_info().flags), else PACKET
  *           with the header. */
 #define VIO_F_VNET_HDR 0x20000
+#define VIO_F_VHOST_OFFLOADS 0x40000 /* vhost: offer checksum/TSO offloads and carry the guest's
+				      * virtio-net header in the frames (vale_io_vnet_hdr) */
 
 #define VIO_NETNS_MAX 128
 #define VIO_OFFLOADS_NONE 0x80000000u /* vale_io_opts.offloads: set none */
@@ -233,6 +235,12 @@ VALE_API int vale_io_set_offloads(const char *ifname, const char *netns, int32_t
 /* Set the MAC address (6 bytes) of an interface (it may have to be down for
  * some drivers; TAP and veth take it while up). */
 VALE_API int vale_io_set_mac(const char *ifname, const char *netns, const uint8_t *mac);
+/* The virtio-net header length (0, 10, 12) that starts every frame recv_batch
+ * returns and send_batch takes, now: the forwarder gives its port the same
+ * (vale_set_vnet). vhost with VIO_F_VHOST_OFFLOADS: the guest's header once it
+ * negotiated receive offloads, else 0; -1 for backends without an opinion
+ * (kernel interfaces: their frames are plain, the port is left as it is). */
+VALE_API int vale_io_vnet_hdr(struct vale_io *h);
 /* A vhost-user handle's state as JSON (front-end connected, features,
  * queues, counters of refusals); returns the length needed. */
 VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len);
@@ -295,6 +303,10 @@ struct vale_io_ops {
 	void (*flush)(struct vale_io *h);
 	/* vale_io_tap_persist(). NULL: the backend has no such setting (EINVAL). */
 	int (*persist)(struct vale_io *h, int32_t on);
+	/* The virtio-net header length the frames of recv/send carry right now
+	 * (vale_io_vnet_hdr). NULL: plain Ethernet frames, and the port's
+	 * setting is left alone. */
+	int (*vnet_hdr)(struct vale_io *h);
 	/* vale_io_check() for a backend that has no kernel interface: 0 up,
 	 * -ENETDOWN down, -ENODEV gone. NULL: the interface is checked. */
 	int (*check)(struct vale_io *h);

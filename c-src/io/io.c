@@ -268,6 +268,11 @@ VALE_API int vale_io_tap_persist(struct vale_io *h, int32_t on)
 	return h->ops->persist(h, on);
 }
 
+VALE_API int vale_io_vnet_hdr(struct vale_io *h)
+{
+	return h->ops->vnet_hdr ? h->ops->vnet_hdr(h) : -1;
+}
+
 VALE_API int vale_io_fd(struct vale_io *h) { return h->poll_fd >= 0 ? h->poll_fd : h->fd; }
 
 VALE_API int vale_io_check(struct vale_io *h) { return vio_check_alive(h); }

@@ -29,7 +29,7 @@ static int vhost_open_common(struct vale_io *h, const char *path, bool client)
 	h->priv = d;
 	const char *base = strrchr(path, '/');
 	snprintf(h->ifname, sizeof h->ifname, "%s", base ? base + 1 : path);
-	int r = vh_dev_start(d, path, client, h->mode);
+	int r = vh_dev_start(d, path, client, h->flags & VIO_F_VHOST_OFFLOADS, h->mode);
 	if (r < 0) return vio_err(r, "vhost-user %s: %s", path, d->last_err[0] ? d->last_err : strerror(-r));
 	h->poll_fd = d->in_epfd;
 	h->mtu = 1500;
@@ -108,6 +108,11 @@ static int vhost_fds(struct vale_io *h, struct pollfd *p, uint32_t max, short in
 	return n;
 }
 
+static int vhost_vnet_hdr(struct vale_io *h)
+{
+	return (int)__atomic_load_n(&((struct vh_dev *)h->priv)->port_hdr, __ATOMIC_ACQUIRE);
+}
+
 static int vhost_check(struct vale_io *h)
 {
 	return vh_dev_ready(h->priv) ? 0 : down(h);
@@ -122,6 +127,7 @@ const struct vale_io_ops vale_io_vhost_ops = {
 	.send_batch = vhost_send,
 	.fds = vhost_fds,
 	.check = vhost_check,
+	.vnet_hdr = vhost_vnet_hdr,
 };
 
 const struct vale_io_ops vale_io_vhost_client_ops = {
@@ -133,6 +139,7 @@ const struct vale_io_ops vale_io_vhost_client_ops = {
 	.send_batch = vhost_send,
 	.fds = vhost_fds,
 	.check = vhost_check,
+	.vnet_hdr = vhost_vnet_hdr,
 };
 
 VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len)

@@ -88,9 +88,10 @@ static void update_mode(struct vh_dev *d)
 		snprintf(t, sizeof t, "vhost-user %s: %s", d->client ? "client" : "server",
 			 d->client ? "connecting" : "waiting for a front-end");
 	else
-		snprintf(t, sizeof t, "vhost-user %s: connected%s%s%s%s, %d/2 queues",
+		snprintf(t, sizeof t, "vhost-user %s: connected%s%s%s%s%s, %d/2 queues",
 			 d->client ? "client" : "server",
 			 (d->features & VH_BIT(VIRTIO_F_VERSION_1)) ? " v1" : "",
+			 d->port_hdr ? " tso" : "",
 			 d->mrg ? " mrg" : "", d->event_idx ? " evidx" : "",
 			 d->indirect ? " indir" : "",
 			 vh_vq_ready(&d->vq[0]) + vh_vq_ready(&d->vq[1]));
@@ -110,6 +111,7 @@ static void reset_locked(struct vh_dev *d)
 	d->owner = false;
 	d->mrg = d->event_idx = d->indirect = false;
 	d->hdr_len = 10;
+	d->port_hdr = 0;
 }
 
 static void disconnect(struct vh_dev *d)
@@ -242,9 +244,14 @@ static struct vh_vq *queue(struct vh_dev *d, uint32_t index, const char *what)
 	return &d->vq[index];
 }
 
+static uint64_t offered(const struct vh_dev *d)
+{
+	return VH_FEATURES | (d->offloads ? VH_OFFLOADS : 0);
+}
+
 static int set_features(struct vh_dev *d, uint64_t f)
 {
-	if (f & ~VH_FEATURES) {
+	if (f & ~offered(d)) {
 		refuse(d, "SET_FEATURES 0x%llx: bits we did not offer", (unsigned long long)f);
 		return -1;
 	}
@@ -254,6 +261,10 @@ static int set_features(struct vh_dev *d, uint64_t f)
 	d->event_idx = f & VH_BIT(VIRTIO_F_EVENT_IDX);
 	d->indirect = f & VH_BIT(VIRTIO_F_INDIRECT_DESC);
 	d->hdr_len = (d->mrg || (f & VH_BIT(VIRTIO_F_VERSION_1))) ? 12 : 10;
+	/* a guest that takes partial checksums and TSO both ways gets the
+	 * switch's frames with their headers, and gives its own */
+	d->port_hdr = (d->offloads && (f & VH_GUEST_RX_OFFLOADS) == VH_GUEST_RX_OFFLOADS)
+			      ? d->hdr_len : 0;
 	unlock_all(d);
 	return 0;
 }
@@ -427,7 +438,7 @@ static int dispatch(struct vh_dev *d, struct msg *m)
 	uint64_t v;
 	switch (m->h.request) {
 	case VHU_GET_FEATURES:
-		return reply_u64(d, m->h.request, VH_FEATURES) < 0 ? -2 : 1;
+		return reply_u64(d, m->h.request, offered(d)) < 0 ? -2 : 1;
 	case VHU_SET_FEATURES:
 		if (need(d, m, 8, "SET_FEATURES") < 0) return -1;
 		memcpy(&v, m->p, 8);
@@ -622,12 +633,13 @@ static int listen_on(struct vh_dev *d, const char *path)
 	return 0;
 }
 
-int vh_dev_start(struct vh_dev *d, const char *path, bool client, char *mode)
+int vh_dev_start(struct vh_dev *d, const char *path, bool client, bool offloads, char *mode)
 {
 	size_t pl = strlen(path);
 	d->listen_fd = d->conn_fd = d->stop_efd = d->in_epfd = d->out_epfd = -1;
 	d->mode = mode;
 	d->client = client;
+	d->offloads = offloads;
 	d->hdr_len = 10;
 	pthread_mutex_init(&d->mlock, NULL);
 	if (vh_vq_init(&d->vq[0]) < 0 || vh_vq_init(&d->vq[1]) < 0) return -ENOMEM;
@@ -740,7 +752,8 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		"\"counters\":{\"connects\":%llu,\"disconnects\":%llu,\"rejected_conns\":%llu,"
 		"\"msgs\":%llu,\"bad_msgs\":%llu,\"unknown_msgs\":%llu,\"bad_desc\":%llu,"
 		"\"bad_index\":%llu,\"rx_no_bufs\":%llu,\"rx_drops\":%llu,\"kicks_in\":%llu,"
-		"\"calls_out\":%llu},\"last_error\":%s}",
+		"\"calls_out\":%llu,\"tx_offload_refused\":%llu},\"port_vnet_hdr\":%u,"
+		"\"last_error\":%s}",
 		path, d->client ? "client" : "server", conn ? "true" : "false",
 		vh_dev_ready(d) ? "true" : "false", (unsigned long long)f, (unsigned long long)pf,
 		(f & VH_BIT(VIRTIO_F_VERSION_1)) ? "true" : "false",
@@ -753,5 +766,5 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		(unsigned long long)LOAD_RLX(&c->bad_desc), (unsigned long long)LOAD_RLX(&c->bad_index),
 		(unsigned long long)LOAD_RLX(&c->rx_no_bufs), (unsigned long long)LOAD_RLX(&c->rx_drops),
 		(unsigned long long)LOAD_RLX(&c->kicks_in), (unsigned long long)LOAD_RLX(&c->calls_out),
-		err);
+		(unsigned long long)LOAD_RLX(&c->tx_offload_refused), d->port_hdr, err);
 }

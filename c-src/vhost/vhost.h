@@ -62,6 +62,10 @@ enum {
 /* feature bits */
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX 29
@@ -77,6 +81,16 @@ enum {
 	(VH_BIT(VIRTIO_F_VERSION_1) | VH_BIT(VIRTIO_NET_F_MRG_RXBUF) |                      \
 	 VH_BIT(VIRTIO_F_INDIRECT_DESC) | VH_BIT(VIRTIO_F_EVENT_IDX) |                      \
 	 VH_BIT(VHOST_USER_F_PROTOCOL_FEATURES))
+/* With offloads (VIO_F_VHOST_OFFLOADS): partial checksums and TCP segmentation
+ * both ways; the switch converts for ports without a virtio-net header. */
+#define VH_OFFLOADS                                                                         \
+	(VH_BIT(VIRTIO_NET_F_CSUM) | VH_BIT(VIRTIO_NET_F_GUEST_CSUM) |                      \
+	 VH_BIT(VIRTIO_NET_F_GUEST_TSO4) | VH_BIT(VIRTIO_NET_F_GUEST_TSO6) |                \
+	 VH_BIT(VIRTIO_NET_F_HOST_TSO4) | VH_BIT(VIRTIO_NET_F_HOST_TSO6))
+/* The guest takes whatever the switch hands a port with a header. */
+#define VH_GUEST_RX_OFFLOADS                                                                \
+	(VH_BIT(VIRTIO_NET_F_GUEST_CSUM) | VH_BIT(VIRTIO_NET_F_GUEST_TSO4) |                \
+	 VH_BIT(VIRTIO_NET_F_GUEST_TSO6))
 #define VH_PROTO_FEATURES (VH_BIT(VHU_PROTO_F_REPLY_ACK))
 
 /* split ring layout (virtio 1.x, 2.7) */
@@ -145,6 +159,7 @@ struct vh_counters {
 	uint64_t bad_index;     /* avail idx / head index out of range: queue stopped */
 	uint64_t rx_no_bufs;    /* the guest had no RX buffers: sends stopped (retry) */
 	uint64_t rx_drops;      /* frames to the guest dropped: too large for its buffers */
+	uint64_t tx_offload_refused; /* guest frames needing an offload the port cannot carry */
 	uint64_t kicks_in, calls_out;
 };
 
@@ -185,6 +200,9 @@ struct vh_dev {
 	uint64_t features, proto_features;
 	bool owner, connected;
 	uint32_t hdr_len;     /* virtio-net header: 12 (VERSION_1 / MRG_RXBUF) or 10 */
+	bool offloads;        /* offer VH_OFFLOADS (VIO_F_VHOST_OFFLOADS) */
+	volatile uint32_t port_hdr; /* the header frames carry on the port side: hdr_len when the
+				     * guest took VH_GUEST_RX_OFFLOADS, else 0 (headers stripped) */
 	bool mrg, event_idx, indirect;
 	struct vh_mem mem;
 	struct vh_vq vq[2];
@@ -194,7 +212,7 @@ struct vh_dev {
 };
 
 /* proto.c */
-int vh_dev_start(struct vh_dev *d, const char *path, bool client, char *mode);
+int vh_dev_start(struct vh_dev *d, const char *path, bool client, bool offloads, char *mode);
 void vh_dev_stop(struct vh_dev *d);
 int vh_dev_ready(struct vh_dev *d);
 int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len);

@@ -227,6 +227,22 @@ static void bad_chain(struct vh_dev *d, struct vh_vq *q, uint32_t head, const ch
 
 /* ---------------- guest TX -> caller ---------------- */
 
+/* Largest frame either way: 64 KiB of IP, Ethernet with a VLAN tag, a header. */
+#define VH_MAX_FRAME (65535 + 64)
+
+/* The guest's header asks for a checksum or segmentation, and the port has
+ * no header to carry that (the guest negotiated send offloads without the
+ * receive ones): the frame cannot go out as it is. */
+static bool strip_refused(struct vh_dev *d, struct vh_vq *q, int nseg)
+{
+	if (!(d->features & (VH_BIT(VIRTIO_NET_F_CSUM) | VH_BIT(VIRTIO_NET_F_HOST_TSO4) |
+			     VH_BIT(VIRTIO_NET_F_HOST_TSO6))))
+		return false;
+	if (nseg < 1 || q->seg[0].len < 2) return false;
+	const volatile uint8_t *h = q->seg[0].p;
+	return (h[0] & 1) || h[1] != 0; /* NEEDS_CSUM, a GSO type */
+}
+
 /* Copy `len` bytes of the chain in q->seg[0..nseg) starting at byte `skip`
  * into consecutive caller buffers of buf_size; returns buffers used. */
 static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t len,
@@ -273,6 +289,7 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 		pthread_mutex_unlock(&q->lock);
 		return -ENETDOWN;
 	}
+	uint32_t port_hdr = d->port_hdr;
 	uint16_t old_used = q->last_used;
 	uint32_t b = 0;
 	int r = 0, looked_again = 0;
@@ -292,8 +309,17 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 				avail--;
 				continue;
 			}
-			uint64_t len = total - d->hdr_len;
-			if (len > (uint64_t)VALE_MAX_FRAGS * bs || len > 65535 + 14) {
+			/* with offloads the guest's header travels with the frame */
+			uint32_t skip = port_hdr ? 0 : d->hdr_len;
+			if (!port_hdr && strip_refused(d, q, nseg)) {
+				VH_ADD(d, tx_offload_refused, 1);
+				put_used(q, head, 0);
+				q->last_avail++;
+				avail--;
+				continue;
+			}
+			uint64_t len = total - skip;
+			if (len > (uint64_t)VALE_MAX_FRAGS * bs || len > VH_MAX_FRAME) {
 				VH_ADD(d, bad_desc, 1); /* larger than any frame we carry */
 				put_used(q, head, 0);
 				q->last_avail++;
@@ -305,13 +331,13 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 				if (b == 0) r = -ENOBUFS;
 				break;
 			}
-			b += chain_to_bufs(q, nseg, d->hdr_len, (uint32_t)len, bufs + b, lens + b,
+			b += chain_to_bufs(q, nseg, skip, (uint32_t)len, bufs + b, lens + b,
 					   flags + b, bs);
 			put_used(q, head, 0);
 			q->last_avail++;
 			avail--;
 			(*frames)++;
-			*bytes += len;
+			*bytes += len - (len >= port_hdr ? port_hdr : 0);
 		}
 		if (b > 0 || q->last_used != old_used || r < 0 || looked_again) break;
 		/* nothing: ask for kicks, then look once more (a frame may have come
@@ -366,7 +392,8 @@ int vh_enqueue(struct vh_dev *d, void *const *bufs, const uint16_t *lens, const 
 		return -ENETDOWN;
 	}
 	uint16_t old_used = q->last_used;
-	uint32_t i = 0, hl = d->hdr_len;
+	/* hl: the guest's header; ph: the header the frames carry (0, or hl) */
+	uint32_t i = 0, hl = d->hdr_len, ph = d->port_hdr;
 	int avail = pending(d, q), looked_again = 0;
 	bool starved = false;
 	if (avail < 0) {
@@ -388,7 +415,7 @@ int vh_enqueue(struct vh_dev *d, void *const *bufs, const uint16_t *lens, const 
 			j++;
 		}
 		if (nb == 0) break; /* incomplete chain: the caller sends the rest later */
-		if (bad || len > 65535 + 14) {
+		if (bad || len > VH_MAX_FRAME || len < ph) {
 			(*drops)++;
 			i += nb;
 			continue;
@@ -433,10 +460,12 @@ int vh_enqueue(struct vh_dev *d, void *const *bufs, const uint16_t *lens, const 
 				uint32_t room = q->seg[sg].len;
 				if (heads == 0 && sg == 0) {
 					hdr = p;
-					memset(hdr, 0, hl);
-					p += hl;
-					room -= hl;
-					written += hl;
+					if (!ph) { /* a zero header: a complete frame */
+						memset(hdr, 0, hl);
+						p += hl;
+						room -= hl;
+						written += hl;
+					}
 				}
 				written += copy_from_src(&s, p, room, &left);
 				if (!left) break;
@@ -470,7 +499,7 @@ int vh_enqueue(struct vh_dev *d, void *const *bufs, const uint16_t *lens, const 
 			memcpy(hdr + 10, &nh, 2);
 		}
 		(*frames)++;
-		*bytes += len;
+		*bytes += len - ph;
 		i += nb;
 	}
 	if (starved)

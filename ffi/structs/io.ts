@@ -31,6 +31,7 @@ export const IoFlags = {
   VIO_F_XDP_NO_SG: 0x8000,
   VIO_F_XDP_QUEUE: 0x10000,
   VIO_F_VNET_HDR: 0x20000,
+  VIO_F_VHOST_OFFLOADS: 0x40000,
 } as const;
 
 /** `vale_io_opts.offloads`: set no TAP offloads (VIO_OFFLOADS_NONE). */

@@ -89,6 +89,8 @@ export interface VhostStatus {
   queues: VhostQueue[];
   /** What the front-ends did: connections, messages, refusals. */
   counters: Record<string, number>;
+  /** The virtio-net header length the port's frames carry (12 with offloads, else 0). */
+  port_vnet_hdr: number;
   /** The last refusal, for people. */
   last_error: string;
 }
@@ -169,6 +171,11 @@ export interface KernelIoOptions {
   queue?: number;
   /** Set the interface MTU at open. */
   mtu?: number;
+  /**
+   * vhost: offer checksum and TSO offloads; the frames then carry the guest's
+   * virtio-net header ({@link KernelIo.vnetHdr}), which the C forwarder gives its port.
+   */
+  vhostOffloads?: boolean;
 }
 
 function lastError(): string {
@@ -195,6 +202,7 @@ const FLAG_OF: [keyof KernelIoOptions, number][] = [
   ["tapVnetHdr", IoFlags.VIO_F_TAP_VNET_HDR],
   ["xdpZeroCopy", IoFlags.VIO_F_XDP_ZEROCOPY],
   ["xdpNoSg", IoFlags.VIO_F_XDP_NO_SG],
+  ["vhostOffloads", IoFlags.VIO_F_VHOST_OFFLOADS],
 ];
 
 function optsBytes(o: KernelIoOptions): Uint8Array<ArrayBuffer> {
