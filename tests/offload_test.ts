@@ -604,7 +604,7 @@ Deno.test("offload: vale-ctl --vnet-hdr/--mtu on -n, -a keeps them, --set change
     /^vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0 .* vnet_hdr:12 mtu:9000\n$/,
   );
   assert.match(
-    (await ctl("-g", "-v", "vale0:vi0")).stdout,
+    (await ctl("-v", "-g", "vale0:vi0")).stdout,
     / mem_id \d+ vnet_hdr_len 12 mtu 9000\n$/,
   );
   r = await ctl("--set", "vi0", "--vnet-hdr", "10");
