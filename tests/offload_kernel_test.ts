@@ -130,7 +130,7 @@ class Lab implements AsyncDisposable {
     }
     const root = `${TAG}r${i}`;
     this.ports[i] = root;
-    await ip("link", "add", root, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    await ip("link", "add", root, "type", "veth", "peer", "name", "nsveth", "netns", ns);
     await ip("link", "set", root, "up");
     const r = await this.ctl(
       "-a",
@@ -139,7 +139,7 @@ class Lab implements AsyncDisposable {
     );
     assert.ok(r.ok, r.out + r.err);
     this.said[i] = r.out;
-    return "eth0";
+    return "nsveth"; // inside the test's own namespace
   }
 
   ctl(...args: string[]): Promise<Out> {
@@ -331,8 +331,8 @@ otest("(b) veths attached by vale-ctl -a: AF_PACKET with headers, super-frames",
 
   // an 802.1Q-tagged frame: the kernel hands the tag to AF_PACKET as metadata, the
   // attachment puts it back into the frame; B receives exactly what A sent
-  using sa = KernelIo.open("eth0", { kind: "packet", netns: lab.ns[0] });
-  using sb = KernelIo.open("eth0", { kind: "packet", netns: lab.ns[1] });
+  using sa = KernelIo.open("nsveth", { kind: "packet", netns: lab.ns[0] });
+  using sb = KernelIo.open("nsveth", { kind: "packet", netns: lab.ns[1] });
   const tagged = new Uint8Array(300);
   tagged.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0x0a, 0x01]);
   tagged.set([0x81, 0x00, 0x20, 0x07, 0x88, 0xb5], 12); // VLAN 7, priority 1, ethertype 0x88b5
