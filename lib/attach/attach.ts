@@ -28,6 +28,7 @@ import { parseAttachName as parseName, PortNameError } from "../names.ts";
 import { KernelIo, type VhostStatus } from "../backends/kernel_io.ts";
 import { runDir as defaultRunDir } from "../rundir.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "../switch/control.ts";
+import { denoRun } from "../deno_run.ts";
 
 /**
  * How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP;
@@ -467,28 +468,7 @@ function fwdScript(): URL {
 
 /** The command line that runs the forwarder script (`deno run -A .../vale-fwd.ts`). */
 export function forwarderCommand(args: string[]): { cmd: string; args: string[] } {
-  const script = fwdScript();
-  const cfg = new URL("../../deno.json", import.meta.url);
-  let config = ["--no-config"];
-  if (cfg.protocol === "file:") {
-    try {
-      Deno.statSync(cfg);
-      config = ["--config", cfg.pathname];
-    } catch { /* no config next to the library */ }
-  }
-  return {
-    cmd: Deno.execPath(),
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "--no-lock",
-      ...config,
-      "--allow-all",
-      script.protocol === "file:" ? script.pathname : script.href,
-      ...args,
-    ],
-  };
+  return denoRun(fwdScript(), args);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -7,6 +7,7 @@
  * @module
  */
 import { Errno, ValeError } from "../errors.ts";
+import { denoRun } from "../deno_run.ts";
 
 const dec = new TextDecoder();
 
@@ -174,26 +175,5 @@ export async function stopProcs(ps: ProcRef[], sig: Deno.Signal, graceMs: number
 
 /** The command that runs a script of this package with Deno (`deno run -A SCRIPT ARGS`). */
 export function denoScript(rel: string, args: string[]): { cmd: string; args: string[] } {
-  const script = new URL(rel, import.meta.url);
-  const cfg = new URL("../../deno.json", import.meta.url);
-  let config = ["--no-config"];
-  if (cfg.protocol === "file:") {
-    try {
-      Deno.statSync(cfg);
-      config = ["--config", cfg.pathname];
-    } catch { /* no config next to the library */ }
-  }
-  return {
-    cmd: Deno.execPath(),
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "--no-lock",
-      ...config,
-      "--allow-all",
-      script.protocol === "file:" ? script.pathname : script.href,
-      ...args,
-    ],
-  };
+  return denoRun(new URL(rel, import.meta.url), args);
 }
