@@ -9,6 +9,7 @@ export const C_SOURCES: readonly string[] = [
   "c-src/apps/pktgen.h",
   "c-src/core/abi.c",
   "c-src/core/control.c",
+  "c-src/core/csum.h",
   "c-src/core/err.c",
   "c-src/core/flush.c",
   "c-src/core/fsafe.c",
@@ -57,4 +58,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "6f72991fbc09ba7dd870b6691440973610b1f85e754de692f7c3532b202a9058";
+export const C_SOURCES_SHA256 = "54a811311bd18b8fb80f3cf0a5b605cedc00a01a7682e37ec00c4f05deab5dae";
