@@ -7,6 +7,8 @@ import type { Done, Start } from "./worker.ts";
 
 /** Longest a single input may take (generous: 2 cores shared with other test runs). */
 const HANG_MS = 5000;
+/** Before its first input the worker loads (and type-checks) its modules: not a hang. */
+const START_MS = 60000;
 
 /** Seconds per target: VALE_FUZZ_SECONDS, default 3. */
 export function fuzzSeconds(): number {
@@ -39,12 +41,14 @@ export async function fuzz(target: string): Promise<{ iterations: number; seed: 
         if (it !== last) {
           last = it;
           since = performance.now();
-        } else if (performance.now() - since > HANG_MS) {
+        } else if (performance.now() - since > (it === 0 ? START_MS : HANG_MS)) {
           clearInterval(watch);
           const input = new Uint8Array(shared, 8, Atomics.load(head, 1)).slice();
           reject(
             new Error(
-              `fuzz ${t.name}: input ${it - 1} still running after ${HANG_MS} ms ` +
+              (it === 0
+                ? `fuzz ${t.name}: the worker did not start within ${START_MS} ms `
+                : `fuzz ${t.name}: input ${it - 1} still running after ${HANG_MS} ms `) +
                 `(seed ${seedText}); input (${input.length} bytes, hex):\n${hex(input)}`,
             ),
           );
