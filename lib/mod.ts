@@ -86,6 +86,9 @@ export {
   TopologyError,
   type TopologySpec,
   validateTopology,
+  type VmLinkSpec,
+  type VmSpec,
 } from "./topo/spec.ts";
+export { Vm, type VmInterface } from "./topo/vm.ts";
 export type { RunOptions, RunResult } from "./topo/sys.ts";
 export type { UpOptions } from "./topo/lifecycle.ts";

@@ -16,6 +16,7 @@ import { guard, release } from "./signals.ts";
 import { type Plan, planTopology } from "./spec.ts";
 import { readState, type TopologyState, writeState } from "./state.ts";
 import { denoScript, netnsList, procAlive, procRef, sleep } from "./sys.ts";
+import { Vm, vmFiles } from "./vm.ts";
 
 /** One ping between two hosts. */
 export interface PingResult {
@@ -100,6 +101,15 @@ export interface TopologyStatus {
   }[];
   /** Bridges: ports and process. */
   bridges: { a: string; b: string; pid: number; running: boolean }[];
+  /** VMs: QEMU's process, NICs, console files. */
+  vms: {
+    name: string;
+    pid: number;
+    running: boolean;
+    interfaces: Vm["interfaces"];
+    console: string;
+    log: string;
+  }[];
   /** Switches: vale name, lookup, ports with counters. */
   switches: { name: string; sw: string; lookup: string; ports: PortInfo[] }[];
 }
@@ -116,6 +126,8 @@ export class Network implements AsyncDisposable {
   readonly plan: Plan;
   /** Hosts by name. */
   readonly hosts: Map<string, Host>;
+  /** VMs by name. */
+  readonly vms: Map<string, Vm>;
   /** This process owns it: disposing tears it down. */
   readonly owned: boolean;
   #st: TopologyState;
@@ -134,7 +146,33 @@ export class Network implements AsyncDisposable {
         h,
       ) => [h.name, new Host(h.name, h.netns, h.ifs, (pid) => this.#spawned(pid))]),
     );
+    this.vms = new Map(
+      this.plan.vms.map((v) => [
+        v.name,
+        new Vm(
+          v.name,
+          v.spec,
+          v.ifs,
+          vmFiles(this.runDir, this.name, v.name),
+          () => this.#st.vms?.[v.name],
+        ),
+      ]),
+    );
     if (owned && handleSignals) guard(this);
+  }
+
+  /** The VM called `name` (throws if there is none). */
+  vm(name: string): Vm {
+    const v = this.vms.get(name);
+    if (!v) throw new ValeError(Errno.ENOENT, `topology ${this.name} has no VM ${name}`);
+    return v;
+  }
+
+  /** The host or VM called `name`. */
+  node(name: string): Host | Vm {
+    const n = this.hosts.get(name) ?? this.vms.get(name);
+    if (!n) throw new ValeError(Errno.ENOENT, `topology ${this.name} has no host or VM ${name}`);
+    return n;
   }
 
   #spawned(pid: number): void {
@@ -255,7 +293,7 @@ export class Network implements AsyncDisposable {
     to: string,
     o: { count?: number; family?: 4 | 6; timeoutS?: number } = {},
   ): Promise<PingResult> {
-    const a = this.host(from), b = this.host(to);
+    const a = this.node(from), b = this.node(to);
     const address = o.family === 6 ? b.ip6 : b.ip ?? b.ip6;
     if (!address) {
       throw new ValeError(
@@ -266,7 +304,7 @@ export class Network implements AsyncDisposable {
     const count = o.count ?? 1;
     const r = await a.run([
       "ping",
-      "-n",
+      ...(a instanceof Vm ? [] : ["-n"]), // busybox's ping (in a VM) prints numbers anyway
       "-q",
       "-c",
       String(count),
@@ -294,9 +332,9 @@ export class Network implements AsyncDisposable {
     };
   }
 
-  /** Ping every ordered pair of hosts (sources in parallel), Mininet's `pingall`. */
+  /** Ping every ordered pair of hosts and VMs (sources in parallel), Mininet's `pingall`. */
   async pingAll(o: { count?: number; family?: 4 | 6 } = {}): Promise<PingAllResult> {
-    const names = [...this.hosts.keys()];
+    const names = [...this.hosts.keys(), ...this.vms.keys()];
     const rows = await Promise.all(names.map(async (a) => {
       const out: PingResult[] = [];
       for (const b of names) if (b !== a) out.push(await this.ping(a, b, o));
@@ -318,13 +356,18 @@ export class Network implements AsyncDisposable {
   /**
    * Move exactly `bytes` over one TCP connection from host `from` to host
    * `to` (a small Deno sender and receiver, the stream a fixed pattern the
-   * receiver checks); resolves with what the receiver counted.
+   * receiver checks); resolves with what the receiver counted. With a VM at
+   * either end (vale's test-guest init), busybox `nc` runs there instead, and
+   * the content is checked by SHA-256 (`firstBadByte` is then 0 when it
+   * differs: the position is not known); the bytes pass through a file in the
+   * guest's memory (mind `memoryMiB`).
    */
   async tcp(
     from: string,
     to: string,
     o: { bytes: number; port?: number; timeoutMs?: number },
   ): Promise<TcpResult> {
+    if (this.vms.has(from) || this.vms.has(to)) return await tcpWithVm(this, from, to, o);
     const a = this.host(from), b = this.host(to);
     const dst = b.ip ?? b.ip6;
     if (!dst) throw new ValeError(Errno.EINVAL, `host ${to} has no address`);
@@ -438,7 +481,7 @@ export class Network implements AsyncDisposable {
     to: string,
     o: { count: number; size?: number; rate?: number; dstIp?: string; timeoutMs?: number },
   ): Promise<PktGenResult> {
-    const a = this.host(from), b = this.host(to);
+    const a = this.host(from), b = this.node(to);
     const ai = a.interfaces[0], bi = b.interfaces[0];
     if (!ai || !bi) {
       throw new ValeError(Errno.EINVAL, `pktgen: ${from} and ${to} need an interface each`);
@@ -518,6 +561,14 @@ export class Network implements AsyncDisposable {
         pid: st.bridges[n]?.pid ?? 0,
         running: procAlive(st.bridges[n]),
       })),
+      vms: [...this.vms.values()].map((v) => ({
+        name: v.name,
+        pid: st.vms?.[v.name]?.pid ?? 0,
+        running: procAlive(st.vms?.[v.name]),
+        interfaces: v.interfaces,
+        console: v.files.console,
+        log: v.files.log,
+      })),
       switches: this.plan.switches.map((s) => {
         try {
           const info = switchInfo(s.sw, { runDir: this.runDir });
@@ -565,4 +616,201 @@ export function openTopology(name: string, o: { runDir?: string } = {}): Network
   const st = readState(name, o.runDir);
   if (!st) throw new ValeError(Errno.ENOENT, `no topology ${name} is up (no state file)`);
   return new Network(st, false, false);
+}
+
+const sha256Hex = async (b: Uint8Array<ArrayBuffer>): Promise<string> =>
+  [...new Uint8Array(await crypto.subtle.digest("SHA-256", b))].map((x) =>
+    x.toString(16).padStart(2, "0")
+  ).join("");
+
+/**
+ * TCP with a VM at one end or both: busybox nc in the guest (through its
+ * console), a small Deno program in a host; the receiver reports the byte
+ * count and SHA-256 of what it got, the sender those of what it sent.
+ */
+async function tcpWithVm(
+  net: Network,
+  from: string,
+  to: string,
+  o: { bytes: number; port?: number; timeoutMs?: number },
+): Promise<TcpResult> {
+  const a = net.node(from), b = net.node(to);
+  const dst = b.ip;
+  if (!dst) throw new ValeError(Errno.EINVAL, `${to} has no IPv4 address`);
+  if (!Number.isSafeInteger(o.bytes) || o.bytes < 0) {
+    throw new ValeError(Errno.EINVAL, `tcp: bytes must be a non-negative integer`);
+  }
+  const port = o.port ?? 5201;
+  const ms = o.timeoutMs ?? 60000;
+  const end = Date.now() + ms;
+  const deno = Deno.execPath();
+  const t = `/tmp/.vale-tcp${port}`;
+  const parse = (text: string, who: string) => {
+    const m = /^R (\d+) ([0-9a-f]{64})(?: (\d+))?$/m.exec(text);
+    if (!m) {
+      throw new ValeError(Errno.EINVAL, `tcp: ${who} reported nothing: ${text.trim().slice(-300)}`);
+    }
+    return { n: Number(m[1]), sha: m[2], ms: m[3] ? Number(m[3]) : 0 };
+  };
+
+  // the receiver
+  let recv: () => Promise<{ n: number; sha: string; ms: number }>;
+  let cleanup = async () => {};
+  if (b instanceof Vm) {
+    // nc's stdin stays open (a FIFO held by a second job): busybox nc ends a
+    // connection soon after EOF on its stdin
+    const r = await b.sh(
+      `rm -f ${t}.*; mkfifo ${t}.in
+( nc -l -p ${port} <${t}.in >${t}.rx; echo $? >${t}.done ) </dev/null >/dev/null 2>&1 &
+( exec 3>${t}.in; n=0; until [ -f ${t}.done ] || [ $n -ge 6000 ]; do sleep 0.1; n=$((n + 1)); done ) </dev/null >/dev/null 2>&1 &
+n=0; until netstat -ltn 2>/dev/null | grep -q ":${port} " || [ $n -ge 50 ]; do sleep 0.1; n=$((n + 1)); done
+netstat -ltn 2>/dev/null | grep -q ":${port} "`,
+      { timeoutMs: ms },
+    );
+    if (!r.success) {
+      throw new ValeError(Errno.EINVAL, `tcp: nc did not listen in ${to}: ${r.stdout}`);
+    }
+    cleanup = async () => {
+      await b.sh(`pkill -f "nc -l -p ${port}"; touch ${t}.done; sleep 0.2; rm -f ${t}.*`).catch(
+        () => {},
+      );
+    };
+    recv = async () => {
+      for (;;) {
+        const left = end - Date.now();
+        if (left <= 0) {
+          throw new ValeError(Errno.ETIMEDOUT, `tcp: ${to} received nothing in ${ms} ms`);
+        }
+        const r = await b.sh(
+          `n=0; until [ -f ${t}.done ] || [ $n -ge 50 ]; do sleep 0.1; n=$((n + 1)); done
+[ -f ${t}.done ] && echo "R $(wc -c <${t}.rx) $(sha256sum <${t}.rx | cut -d' ' -f1)"`,
+          { timeoutMs: left + 10000 },
+        );
+        if (r.success) return parse(r.stdout, to);
+      }
+    };
+  } else {
+    const sink = b.spawn([
+      deno,
+      "eval",
+      "--no-config",
+      `const l = Deno.listen({ hostname: ${JSON.stringify(dst)}, port: ${port} });
+      console.log("listening");
+      const c = await l.accept();
+      const parts = [];
+      let n = 0, t0 = 0;
+      for (;;) {
+        const buf = new Uint8Array(1 << 20);
+        const k = await c.read(buf);
+        if (k === null) break;
+        if (!t0) t0 = performance.now();
+        parts.push(buf.subarray(0, k));
+        n += k;
+      }
+      const ms = t0 ? Math.round(performance.now() - t0) : 0;
+      const all = new Uint8Array(n);
+      let o = 0;
+      for (const p of parts) { all.set(p, o); o += p.length; }
+      const d = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+      console.log("R " + n + " " + [...d].map((x) => x.toString(16).padStart(2, "0")).join("") + " " + ms);`,
+    ]);
+    const reader = sink.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let outText = "";
+    while (!outText.includes("listening\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      outText += value;
+    }
+    cleanup = async () => {
+      try {
+        sink.kill("SIGKILL");
+      } catch { /* ended */ }
+      await sink.status.catch(() => {});
+      await sink.stderr.cancel().catch(() => {});
+    };
+    if (!outText.includes("listening\n")) {
+      await cleanup();
+      throw new ValeError(Errno.EINVAL, `tcp: the receiver in ${to} did not start`);
+    }
+    recv = async () => {
+      const timer = setTimeout(() => cleanup(), Math.max(0, end - Date.now()));
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          outText += value;
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      return parse(outText, to);
+    };
+  }
+
+  try {
+    // the sender
+    const t0 = performance.now();
+    let sent: { n: number; sha: string };
+    if (a instanceof Vm) {
+      const r = await a.sh(
+        `head -c ${o.bytes} /dev/urandom >${t}.tx || exit 1
+echo "R $(wc -c <${t}.tx) $(sha256sum <${t}.tx | cut -d' ' -f1)"
+n=0; until nc ${dst} ${port} <${t}.tx; do
+  n=$((n + 1)); [ $n -ge 50 ] && { rm -f ${t}.tx; exit 2; }; sleep 0.2
+done
+rm -f ${t}.tx`,
+        { timeoutMs: Math.max(1000, end - Date.now()) },
+      );
+      if (!r.success) {
+        throw new ValeError(Errno.EINVAL, `tcp: the sender in ${from} failed: ${r.stdout}`);
+      }
+      sent = parse(r.stdout, from);
+    } else {
+      const data = new Uint8Array(o.bytes);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + Math.floor(i / 8192)) & 255;
+      const want = await sha256Hex(data);
+      const r = await a.run([
+        deno,
+        "eval",
+        "--no-config",
+        `const total = ${o.bytes};
+        const pat = (i) => (i * 7 + Math.floor(i / 8192)) & 255;
+        let c;
+        for (let k = 0; ; k++) {
+          try { c = await Deno.connect({ hostname: ${
+          JSON.stringify(dst)
+        }, port: ${port} }); break; }
+          catch (e) { if (k >= 50) throw e; await new Promise((r) => setTimeout(r, 200)); }
+        }
+        const buf = new Uint8Array(1 << 20);
+        let off = 0;
+        while (off < total) {
+          const k = Math.min(buf.length, total - off);
+          for (let i = 0; i < k; i++) buf[i] = pat(off + i);
+          let w = 0;
+          while (w < k) w += await c.write(buf.subarray(w, k));
+          off += k;
+        }
+        c.close();
+        console.log("sent " + off);`,
+      ], { timeoutMs: Math.max(1000, end - Date.now()) });
+      const m = /^sent (\d+)$/m.exec(r.stdout);
+      if (!r.success || !m) {
+        throw new ValeError(Errno.EINVAL, `tcp: the sender in ${from} failed: ${r.stderr.trim()}`);
+      }
+      sent = { n: Number(m[1]), sha: want };
+    }
+    const got = await recv();
+    // a guest does not time its receiving: then from the sender's start to the receiver's report
+    const seconds = (got.ms || performance.now() - t0) / 1000;
+    return {
+      sent: sent.n,
+      received: got.n,
+      firstBadByte: got.n === sent.n && got.sha === sent.sha ? -1 : 0,
+      seconds,
+      bitsPerSecond: seconds > 0 ? (got.n * 8) / seconds : 0,
+    };
+  } finally {
+    await cleanup();
+  }
 }
