@@ -16,6 +16,7 @@
 import assert from "node:assert/strict";
 import { Topology, TopologyError, type TopologySpec, validateTopology } from "../lib/mod.ts";
 import { planTopology } from "../lib/topo/spec.ts";
+import { tearDown } from "../lib/topo/lifecycle.ts";
 import { guestAvailable, guestImage } from "./helpers/guest.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -369,34 +370,118 @@ vtest(
 // ---------------------------------------------------------------- other teardown paths
 
 vtest(
-  "a VM on a TAP: SIGINT to its owner tears it down; vale topo up (detached), status, down",
+  "a VM on a TAP: SIGINT to its owner tears it down; vale topo up (detached), status, down; " +
+    "a VM with another init",
   async () => {
     const rd = await freshRunDir();
     const a = `w${TAG}`, b = `x${TAG}`;
     const file = `${rd}/topo.json`;
     await Deno.writeTextFile(file, JSON.stringify(spec(b), null, 1));
-    // both at once: two boots in parallel
-    const child = startOwner(await ownerScript(rd), spec(a, "tap"), rd);
-    const cli = sh(VALE, ["topo", "up", file], { VALE_RUN_DIR: rd });
+    // a failure half-way must not leave a detached topology behind
+    const pending: Promise<unknown>[] = [];
+    const cleanup = async () => {
+      await Promise.allSettled(pending); // the bring-ups under way end first
+      for (const n of [a, b, `z${TAG}`]) await sh(VALE, ["topo", "down", n], { VALE_RUN_DIR: rd });
+    };
+    let child: Deno.ChildProcess | undefined;
+    try {
+      // both at once: two boots in parallel
+      child = startOwner(await ownerScript(rd), spec(a, "tap"), rd);
+      const cli = sh(VALE, ["topo", "up", file], { VALE_RUN_DIR: rd });
+      pending.push(cli);
+      // and a VM whose image vale does not drive (init: "other"): up waits for its port
+      const other = spec(`z${TAG}`);
+      other.vms!.vm1.init = "other";
+      other.vms!.vm1.append = "vale.shell=1"; // (else this image powers off at once)
+      const plain = (async () => {
+        await using net = await Topology.from(other).up({ runDir: rd, handleSignals: false });
+        const vm = net.vm("vm1");
+        const att = (await net.status()).links.find((l) => l.host === "vm1")!;
+        assert.match(att.forwarder, /running/);
+        await assert.rejects(vm.run(["true"]), /EOPNOTSUPP|init: "vale"/);
+        await vm.waitFor(/^VALE-GUEST guest ready$/m, BOOT_MS); // its console is read all the same
+      })();
+      pending.push(plain);
 
-    const said = await waitLine(child, "up ");
-    assert.match(said, /0% dropped \(2\/2 received\)/, said);
-    const qemu = Number(/up (\d+)/.exec(said)?.[1]);
-    child.kill("SIGINT");
-    const st = await child.status;
-    assert.equal(st.code, 130, await new Response(child.stderr).text());
-    assert.ok(!alive(qemu), "QEMU still runs after SIGINT to its owner");
-    await assertClean(a, rd);
+      const said = await waitLine(child, "up ");
+      assert.match(said, /0% dropped \(2\/2 received\)/, said);
+      const qemu = Number(/up (\d+)/.exec(said)?.[1]);
+      child.kill("SIGINT");
+      const st = await child.status;
+      assert.equal(st.code, 130, await new Response(child.stderr).text());
+      assert.ok(!alive(qemu), "QEMU still runs after SIGINT to its owner");
+      await assertClean(a, rd);
 
-    const up = await cli;
-    assert.equal(up.code, 0, up.err);
-    assert.match(up.out, new RegExp(`topology ${b} is up: 1 hosts, 1 VMs, 1 switches, 2 links`));
-    const status = await sh(VALE, ["topo", "status", b], { VALE_RUN_DIR: rd });
-    assert.equal(status.code, 0, status.err);
-    assert.match(status.out, /^vms:\n {2}vm1 +QEMU pid \d+ running/m);
-    assert.match(status.out, /vm1:eth0 .* vhost forwarder running/);
-    const down = await sh(VALE, ["topo", "down", b], { VALE_RUN_DIR: rd });
-    assert.equal(down.code, 0, down.err);
-    await assertClean(b, rd);
+      const up = await cli;
+      assert.equal(up.code, 0, up.err);
+      assert.match(up.out, new RegExp(`topology ${b} is up: 1 hosts, 1 VMs, 1 switches, 2 links`));
+      const status = await sh(VALE, ["topo", "status", b], { VALE_RUN_DIR: rd });
+      assert.equal(status.code, 0, status.err);
+      assert.match(status.out, /^vms:\n {2}vm1 +QEMU pid \d+ running/m);
+      assert.match(status.out, /vm1:eth0 .* vhost forwarder running/);
+      const down = await sh(VALE, ["topo", "down", b], { VALE_RUN_DIR: rd });
+      assert.equal(down.code, 0, down.err);
+      await assertClean(b, rd);
+      await plain;
+      await assertClean(`z${TAG}`, rd);
+    } catch (e) {
+      try {
+        child?.kill("SIGINT"); // its own teardown
+      } catch { /* ended */ }
+      await child?.status;
+      await cleanup();
+      throw e;
+    }
+  },
+);
+
+vtest(
+  "a QEMU of the topology whose pid was never recorded is found by its -name and stopped",
+  async () => {
+    const rd = await freshRunDir();
+    const name = `y${TAG}`;
+    // a QEMU as the topology names its VMs, paused (no guest needed)
+    const q = new Deno.Command("qemu-system-x86_64", {
+      args: [
+        "-name",
+        `vale-${name}-vm1`,
+        "-machine",
+        "none",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-S",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const s = spec(name);
+      const removed = await tearDown({
+        version: 1,
+        name,
+        runDir: rd,
+        spec: s,
+        owner: null,
+        complete: false,
+        created: new Date().toISOString(),
+        netns: [],
+        links: [],
+        attachments: [],
+        bridges: [],
+        switches: [],
+        procs: [],
+        vms: {}, // killed between starting QEMU and recording it
+      });
+      const st = await q.status;
+      assert.equal(st.signal, "SIGTERM");
+      assert.match(removed.join(", "), new RegExp(`VM unrecorded \\(QEMU pid ${q.pid}\\)`));
+      await assertClean(name, rd);
+    } finally {
+      try {
+        q.kill("SIGKILL");
+      } catch { /* ended */ }
+    }
   },
 );

@@ -42,7 +42,7 @@ import {
   type TopologyState,
   writeState,
 } from "./state.ts";
-import { qemuMissing, startQemu, Vm, vmDir, vmFiles, vmSocket } from "./vm.ts";
+import { qemuMissing, qemusByName, startQemu, Vm, vmDir, vmFiles, vmSocket } from "./vm.ts";
 import {
   denoScript,
   ip,
@@ -546,6 +546,10 @@ export async function tearDown(st: TopologyState): Promise<string[]> {
   }
   // 1b. VMs (QEMU ends at once on SIGTERM), before their ports go
   const vms = Object.entries(st.vms ?? {}).filter(([, p]) => procAlive(p));
+  // and any QEMU of ours whose pid was never recorded (its starter was killed in between)
+  for (const p of qemusByName(st.name, Object.keys(st.spec.vms ?? {}))) {
+    if (!vms.some(([, q]) => q.pid === p.pid)) vms.push(["unrecorded", p]);
+  }
   if (vms.length) {
     await stopProcs(vms.map(([, p]) => p), "SIGTERM", 2000);
     done.push(`VM ${vms.map(([n, p]) => `${n} (QEMU pid ${p.pid})`).join(", ")}`);

@@ -191,6 +191,36 @@ export function startQemu(
   return ref;
 }
 
+/**
+ * Running QEMUs of topology `topo` found by their `-name vale-P-VM`: one
+ * started by a process killed before it recorded the pid (the names carry
+ * the topology's prefix, so such a process is the topology's).
+ */
+export function qemusByName(topo: string, vms: string[]): ProcRef[] {
+  if (!vms.length) return [];
+  const want = new Set(vms.map((v) => `vale-${topo}-${v}`));
+  const out: ProcRef[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync("/proc")];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      if (!argv[0]?.endsWith(QEMU)) continue;
+      const i = argv.indexOf("-name");
+      if (i > 0 && want.has(argv[i + 1])) {
+        const ref = procRef(Number(e.name));
+        if (ref.start) out.push(ref);
+      }
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
 function readText(path: string): string {
   try {
     return new TextDecoder().decode(Deno.readFileSync(path)).replace(/\r/g, "");
@@ -344,7 +374,11 @@ export class Vm {
    * it running.
    */
   sh(script: string, o: { timeoutMs?: number } = {}): Promise<RunResult> {
-    this.#shell();
+    try {
+      this.#shell();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const bytes = new TextEncoder().encode(script);
     if (bytes.length > 2048) {
       return Promise.reject(
