@@ -411,7 +411,7 @@ async function vmReady(
   const end = Date.now() + bootMs;
   const vi = plan.ifs.filter((i) => i.vm && i.host === vm.name);
   if (vm.spec.init === "vale") {
-    await vm.waitFor(new RegExp(`^VALE-GUEST ${vm.name} (shell|exit \\d+)$`, "m"), bootMs);
+    await vm.waitFor(new RegExp(`^VALE-GUEST ${vm.name} (shell|exit \\d+)$`, "m"), bootMs, signal);
     const err = /^VALE-GUEST \S+ error (.*)$/m.exec(vm.console());
     if (err || !vm.running) {
       throw new ValeError(

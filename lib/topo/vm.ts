@@ -332,11 +332,12 @@ export class Vm {
 
   /**
    * Wait for `re` in the console's output; ETIMEDOUT after `ms`, ESRCH
-   * (with the console's tail) when QEMU ends first.
+   * (with the console's tail) when QEMU ends first; `signal` aborts the wait.
    */
-  async waitFor(re: RegExp, ms = 60000): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, ms = 60000, signal?: AbortSignal): Promise<RegExpMatchArray> {
     const end = Date.now() + ms;
     for (;;) {
+      signal?.throwIfAborted();
       const m = this.console().match(re);
       if (m) return m;
       if (!this.running) {
