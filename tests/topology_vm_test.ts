@@ -462,6 +462,11 @@ vtest(
       stderr: "null",
     }).spawn();
     try {
+      // (bounded) until it runs as QEMU, not as the child before its exec
+      for (let i = 0; i < 100 && !procsWith(`vale-${name}-vm1`).length; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(procsWith(`vale-${name}-vm1`).length, 1, "the paused QEMU did not start");
       const s = spec(name);
       const removed = await tearDown({
         version: 1,
@@ -479,8 +484,11 @@ vtest(
         procs: [],
         vms: {}, // killed between starting QEMU and recording it
       });
-      const st = await q.status;
-      assert.equal(st.signal, "SIGTERM");
+      const st = await Promise.race([
+        q.status,
+        new Promise<null>((r) => setTimeout(() => r(null), 10000)),
+      ]);
+      assert.equal(st?.signal, "SIGTERM", "QEMU was not stopped");
       assert.match(removed.join(", "), new RegExp(`VM unrecorded \\(QEMU pid ${q.pid}\\)`));
       await assertClean(name, rd);
     } finally {

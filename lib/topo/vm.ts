@@ -221,6 +221,22 @@ export function qemusByName(topo: string, vms: string[]): ProcRef[] {
   return out;
 }
 
+/** Up to 64 KiB of file `path` from offset `off` (empty at its end or when it is missing). */
+function readChunk(path: string, off: number): Uint8Array {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = Deno.openSync(path, { read: true });
+    f.seekSync(off, Deno.SeekMode.Start);
+    const buf = new Uint8Array(65536);
+    const n = f.readSync(buf);
+    return n ? buf.subarray(0, n) : new Uint8Array(0);
+  } catch {
+    return new Uint8Array(0);
+  } finally {
+    f?.close();
+  }
+}
+
 function readText(path: string): string {
   try {
     return new TextDecoder().decode(Deno.readFileSync(path)).replace(/\r/g, "");
@@ -325,8 +341,14 @@ export class Vm {
 
   /** The last lines of the console and QEMU's messages, for errors. */
   tail(lines = 15): string {
+    let size = 0;
+    try {
+      size = Deno.statSync(this.files.log).size;
+    } catch { /* none */ }
+    const last = new TextDecoder().decode(readChunk(this.files.log, Math.max(0, size - 65536)))
+      .replace(/\r/g, "");
     return `--- ${this.name} console (tail) ---\n${
-      this.console().split("\n").slice(-lines).join("\n")
+      last.split("\n").slice(-lines).join("\n")
     }\n--- qemu ---\n${readText(this.files.qemuLog).trim()}`;
   }
 
@@ -336,11 +358,23 @@ export class Vm {
    */
   async waitFor(re: RegExp, ms = 60000, signal?: AbortSignal): Promise<RegExpMatchArray> {
     const end = Date.now() + ms;
+    // read what is new each time (a chatty guest's log grows), keeping the
+    // last 8 KiB for matches that span a read
+    let off = 0, window = "";
+    const dec = new TextDecoder();
     for (;;) {
       signal?.throwIfAborted();
-      const m = this.console().match(re);
-      if (m) return m;
-      if (!this.running) {
+      const alive = this.running; // before the read: a marker printed just before QEMU ends counts
+      for (let n = 0; n < 64; n++) { // at most 4 MiB per poll
+        const chunk = readChunk(this.files.log, off);
+        if (!chunk.length) break;
+        off += chunk.length;
+        window += dec.decode(chunk, { stream: true }).replace(/\r/g, "");
+        const m = window.match(re);
+        if (m) return m;
+        window = window.slice(-8192);
+      }
+      if (!alive) {
         throw new ValeError(
           Errno.ESRCH,
           `VM ${this.name}: QEMU ended before ${re}\n${this.tail()}`,
