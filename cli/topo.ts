@@ -33,15 +33,16 @@ export const USAGE = `Usage: vale topo up [-f] [-n NAME] FILE
 
 Test topologies from a JSON file (docs/topology.md): switches, hosts (network
 namespaces with addresses, routes, MTU), host links (veth or TAP, attached by
-supervised forwarders), bridges between switches, lookup modules.
+supervised forwarders), VMs (QEMU guests on vhost-user ports or TAPs), bridges
+between switches, lookup modules.
 
 Commands:
   up FILE        bring the topology up and return; it stays up until "down"
                  (leftovers of a killed run of the same topology are removed first)
-  down FILE|NAME tear it down: processes in its hosts, bridges, forwarders,
+  down FILE|NAME tear it down: processes in its hosts, VMs, bridges, forwarders,
                  interfaces, namespaces, switches, its state file
   status         every topology of the run directory, one line each;
-                 with FILE|NAME: its hosts, links, bridges, switch ports, counters
+                 with FILE|NAME: its hosts, VMs, links, bridges, switch ports, counters
   check FILE     validate FILE and print the names it would create
 
 Options:
@@ -130,10 +131,13 @@ export async function main(args: string[]): Promise<number> {
           out(`  switch ${s.sw}${s.lookup ? ` (lookup ${s.lookup})` : ""}\n`);
         }
         for (const h of plan.hosts) out(`  namespace ${h.netns}\n`);
+        for (const v of plan.vms) out(`  VM ${v.name} (QEMU, ${v.spec.memoryMiB ?? 256} MiB)\n`);
         for (const i of plan.ifs) {
           out(
             `  ${i.kind} ${
-              i.kind === "veth" ? `${i.port} <-> ${i.host}:${i.ifname}` : `${i.host}:${i.port}`
+              i.kind === "veth" || i.vm
+                ? `${i.port} <-> ${i.host}:${i.ifname}`
+                : `${i.host}:${i.port}`
             }` +
               ` on ${i.sw}, MAC ${i.mac}\n`,
           );
@@ -183,7 +187,8 @@ async function up(
     for (const s of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(s, onSig);
   }
   const plan = planTopology(spec);
-  const what = `${plan.hosts.length} hosts, ${plan.switches.length} switches, ` +
+  const what = `${plan.hosts.length} hosts, ${plan.vms.length ? `${plan.vms.length} VMs, ` : ""}` +
+    `${plan.switches.length} switches, ` +
     `${plan.ifs.length + plan.bridges.length} links`;
   if (ac.signal.aborted) { // after the last step: finished, but not wanted any more
     await tearDown(st);
@@ -279,6 +284,21 @@ export function formatStatus(s: TopologyStatus): string {
   for (const h of s.hosts) {
     L.push(`  ${h.name.padEnd(8)} ${h.netns}${h.present ? "" : " (namespace missing)"}`);
     for (const i of h.interfaces) {
+      L.push(
+        `    ${i.name.padEnd(15)} ${i.mac} ${
+          [...i.ip, ...i.ip6].join(" ") || "-"
+        } -> ${i.switch} (${i.kind})`,
+      );
+    }
+  }
+  if (s.vms.length) L.push("vms:");
+  for (const v of s.vms) {
+    L.push(
+      `  ${v.name.padEnd(8)} QEMU pid ${v.pid || "-"} ${
+        v.running ? "running" : "NOT RUNNING"
+      }, console ${v.log}`,
+    );
+    for (const i of v.interfaces) {
       L.push(
         `    ${i.name.padEnd(15)} ${i.mac} ${
           [...i.ip, ...i.ip6].join(" ") || "-"

@@ -87,7 +87,10 @@ export {
   TopologyError,
   type TopologySpec,
   validateTopology,
+  type VmLinkSpec,
+  type VmSpec,
 } from "./topo/spec.ts";
+export { Vm, type VmInterface } from "./topo/vm.ts";
 export type { RunOptions, RunResult } from "./topo/sys.ts";
 export type { UpOptions } from "./topo/lifecycle.ts";
 export { Replay, type ReplayOptions, type ReplayStats } from "./tools/replay.ts";

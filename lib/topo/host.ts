@@ -36,7 +36,7 @@ export interface HostInterface {
   /** The switch port, full name (`valeP_s1:P-h1-0`). */
   port: string;
   /** veth or tap. */
-  kind: "veth" | "tap";
+  kind: PlannedInterface["kind"];
 }
 
 /** A host: a network namespace of the topology. */

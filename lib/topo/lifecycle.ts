@@ -34,7 +34,15 @@ import {
   sameSubnet4,
   type TopologySpec,
 } from "./spec.ts";
-import { createState, readState, removeState, type TopologyState, writeState } from "./state.ts";
+import {
+  createState,
+  readState,
+  removeState,
+  secureTopoDir,
+  type TopologyState,
+  writeState,
+} from "./state.ts";
+import { qemuMissing, qemusByName, startQemu, Vm, vmDir, vmFiles, vmSocket } from "./vm.ts";
 import {
   denoScript,
   ip,
@@ -43,6 +51,7 @@ import {
   netnsList,
   netnsPids,
   procAlive,
+  type ProcRef,
   procRef,
   run,
   sleep,
@@ -112,6 +121,7 @@ export async function bringUp(spec: TopologySpec, o: UpOptions = {}): Promise<To
     );
   }
   await checkFree(plan, rd);
+  checkVms(plan);
   const st: TopologyState = {
     version: 1,
     name: spec.name,
@@ -126,6 +136,7 @@ export async function bringUp(spec: TopologySpec, o: UpOptions = {}): Promise<To
     bridges: [],
     switches: [],
     procs: [],
+    vms: {},
   };
   if (!createState(st)) {
     throw new ValeError(
@@ -181,6 +192,27 @@ async function checkFree(plan: Plan, rd: string): Promise<void> {
   }
 }
 
+/** Refuse VMs that cannot start (before anything is made). */
+function checkVms(plan: Plan): void {
+  if (!plan.vms.length) return;
+  const why = qemuMissing();
+  if (why) throw new ValeError(Errno.ENOENT, why);
+  for (const v of plan.vms) {
+    for (const f of ["kernel", "initrd"] as const) {
+      const path = v.spec[f];
+      if (!path) continue;
+      try {
+        if (!Deno.statSync(path).isFile) throw new Error("not a file");
+      } catch (e) {
+        throw new ValeError(
+          Errno.ENOENT,
+          `vms.${v.name}.${f}: cannot use ${path}: ${(e as Error).message}`,
+        );
+      }
+    }
+  }
+}
+
 /** What creating one thing needs: the state to record it in, the run dir, the wait limit. */
 interface Ctx {
   st: TopologyState;
@@ -191,11 +223,10 @@ interface Ctx {
 }
 
 /**
- * How each kind of host link is made. Teardown needs no entry: it removes
- * what the state records (attachments, root-namespace links, processes).
- * A VM link (a QEMU guest on a vhost-user port of the switch) would be one
- * more entry: attach `valeX:vhost:SOCKET`, start QEMU detached, record its
- * process in `st.procs`.
+ * How each kind of link is made (a host's, or the switch side of a VM's: its
+ * QEMU starts once all its NICs' ports exist). Teardown needs no entry: it
+ * removes what the state records (attachments, root-namespace links,
+ * processes, QEMUs, the VM files' directory).
  */
 const LINK_KINDS: Record<
   PlannedInterface["kind"],
@@ -238,6 +269,26 @@ const LINK_KINDS: Record<
     });
     await ipBatch(ns, [`link set ${i.port} address ${i.mac}${i.mtu ? ` mtu ${i.mtu}` : ""}`]);
   },
+  // a vhost-user port: the forwarder listens on the socket QEMU connects to
+  async vhost(c, i) {
+    c.rec(() => c.st.attachments.push(`${i.sw}:${i.port}`));
+    await attachInterface(`${i.sw}:vhost:${vmSocket(c.rd, c.st.name, i)}`, {
+      runDir: c.rd,
+      timeoutMs: c.timeoutMs,
+    });
+  },
+  // a VM's TAP in the root namespace: QEMU opens it by name, a forwarder
+  // attaches its kernel side (as the root end of a veth)
+  async vmtap(c, i) {
+    c.rec(() => c.st.links.push(i.port));
+    await ip("tuntap", "add", "dev", i.port, "mode", "tap");
+    try {
+      Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${i.port}/disable_ipv6`, "1");
+    } catch { /* no IPv6 */ }
+    await ip("link", "set", i.port, ...(i.mtu ? ["mtu", String(i.mtu)] : []), "up");
+    c.rec(() => c.st.attachments.push(`${i.sw}:${i.port}`));
+    await attachInterface(`${i.sw}:${i.port}`, { runDir: c.rd, timeoutMs: c.timeoutMs });
+  },
 };
 
 async function create(
@@ -271,12 +322,24 @@ async function create(
   for (const s of plan.switches) rec(() => st.switches.push(s.sw));
   step();
 
-  // host links
+  // host and VM links
+  if (plan.vms.length) secureTopoDir(rd, true, `.topo/${plan.name}`);
   await Promise.all(plan.ifs.map((i) => LINK_KINDS[i.kind](c, i, `vale-${plan.name}-${i.host}`)));
   step();
   if (plan.ifs.length) {
     log(`links: ${plan.ifs.map((i) => `${i.host}:${i.ifname}-${i.switch}`).join(" ")}`);
   }
+  // VMs boot meanwhile (seconds under TCG)
+  const vms = plan.vms.map((v) => {
+    const f = vmFiles(rd, plan.name, v.name);
+    let ref: ProcRef | undefined;
+    startQemu(rd, plan.name, v.name, v.spec, v.ifs, (p) => {
+      ref = p;
+      rec(() => (st.vms ??= {})[v.name] = p);
+    });
+    return new Vm(v.name, v.spec, v.ifs, f, () => ref);
+  });
+  if (vms.length) log(`VMs starting: ${vms.map((v) => `${v.name} pid ${v.pid}`).join(" ")}`);
 
   // bridges between switches
   await Promise.all(plan.bridges.map((b) => startBridge(st, b.portA, b.portB, rd, timeoutMs, rec)));
@@ -325,6 +388,84 @@ async function create(
       await ipBatch(h.netns, neigh);
     }
   }));
+  step();
+
+  // VMs: booted, their ports up; the rest of their addresses and static ARP
+  await Promise.all(vms.map((vm) => vmReady(vm, plan, rd, timeoutMs, signal)));
+  if (vms.length) log(`VMs up: ${vms.map((v) => v.name).join(" ")}`);
+}
+
+/**
+ * Wait for a VM: with vale's init, its shell marker (then the addresses the
+ * command line could not carry, and static ARP, over the console); with any
+ * image, its vhost-user ports running (the guest's driver set its queues up).
+ */
+async function vmReady(
+  vm: Vm,
+  plan: Plan,
+  rd: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const bootMs = vm.spec.bootTimeoutMs ?? 60000;
+  const end = Date.now() + bootMs;
+  const vi = plan.ifs.filter((i) => i.vm && i.host === vm.name);
+  if (vm.spec.init === "vale") {
+    await vm.waitFor(new RegExp(`^VALE-GUEST ${vm.name} (shell|exit \\d+)$`, "m"), bootMs, signal);
+    const err = /^VALE-GUEST \S+ error (.*)$/m.exec(vm.console());
+    if (err || !vm.running) {
+      throw new ValeError(
+        Errno.EINVAL,
+        `VM ${vm.name} failed to boot: ${err?.[1] ?? "QEMU ended"}\n${vm.tail()}`,
+      );
+    }
+    const lines: string[] = [];
+    for (const i of vi) {
+      for (const a of i.ip.slice(1)) lines.push(`ip addr add ${a} dev ${i.ifname}`);
+      for (const a of i.ip6) lines.push(`ip addr add ${a} dev ${i.ifname} nodad`);
+      if (plan.staticArp) {
+        for (const other of plan.ifs) {
+          if (other.host === vm.name) continue;
+          for (const a of other.ip) {
+            if (i.ip.some((m) => sameSubnet4(m, a))) {
+              // busybox's ip has no "neigh replace"; its arp -s sets a permanent entry
+              lines.push(`arp -i ${i.ifname} -s ${a.split("/")[0]} ${other.mac}`);
+            }
+          }
+        }
+      }
+    }
+    if (lines.length) {
+      const r = await vm.sh(lines.join("\n") + "\n", { timeoutMs: bootMs });
+      if (!r.success) {
+        throw new ValeError(
+          Errno.EINVAL,
+          `VM ${vm.name}: configuring it failed: ${r.stdout.trim()}`,
+        );
+      }
+    }
+  }
+  // the vhost-user ports run once the guest's driver has set its queues up
+  for (const i of vi.filter((x) => x.kind === "vhost")) {
+    for (;;) {
+      signal?.throwIfAborted();
+      const a = findAttachment(`${i.sw}:${i.port}`, { runDir: rd });
+      if (a?.vhost?.ready) break;
+      if (!vm.running) {
+        throw new ValeError(Errno.ESRCH, `VM ${vm.name}: QEMU ended\n${vm.tail()}`);
+      }
+      if (Date.now() > end + timeoutMs) {
+        throw new ValeError(
+          Errno.ETIMEDOUT,
+          `VM ${vm.name}: its vhost-user port ${i.sw}:${i.port} is not running after ` +
+            `${bootMs / 1000} s (${
+              a ? a.vhost ? "front-end connected: " + a.vhost.connected : a.status : "no attachment"
+            })\n${vm.tail()}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
 }
 
 /** Start `bridge -i A -i B` detached, record it, wait until it holds both ports. */
@@ -403,6 +544,16 @@ export async function tearDown(st: TopologyState): Promise<string[]> {
     await stopProcs(inHosts, "SIGTERM", 1000);
     done.push(`${inHosts.length} process(es) in the hosts`);
   }
+  // 1b. VMs (QEMU ends at once on SIGTERM), before their ports go
+  const vms = Object.entries(st.vms ?? {}).filter(([, p]) => procAlive(p));
+  // and any QEMU of ours whose pid was never recorded (its starter was killed in between)
+  for (const p of qemusByName(st.name, Object.keys(st.spec.vms ?? {}))) {
+    if (!vms.some(([, q]) => q.pid === p.pid)) vms.push(["unrecorded", p]);
+  }
+  if (vms.length) {
+    await stopProcs(vms.map(([, p]) => p), "SIGTERM", 2000);
+    done.push(`VM ${vms.map(([n, p]) => `${n} (QEMU pid ${p.pid})`).join(", ")}`);
+  }
   // 2. bridges: SIGINT is bridge's clean stop
   const bridges = st.bridges.filter(procAlive);
   if (bridges.length) {
@@ -457,6 +608,17 @@ export async function tearDown(st: TopologyState): Promise<string[]> {
     try {
       Deno.removeSync(`${rd}/.attach/${sw}`); // only when empty
     } catch { /* not there, or not empty */ }
+  }
+  // 7. the VMs' files (sockets, console logs): a directory of ours, no symlink
+  const vd = vmDir(rd, st.name);
+  try {
+    const s = Deno.lstatSync(vd);
+    if (s.isDirectory && secureTopoDir(rd, false, `.topo/${st.name}`)) {
+      Deno.removeSync(vd, { recursive: true });
+      done.push(`VM files ${vd}`);
+    } else problems.push(`${vd}: not a directory of this topology (remove it)`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) problems.push(`${vd}: ${(e as Error).message}`);
   }
   if (problems.length) {
     // keep the record: `down` (or the next `up`) tries again

@@ -24,7 +24,9 @@ export interface TopologySpec {
   switches: Record<string, SwitchSpec>;
   /** Hosts (network namespaces) by name (letters and digits). */
   hosts: Record<string, HostSpec>;
-  /** Host–switch links (veth or TAP) and switch–switch links (a bridge). */
+  /** VMs (QEMU guests) by name (letters and digits), joined to switches by `{ vm, switch }` links. */
+  vms?: Record<string, VmSpec>;
+  /** Host–switch links (veth or TAP), VM–switch links (vhost-user or TAP) and switch–switch links (a bridge). */
   links: LinkSpec[];
   /** Fill every host's neighbour table (IPv4 ARP) with the others' MACs, so no ARP crosses the switches (Mininet's `--arp`). */
   staticArp?: boolean;
@@ -80,6 +82,68 @@ export interface HostLinkSpec {
   mac?: string;
 }
 
+/**
+ * A VM: a QEMU guest (TCG, or KVM when /dev/kvm is there) whose NICs are
+ * ports of the topology's switches. Paths are absolute; nothing is looked
+ * up for you (vale's test guest: `guestImage()` of tests/helpers/guest.ts).
+ */
+export interface VmSpec {
+  /** The kernel image (`-kernel`), an absolute path. */
+  kernel: string;
+  /** The initramfs (`-initrd`), an absolute path. */
+  initrd?: string;
+  /** More kernel command-line words (after `console=ttyS0` and, with `init: "vale"`, vale's). */
+  append?: string;
+  /** Guest memory in MiB (default 256); always a shared memfd (vhost-user maps it). */
+  memoryMiB?: number;
+  /** vCPUs (default 1). */
+  cpus?: number;
+  /** `tcg` (default: emulation, works everywhere) or `kvm` (needs a working /dev/kvm). */
+  accel?: "tcg" | "kvm";
+  /** More QEMU arguments, appended as given. */
+  qemuArgs?: string[];
+  /**
+   * `vale`: the image runs vale's test-guest init (scripts/guest/init.sh):
+   * the topology gives it addresses (`vale.ip=`, `vale.mtu=`), waits for its
+   * ready marker and runs commands through its serial shell (`vm.run`), so
+   * ping, pingAll and tcp reach into it. `other` (default): QEMU is started
+   * and the ports wait for the guest's driver; the guest configures itself
+   * (the addresses given here are what ping and tcp use to reach it).
+   */
+  init?: "vale" | "other";
+  /** IPv4 address(es) of its first NIC. */
+  ip?: string | string[];
+  /** IPv6 address(es) of its first NIC (`init: "vale"`; otherwise IPv6 is off in a vale guest). */
+  ip6?: string | string[];
+  /** MTU of its NICs. */
+  mtu?: number;
+  /** Longest wait for the guest to boot (default 60 s; TCG guests take 3–30 s). */
+  bootTimeoutMs?: number;
+}
+
+/** A VM joined to a switch. */
+export interface VmLinkSpec {
+  /** The VM. */
+  vm: string;
+  /** The switch. */
+  switch: string;
+  /**
+   * `vhost` (default): a vhost-user port of the switch (its forwarder is the
+   * back-end, QEMU's virtio-net the front-end; no kernel in the path);
+   * `tap`: a TAP in the root namespace that QEMU opens and a forwarder
+   * attaches, as for a veth.
+   */
+  kind?: "vhost" | "tap";
+  /** IPv4 address(es) of this NIC (default: the VM's `ip` for its first link). */
+  ip?: string | string[];
+  /** IPv6 address(es) of this NIC. */
+  ip6?: string | string[];
+  /** MTU of this NIC. */
+  mtu?: number;
+  /** MAC of the guest's NIC (default: derived from the names). */
+  mac?: string;
+}
+
 /** Two switches joined by a bridge process (`bridge -i valeA:to-B -i valeB:to-A`). */
 export interface SwitchLinkSpec {
   /** The two switches. */
@@ -87,7 +151,7 @@ export interface SwitchLinkSpec {
 }
 
 /** A link. */
-export type LinkSpec = HostLinkSpec | SwitchLinkSpec;
+export type LinkSpec = HostLinkSpec | VmLinkSpec | SwitchLinkSpec;
 
 /** A spec that does not validate: `path` names the field (`hosts.h1.ip`, `links[2].switch`). */
 export class TopologyError extends Error {
@@ -228,7 +292,16 @@ class Checker {
 export function validateTopology(v: unknown, source?: string): TopologySpec {
   const c: Checker = new Checker(source);
   const top = c.obj(v, "");
-  c.keys(top, "", ["$schema", "name", "switches", "hosts", "links", "staticArp", "comment"]);
+  c.keys(top, "", [
+    "$schema",
+    "name",
+    "switches",
+    "hosts",
+    "vms",
+    "links",
+    "staticArp",
+    "comment",
+  ]);
   const name = c.name(top.name, "name", "the topology name");
   if (name.length > 8) {
     c.fail("name", `at most 8 characters (it prefixes interface names), got ${show(name)}`);
@@ -310,6 +383,12 @@ export function validateTopology(v: unknown, source?: string): TopologySpec {
     }
   }
 
+  const vms = c.obj(top.vms ?? {}, "vms");
+  if (Object.keys(hosts).length + Object.keys(vms).length > 250) {
+    c.fail("vms", "at most 250 hosts and VMs together");
+  }
+  for (const [v, vv] of Object.entries(vms)) checkVm(c, v, vv, switches, hosts);
+
   if (!Array.isArray(top.links ?? [])) c.fail("links", `expected a list, got ${show(top.links)}`);
   const links = (top.links ?? []) as unknown[];
   const linkCount = new Map<string, number>();
@@ -349,6 +428,30 @@ export function validateTopology(v: unknown, source?: string): TopologySpec {
       parent.set(root(a), root(b));
       return;
     }
+    if ("vm" in lo) {
+      c.keys(lo, p, ["vm", "switch", "kind", "ip", "ip6", "mtu", "mac", "comment"]);
+      if (typeof lo.vm !== "string" || !(lo.vm in vms)) {
+        c.fail(`${p}.vm`, `no VM ${show(lo.vm)} in "vms"`);
+      }
+      if (typeof lo.switch !== "string" || !(lo.switch in switches)) {
+        c.fail(`${p}.switch`, `no switch ${show(lo.switch)} in "switches"`);
+      }
+      if (lo.kind !== undefined && lo.kind !== "vhost" && lo.kind !== "tap") {
+        c.fail(`${p}.kind`, `expected "vhost" or "tap", got ${show(lo.kind)}`);
+      }
+      checkLinkAddrs(c, lo, p);
+      const k = linkCount.get(lo.vm as string) ?? 0;
+      linkCount.set(lo.vm as string, k + 1);
+      const port = `${name}-${lo.vm}-e${k}`;
+      if (port.length > MAX_IFNAME_LENGTH) {
+        c.fail(
+          `${p}.vm`,
+          `the switch port would be named '${port}' (${port.length} characters, at most ` +
+            `${MAX_IFNAME_LENGTH}): shorten the VM or the topology name`,
+        );
+      }
+      return;
+    }
     c.keys(lo, p, ["host", "switch", "kind", "ifname", "ip", "ip6", "mtu", "mac", "comment"]);
     if (typeof lo.host !== "string" || !(lo.host in hosts)) {
       c.fail(`${p}.host`, `no host ${show(lo.host)} in "hosts"`);
@@ -373,15 +476,7 @@ export function validateTopology(v: unknown, source?: string): TopologySpec {
         );
       }
     }
-    c.addrs(lo.ip, `${p}.ip`, false);
-    c.addrs(lo.ip6, `${p}.ip6`, true);
-    c.mtu(lo.mtu, `${p}.mtu`);
-    if (lo.mac !== undefined && (typeof lo.mac !== "string" || !MAC_RE.test(lo.mac))) {
-      c.fail(`${p}.mac`, `expected a MAC like 02:00:00:00:00:01, got ${show(lo.mac)}`);
-    }
-    if (typeof lo.mac === "string" && (parseInt(lo.mac.slice(0, 2), 16) & 1)) {
-      c.fail(`${p}.mac`, `${lo.mac} is a multicast address`);
-    }
+    checkLinkAddrs(c, lo, p);
     const k = linkCount.get(lo.host as string) ?? 0;
     linkCount.set(lo.host as string, k + 1);
     const port = `${name}-${lo.host}-e${k}`;
@@ -405,7 +500,7 @@ export function validateTopology(v: unknown, source?: string): TopologySpec {
   const seen = new Map<string, Set<string>>();
   links.forEach((l, i) => {
     const lo = l as Obj;
-    if ("switches" in lo) return;
+    if ("switches" in lo || "vm" in lo) return;
     const plan = planIfName(name, lo as unknown as HostLinkSpec, links as LinkSpec[], i);
     const s = seen.get(lo.host as string) ?? new Set();
     if (s.has(plan)) {
@@ -414,7 +509,85 @@ export function validateTopology(v: unknown, source?: string): TopologySpec {
     s.add(plan);
     seen.set(lo.host as string, s);
   });
+  for (const v of Object.keys(vms)) {
+    if (!linkCount.get(v)) c.fail(`vms.${v}`, `VM ${v} has no link to a switch`);
+  }
   return top as unknown as TopologySpec;
+}
+
+/** The addresses, MTU and MAC of a host's or a VM's link. */
+function checkLinkAddrs(c: Checker, lo: Obj, p: string): void {
+  c.addrs(lo.ip, `${p}.ip`, false);
+  c.addrs(lo.ip6, `${p}.ip6`, true);
+  c.mtu(lo.mtu, `${p}.mtu`);
+  if (lo.mac !== undefined && (typeof lo.mac !== "string" || !MAC_RE.test(lo.mac))) {
+    c.fail(`${p}.mac`, `expected a MAC like 02:00:00:00:00:01, got ${show(lo.mac)}`);
+  }
+  if (typeof lo.mac === "string" && (parseInt(lo.mac.slice(0, 2), 16) & 1)) {
+    c.fail(`${p}.mac`, `${lo.mac} is a multicast address`);
+  }
+}
+
+/** One entry of `vms`. */
+function checkVm(c: Checker, v: string, vv: unknown, switches: Obj, hosts: Obj): void {
+  const p = `vms.${v}`;
+  c.name(v, p, "a VM name");
+  if (v in switches || v in hosts) {
+    c.fail(p, `${v} names a ${v in hosts ? "host" : "switch"} too: names must differ`);
+  }
+  const o = c.obj(vv, p);
+  c.keys(o, p, [
+    "kernel",
+    "initrd",
+    "append",
+    "memoryMiB",
+    "cpus",
+    "accel",
+    "qemuArgs",
+    "init",
+    "ip",
+    "ip6",
+    "mtu",
+    "bootTimeoutMs",
+    "comment",
+  ]);
+  for (const f of ["kernel", "initrd"]) {
+    const x = o[f];
+    if (x === undefined && f === "initrd") continue;
+    if (typeof x !== "string" || !x.startsWith("/") || x.includes(",")) {
+      c.fail(`${p}.${f}`, `expected an absolute path (without commas), got ${show(x)}`);
+    }
+  }
+  if (
+    o.append !== undefined && (typeof o.append !== "string" || !/^[\x20-\x7e]*$/.test(o.append))
+  ) {
+    c.fail(
+      `${p}.append`,
+      `expected kernel command-line words (printable ASCII), got ${show(o.append)}`,
+    );
+  }
+  const int = (f: string, lo: number, hi: number) => {
+    const x = o[f];
+    if (x !== undefined && (typeof x !== "number" || !Number.isInteger(x) || x < lo || x > hi)) {
+      c.fail(`${p}.${f}`, `expected an integer from ${lo} to ${hi}, got ${show(x)}`);
+    }
+  };
+  int("memoryMiB", 64, 65536);
+  int("cpus", 1, 64);
+  int("bootTimeoutMs", 1000, 3600000);
+  if (
+    o.qemuArgs !== undefined &&
+    (!Array.isArray(o.qemuArgs) || o.qemuArgs.some((x) => typeof x !== "string"))
+  ) c.fail(`${p}.qemuArgs`, `expected a list of strings, got ${show(o.qemuArgs)}`);
+  if (o.accel !== undefined && o.accel !== "tcg" && o.accel !== "kvm") {
+    c.fail(`${p}.accel`, `expected "tcg" or "kvm", got ${show(o.accel)}`);
+  }
+  if (o.init !== undefined && o.init !== "vale" && o.init !== "other") {
+    c.fail(`${p}.init`, `expected "vale" (vale's test-guest init) or "other", got ${show(o.init)}`);
+  }
+  c.addrs(o.ip, `${p}.ip`, false);
+  c.addrs(o.ip6, `${p}.ip6`, true);
+  c.mtu(o.mtu, `${p}.mtu`);
 }
 
 // ------------------------------------------------------------ plan
@@ -427,8 +600,10 @@ export interface PlannedInterface {
   switch: string;
   /** vale switch name (`valeP_SW`). */
   sw: string;
-  /** veth or tap. */
-  kind: "veth" | "tap";
+  /** veth or tap (a host's); vhost or vmtap (a VM's: a vhost-user port, or a root-namespace TAP QEMU opens). */
+  kind: "veth" | "tap" | "vhost" | "vmtap";
+  /** A VM's NIC (`host` is then the VM's name). */
+  vm?: boolean;
   /** The K of `P-HOST-eK`: the host's K-th link. */
   index: number;
   /** Name of the interface inside the host. */
@@ -465,7 +640,9 @@ export interface Plan {
   switches: { name: string; sw: string; lookup?: string; lookupConfig: string[] }[];
   /** Hosts: logical → namespace, routes, interfaces. */
   hosts: { name: string; netns: string; routes: RouteSpec[]; ifs: PlannedInterface[] }[];
-  /** Every host interface, in link order. */
+  /** VMs: name, spec, NICs (in link order: eth0, eth1, … in the guest). */
+  vms: { name: string; spec: VmSpec; ifs: PlannedInterface[] }[];
+  /** Every host and VM interface, in link order. */
   ifs: PlannedInterface[];
   /** Bridges, in link order. */
   bridges: PlannedBridge[];
@@ -492,6 +669,7 @@ export function planTopology(spec: TopologySpec): Plan {
   const P = spec.name;
   const h = hash16(P);
   const hostNames = Object.keys(spec.hosts);
+  const vmNames = Object.keys(spec.vms ?? {});
   const ifs: PlannedInterface[] = [];
   const bridges: PlannedBridge[] = [];
   const asList = (
@@ -501,6 +679,26 @@ export function planTopology(spec: TopologySpec): Plan {
     if ("switches" in l) {
       const [a, b] = l.switches;
       bridges.push({ a, b, portA: `vale${P}_${a}:to-${b}`, portB: `vale${P}_${b}:to-${a}` });
+      return;
+    }
+    if ("vm" in l) {
+      const vs = spec.vms![l.vm];
+      const k = ifs.filter((x) => x.host === l.vm).length;
+      const n = hostNames.length + vmNames.indexOf(l.vm) + 1;
+      ifs.push({
+        host: l.vm,
+        switch: l.switch,
+        sw: `vale${P}_${l.switch}`,
+        kind: l.kind === "tap" ? "vmtap" : "vhost",
+        vm: true,
+        index: k,
+        ifname: `eth${k}`,
+        port: `${P}-${l.vm}-e${k}`,
+        mac: l.mac?.toLowerCase() ?? `02:${hex(h >> 8)}:${hex(h & 255)}:00:${hex(n)}:${hex(k)}`,
+        ip: l.ip !== undefined ? asList(l.ip) : k === 0 ? asList(vs.ip) : [],
+        ip6: l.ip6 !== undefined ? asList(l.ip6) : k === 0 ? asList(vs.ip6) : [],
+        mtu: l.mtu ?? vs.mtu,
+      });
       return;
     }
     const hs = spec.hosts[l.host];
@@ -533,6 +731,11 @@ export function planTopology(spec: TopologySpec): Plan {
       name,
       netns: `vale-${P}-${name}`,
       routes: spec.hosts[name].routes ?? [],
+      ifs: ifs.filter((x) => x.host === name),
+    })),
+    vms: vmNames.map((name) => ({
+      name,
+      spec: spec.vms![name],
       ifs: ifs.filter((x) => x.host === name),
     })),
     ifs,

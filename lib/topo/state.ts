@@ -42,11 +42,13 @@ export interface TopologyState {
   switches: string[];
   /** Processes started in hosts by `host.spawn`. */
   procs: ProcRef[];
+  /** QEMU of each VM (absent in files written before VMs existed). */
+  vms?: Record<string, ProcRef>;
 }
 
-/** Is `RUN/.topo` safe to use (created 0700 when `create`; throws the reason then)? */
-export function secureTopoDir(runDir: string, create: boolean): boolean {
-  const rc = vale().vale_secure_dir(cstr(runDir), cstr(".topo"), +create);
+/** Is `RUN/.topo` (or `RUN/SUB`) safe to use (created 0700 when `create`; throws the reason then)? */
+export function secureTopoDir(runDir: string, create: boolean, sub = ".topo"): boolean {
+  const rc = vale().vale_secure_dir(cstr(runDir), cstr(sub), +create);
   if (create) check(rc);
   return rc === 0;
 }

@@ -28,6 +28,8 @@ import {
   TopologyError,
   type TopologySpec,
   validateTopology,
+  type VmLinkSpec,
+  type VmSpec,
 } from "./spec.ts";
 
 /** Options of {@link Topology.up}. */
@@ -92,26 +94,51 @@ export class Topology {
   }
 
   /**
-   * Join a host and a switch (either order; options: kind veth|tap, ifname,
-   * ip, ip6, mtu, mac), or two switches (a bridge).
+   * Declare a VM: a QEMU guest booting `kernel` (and `initrd`, `append`…);
+   * its NICs are its links (`addLink(vm, sw)`: a vhost-user port by default).
+   * Returns its name.
    */
-  addLink(a: string, b: string, o: Omit<HostLinkSpec, "host" | "switch"> = {}): this {
+  addVm(name: string, o: VmSpec): string {
+    this.#fresh(name);
+    (this.spec.vms ??= {})[name] = { ...o };
+    return name;
+  }
+
+  /**
+   * Join a host and a switch (either order; options: kind veth|tap, ifname,
+   * ip, ip6, mtu, mac), a VM and a switch (kind vhost|tap, ip, ip6, mtu,
+   * mac), or two switches (a bridge).
+   */
+  addLink(
+    a: string,
+    b: string,
+    o: Omit<HostLinkSpec, "host" | "switch" | "kind"> & { kind?: "veth" | "tap" | "vhost" } = {},
+  ): this {
     const isSw = (x: string) => x in this.spec.switches;
     const isHost = (x: string) => x in this.spec.hosts;
+    const isVm = (x: string) => x in (this.spec.vms ?? {});
+    const vmLink = (vm: string, sw: string) => {
+      const { ifname: _, ...rest } = o;
+      this.spec.links.push({ vm, switch: sw, ...rest } as VmLinkSpec);
+    };
     if (isSw(a) && isSw(b)) this.spec.links.push({ switches: [a, b] });
-    else if (isHost(a) && isSw(b)) this.spec.links.push({ host: a, switch: b, ...o });
-    else if (isSw(a) && isHost(b)) this.spec.links.push({ host: b, switch: a, ...o });
-    else {
+    else if (isVm(a) && isSw(b)) vmLink(a, b);
+    else if (isSw(a) && isVm(b)) vmLink(b, a);
+    else if (isHost(a) && isSw(b)) {
+      this.spec.links.push({ host: a, switch: b, ...o } as HostLinkSpec);
+    } else if (isSw(a) && isHost(b)) {
+      this.spec.links.push({ host: b, switch: a, ...o } as HostLinkSpec);
+    } else {
       throw new TopologyError(
         `links[${this.spec.links.length}]`,
-        `cannot link ${a} and ${b}: a link joins a host and a switch, or two switches`,
+        `cannot link ${a} and ${b}: a link joins a host or a VM and a switch, or two switches`,
       );
     }
     return this;
   }
 
   #fresh(name: string): void {
-    if (name in this.spec.switches || name in this.spec.hosts) {
+    if (name in this.spec.switches || name in this.spec.hosts || name in (this.spec.vms ?? {})) {
       throw new ValeError(Errno.EEXIST, `${name} is declared already`);
     }
   }
