@@ -103,6 +103,8 @@ const GUEST_MS = 200_000;
 /** Bytes of each TCP transfer (>= 10 MB). */
 const TCP_BYTES = 10 * 1024 * 1024 + 12345;
 const SUBNET = "10.79.0";
+/** A namespace's end of its veth (not eth0: a name kept for the host's NIC). */
+const NS_IF = "nsveth";
 
 /** Namespaces on veths and TAPs for guests, all on vale0 of a private run dir. */
 class Lab implements AsyncDisposable {
@@ -125,10 +127,10 @@ class Lab implements AsyncDisposable {
     this.nss.push(ns);
     await sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
     await ip("-n", ns, "link", "set", "lo", "up");
-    await ip("link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    await ip("link", "add", port, "type", "veth", "peer", "name", NS_IF, "netns", ns);
     this.links.push(port);
-    await ip("-n", ns, "addr", "add", `${addr}/24`, "dev", "eth0");
-    await ip("-n", ns, "link", "set", "eth0", "up");
+    await ip("-n", ns, "addr", "add", `${addr}/24`, "dev", NS_IF);
+    await ip("-n", ns, "link", "set", NS_IF, "up");
     await ip("link", "set", port, "up");
     const a = await attachInterface(`vale0:${port}`, { runDir: this.runDir, vnetHdr });
     assert.equal(a.vnetHdr ?? 0, vnetHdr, `${port}: ${a.mode} (${a.why})`);
@@ -346,7 +348,7 @@ function haveCmd(cmd: string, args: string[]): boolean {
 const HAVE_TSHARK = haveCmd("tcpdump", ["--version"]) && haveCmd("tshark", ["--version"]);
 
 /**
- * tcpdump on eth0 of namespace `ns` (at most 3000 frames matching `filter`, whole
+ * tcpdump on the veth end (NS_IF) of namespace `ns` (at most 3000 frames matching `filter`, whole
  * frames) into a file in `dir`; verify() stops it and has tshark check every
  * frame's IPv4 and TCP checksum.
  */
@@ -359,7 +361,7 @@ async function capture(ns: string, filter: string, dir: string) {
       ns,
       "tcpdump",
       "-i",
-      "eth0",
+      NS_IF,
       "-n",
       "-s",
       "0",
@@ -509,7 +511,7 @@ gtest(
 
     // (2) B without a header: the switch segments the guest's TSO frames for B
     const t2 = snap(lab.port(tap)), b0 = snap(lab.port(b.port));
-    // the guest's stream as B's eth0 gets it from the switch (a veth marks frames
+    // the guest's stream as B's veth end gets it from the switch (a veth marks frames
     // without a checksum state as verified, so B's stack would not notice bad ones;
     // captured in B: B's root end is served by AF_XDP, whose frames bypass its taps)
     const cap = HAVE_TSHARK
