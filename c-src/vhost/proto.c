@@ -649,6 +649,28 @@ int vh_dev_start(struct vh_dev *d, const char *path, bool client, bool offloads,
 		return -EINVAL;
 	}
 	memcpy(d->path, path, pl + 1);
+	/* the socket's directory: no symlink on the way, nobody else's, writable
+	 * by nobody else (unless sticky), as vale's own directories (fsafe.c) */
+	char dir[sizeof d->path];
+	memcpy(dir, path, pl + 1);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	int sr = vale_secure_dir(dir, ".", 0);
+	if (sr < 0) {
+		/* fsafe.c words it for run directories: keep the reason, not the hint */
+		char why[256];
+		snprintf(why, sizeof why, "%s", vale_last_error());
+		char *hint = strstr(why, " (remove it or choose another VALE_RUN_DIR)");
+		if (hint) *hint = 0;
+		const char *w = strncmp(why, "run directory ", 14) == 0 ? why + 14 : why;
+		snprintf(d->last_err, sizeof d->last_err, "unsafe socket directory %.220s", w);
+		return sr;
+	}
 	d->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->in_epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->out_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -719,7 +741,7 @@ static int jstr(char *o, size_t len, const char *s)
 
 int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 {
-	char path[256], err[320];
+	char path[256], err[640];
 	jstr(path, sizeof path, d->path);
 	pthread_mutex_lock(&d->mlock);
 	jstr(err, sizeof err, d->last_err);

@@ -207,7 +207,7 @@ struct vh_dev {
 	struct vh_mem mem;
 	struct vh_vq vq[2];
 	struct vh_counters c;
-	char last_err[128];   /* the last refusal, for people */
+	char last_err[256];   /* the last refusal, for people */
 	char *mode;           /* the handle's mode text (64 bytes), kept current */
 };
 
