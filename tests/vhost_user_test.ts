@@ -393,6 +393,71 @@ vtest(
   },
 );
 
+vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async () => {
+  const rd = await tempRunDir();
+  const sockDir = await Deno.makeTempDir({ prefix: "vhu-" });
+  const sock = `${sockDir}/san.sock`;
+  const SAN_ENV = {
+    VALE_RUN_DIR: rd.dir,
+    ASAN_OPTIONS: "halt_on_error=1:abort_on_error=0:exitcode=99:detect_leaks=1",
+    UBSAN_OPTIONS: "halt_on_error=1:print_stacktrace=1:exitcode=99",
+  };
+  const host = new Deno.Command(await buildProg("vhost_host", { sanitize: true }), {
+    args: [sock],
+    env: SAN_ENV,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const dec = new TextDecoder();
+  let hout = "", herr = "";
+  const pumps = Promise.all([
+    (async () => {
+      for await (const c of host.stdout) hout += dec.decode(c);
+    })(),
+    (async () => {
+      for await (const c of host.stderr) herr += dec.decode(c);
+    })(),
+  ]);
+  const hin = host.stdin.getWriter();
+  try {
+    await until(() => hout.includes("ready"), 20000, `the host ready: ${herr}`);
+    const evil = await buildProg("vhost_evil");
+    const g = await new Deno.Command(evil, { args: [sock, "garbage"], stdout: "piped" }).output();
+    assert.equal(g.code, 0);
+    const d = new Deno.Command(evil, { args: [sock, "desc"], stdin: "piped", stdout: "piped" })
+      .spawn();
+    let dout = "";
+    const reader = (async () => {
+      for await (const c of d.stdout) dout += dec.decode(c);
+    })();
+    await until(() => dout.includes("rx posted"), 20000, "the TX part");
+    const t = await runTool("pkt-gen", ["-i", `${SW}:tx`, "-f", "tx", "-n", "1"], rd.dir);
+    assert.equal(t.code, 0, t.stderr);
+    await until(() => dout.includes("broken"), 20000, "the RX part");
+    await d.stdin.close();
+    await d.status;
+    await reader;
+    await hin.close();
+    const st = await host.status;
+    await pumps;
+    const all = hout + herr;
+    assert.ok(!/(ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer)/.test(all), all);
+    assert.equal(st.code, 0, all);
+    const j = JSON.parse(hout.trim().split("\n").at(-1)!);
+    assert.equal(j.counters.bad_desc, 7);
+    assert.equal(j.counters.bad_index, 1);
+    assert.equal(j.counters.bad_msgs, 10);
+  } finally {
+    try {
+      host.kill("SIGKILL");
+    } catch { /* exited */ }
+    await host.status.catch(() => {});
+    await rd[Symbol.asyncDispose]();
+    await Deno.remove(sockDir, { recursive: true }).catch(() => {});
+  }
+});
+
 // ---------------------------------------------------------------- QEMU guests
 
 const isRoot = Deno.uid() === 0;
