@@ -655,57 +655,70 @@ sleep 2
   guestSkip,
 );
 
+/** QEMU killed under a ping flood and started again, twice; `client`: QEMU listens (server=on). */
+async function qemuRestarts(kind: "vhost" | "vhost-client") {
+  const e = await setup(kind);
+  let lab: { ns: string; close(): Promise<void> } | undefined;
+  try {
+    lab = await namespaceOn(e);
+    const pid = e.att().pid;
+    for (let round = 0; round < 2; round++) {
+      await using g = await bootGuest({
+        name: `vk${round}`,
+        netdevs: vhostUserNic("n0", e.sock, { server: kind === "vhost-client" }),
+        ip: ["10.78.0.2/24"],
+        timeoutMs: GUEST_MS,
+        script: "sleep 600",
+      });
+      await g.ready(GUEST_MS);
+      await frontEndUp(e);
+      // traffic flows: a ping flood in the background while QEMU is killed
+      const flood = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.ns,
+          "ping",
+          "-n",
+          "-q",
+          "-i",
+          "0.01",
+          "-w",
+          "20",
+          "10.78.0.2",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
+      await g.kill(0);
+      await until(
+        () => /waiting for a front-end|client: connecting/.test(e.vm()?.info ?? ""),
+        10000,
+        "port down",
+      );
+      await until(() => e.att().status === "down", 10000, "attachment down");
+      try {
+        flood.kill("SIGKILL");
+      } catch { /* ended */ }
+      await flood.status;
+      assert.equal(e.att().vhost?.counters.connects, round + 1);
+    }
+    assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
+  } finally {
+    await lab?.close();
+    await e.cleanup();
+  }
+}
+
 vtest(
   "QEMU killed while a namespace pings its guest: the port goes down and comes back",
-  async () => {
-    const e = await setup();
-    let lab: { ns: string; close(): Promise<void> } | undefined;
-    try {
-      lab = await namespaceOn(e);
-      const pid = e.att().pid;
-      for (let round = 0; round < 2; round++) {
-        await using g = await bootGuest({
-          name: `vk${round}`,
-          netdevs: vhostUserNic("n0", e.sock),
-          ip: ["10.78.0.2/24"],
-          timeoutMs: GUEST_MS,
-          script: "sleep 600",
-        });
-        await g.ready(GUEST_MS);
-        await frontEndUp(e);
-        // traffic flows: a ping flood in the background while QEMU is killed
-        const flood = new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            lab.ns,
-            "ping",
-            "-n",
-            "-q",
-            "-i",
-            "0.01",
-            "-w",
-            "20",
-            "10.78.0.2",
-          ],
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
-        await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
-        await g.kill(0);
-        await until(() => /waiting for a front-end/.test(e.vm()?.info ?? ""), 10000, "port down");
-        await until(() => e.att().status === "down", 10000, "attachment down");
-        try {
-          flood.kill("SIGKILL");
-        } catch { /* ended */ }
-        await flood.status;
-        assert.equal(e.att().vhost?.counters.connects, round + 1);
-      }
-      assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
-    } finally {
-      await lab?.close();
-      await e.cleanup();
-    }
-  },
+  () => qemuRestarts("vhost"),
+  guestSkip,
+);
+
+vtest(
+  "client mode with QEMU listening (server=on): killed and started again, vale reconnects",
+  () => qemuRestarts("vhost-client"),
   guestSkip,
 );
