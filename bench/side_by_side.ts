@@ -31,6 +31,7 @@ import "./vale_latency.ts";
 import "./peers/memif.ts";
 import "./peers/linux.ts";
 import "./peers/ovs.ts";
+import "./kernel_rows.ts";
 import "./peers/vhost.ts";
 
 const HELP = `usage: deno run -A bench/side_by_side.ts [options]

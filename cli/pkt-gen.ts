@@ -120,8 +120,12 @@ pkt-gen arguments
              it too (byte counts include it, as netmap's).
 
      -P file
-             Load the packet to be transmitted from (the first packet of) a pcap file
-             rather than constructing it within pkt-gen.
+             Send the packets of a pcap or pcapng file rather than constructing one
+             within pkt-gen: with -f tx every packet of the file in turn, from the
+             first, again and again until -n packets are sent (each thread of -p
+             on its own share); ping, pong and txseq send the file's first packet.
+             Packets go out as captured (-l, -s, -d, -S, -D, -z, -Z do not apply);
+             -F, -M, -H, -R, -b, -n, -X do.
 
      -N      Do not normalize units (i.e., use bps, pps instead of Mbps, Kpps, etc.).
 
@@ -423,44 +427,72 @@ function parse(argv: string[]): Args | number {
 /** A -P file that gives no packet to send; the message says why, without the path. */
 class PcapInputError extends Error {}
 
+/** Most packets of a -P file pkt-gen holds and sends in turn. */
+const MAX_SET = 100_000;
+
 /** Largest frame pkt-gen sends (-l's range); also the longest pcap record -P reads. */
 const MAX_PKT_SIZE = 65536;
 
 /**
- * The first packet of a -P file. Reads only the header and that record: the
- * file must be regular (a FIFO or device is refused before it is opened, so
- * -P never blocks or reads forever), and a record longer than pkt-gen can
- * send is refused from its header, before its bytes are read.
+ * The packets of a -P file (pcap or pcapng), in file order: the first
+ * {@link MAX_SET} of them, read from at most 256 MiB (`vale replay` streams
+ * files of any size). The file must be regular (a FIFO or device is refused
+ * before it is opened, so -P never blocks or reads forever). A record longer than pkt-gen can
+ * send is refused from its header, before its bytes are read: the packets
+ * before it are sent, with a warning, as are those before any damage.
+ * Packets shorter than 16 bytes cannot be sent: they are skipped and counted.
  */
-function firstPcapPacket(file: string): Uint8Array {
+function pcapPackets(file: string): Uint8Array[] {
   let r;
   try {
-    r = readPcapFileSync(file, { maxRecords: 1, maxRecordLen: MAX_PKT_SIZE, copy: true });
+    r = readPcapFileSync(file, { maxRecordLen: MAX_PKT_SIZE, maxRecords: MAX_SET, copy: true });
   } catch (e) {
     if (e instanceof PcapError) throw new PcapInputError(e.detail);
     throw e;
   }
-  if (!r.records.length) {
+  const all = r.records.map((x) => x.data);
+  const ok = all.filter((d) => d.length >= 16);
+  if (!ok.length) {
     throw new PcapInputError(
-      r.error ? r.error.detail : `no packet in the file (a ${r.header?.format} header only)`,
+      r.error
+        ? r.error.detail
+        : all.length
+        ? `no packet of 16 bytes or more (pkt-gen sends 16..${MAX_PKT_SIZE})`
+        : `no packet in the file (a ${r.header?.format} header only)`,
     );
   }
-  const body = r.records[0].data;
-  if (body.length < 16 || body.length > MAX_PKT_SIZE) {
-    throw new PcapInputError(
-      `first packet is ${body.length} bytes, pkt-gen sends 16..${MAX_PKT_SIZE}`,
+  if (r.error) {
+    err(`pkt-gen: -P ${file}: ${r.error.detail}; sending the ${all.length} packets before it\n`);
+  }
+  if (all.length >= MAX_SET) {
+    err(
+      `pkt-gen: -P ${file}: only the first ${MAX_SET} packets are sent ('vale replay' sends any number)\n`,
     );
   }
-  return body;
+  if (ok.length < all.length) {
+    err(`pkt-gen: -P ${file}: ${all.length - ok.length} packets under 16 bytes skipped\n`);
+  }
+  return ok;
 }
 
 /** The frame to send: pkt-gen's Ethernet + IPv4 + UDP, or the first packet of -P FILE. */
-function buildFrame(a: Args): { frame: Uint8Array; cycle?: Uint32Array; raw: boolean } {
+function buildFrame(
+  a: Args,
+): { frame: Uint8Array; cycle?: Uint32Array; raw: boolean; set?: Uint8Array[] } {
   let body: Uint8Array;
   let cycle: Uint32Array | undefined;
   let raw = false;
+  let set: Uint8Array[] | undefined;
   if (a.pcap) {
-    body = firstPcapPacket(a.pcap);
+    const packets = pcapPackets(a.pcap);
+    body = packets[0]; // the template: the only frame of ping, pong, txseq
+    if (packets.length > 1 && a.func === "tx") {
+      set = packets.map((p) => {
+        const f = new Uint8Array(a.hdrLen + p.length);
+        f.set(p, a.hdrLen);
+        return f;
+      });
+    }
     a.size = body.length;
     if (a.minSize >= a.size) a.minSize = 0;
     raw = true;
@@ -497,7 +529,7 @@ function buildFrame(a: Args): { frame: Uint8Array; cycle?: Uint32Array; raw: boo
   }
   const frame = new Uint8Array(a.hdrLen + body.length);
   frame.set(body, a.hdrLen);
-  return { frame, cycle, raw };
+  return { frame, cycle, raw, set };
 }
 
 /** Open one port per thread: all rings for one thread, ring i for thread i otherwise. */
@@ -613,7 +645,7 @@ function pace(a: Args, sender: boolean, ports: Port[]): void {
 /** The C generator over the opened ports. */
 function createGenerator(
   a: Args,
-  built: { frame: Uint8Array; cycle?: Uint32Array; raw: boolean },
+  built: { frame: Uint8Array; cycle?: Uint32Array; raw: boolean; set?: Uint8Array[] },
   ports: Port[],
 ): PktGen {
   return new PktGen(
@@ -637,6 +669,7 @@ function createGenerator(
     },
     built.frame,
     ports,
+    built.set,
   );
 }
 

@@ -10,7 +10,13 @@
  * @module
  */
 import { Errno, ValeError } from "../lib/errors.ts";
-import { formatPortName, parseAttachName, parsePortName, PortNameError } from "../lib/names.ts";
+import {
+  formatPortName,
+  isSwitchName,
+  parseAttachName,
+  parsePortName,
+  PortNameError,
+} from "../lib/names.ts";
 import { openPort } from "../lib/open.ts";
 import {
   attachPersistent,
@@ -19,6 +25,7 @@ import {
   findPersistent,
   isHiddenSwitch,
   listPersistent,
+  migrateLegacyHolding,
   type PersistentPort,
   removePersistent,
   setPersistentVnet,
@@ -27,9 +34,13 @@ import {
 import { checkVnet, type VnetSettings } from "../lib/switch/open_request.ts";
 import { Mtu } from "../ffi/structs/open_req.ts";
 import {
+  configLookup,
   listSwitches,
+  MAX_BATCH,
   type PortInfo,
   removeSwitch,
+  setBatch,
+  setLookup,
   setPortVnet,
   type SwitchInfo,
   switchInfo,
@@ -52,7 +63,7 @@ vale-ctl arguments
 	-h interface	interface name to be attached with the host stack
 	-n interface	interface name to be created
 	-r interface	interface name to be deleted
-	-l [interface]	list all or specified bridge's interfaces (default)
+	-l [vale-port]	list all ports (default), one switch's, or show one port's bridge and port indices
 	-C string ring/slot setting of an interface creating by -n
 	-p interface start polling. Additional -C x,y,z configures
 		 x: 0 (REG_ALL_NIC) or 1 (REG_ONE_NIC),
@@ -60,17 +71,27 @@ vale-ctl arguments
 		 z: (ONE_NIC only) num of total cores/rings
 	-P interface stop polling
 	-m memid to use when creating a new interface
-	-v	verbose: more detail in listings and messages
+	-v	verbose: vale's listing (owners, counters, drops) and more detail in messages
 	--macs [valeX]	learned MAC addresses with their ages (like brctl showmacs)
 	--remove-switch valeX	remove a switch and every port on it (fails if one is open);
 				also removes a damaged switch once no process has a port of it open
 	--json	listings (-l, -g, --macs) as JSON
 	--vnet-hdr LEN	virtio-net header length (0, 10 or 12, as netmap's port header) of the
-		port that -n or -g creates, or that --set changes
+		port that -n or -g creates, or that --set changes; with -a/-h of a kernel
+		interface, the header the attachment uses (default 12: offloads kept,
+		64 KiB GSO frames; 0: MTU-sized frames, AF_XDP on veths)
 	--mtu BYTES	MTU (largest Ethernet frame without header, 64..65553; default 1514)
 		of the port that -n or -g creates, or that --set changes
 	--set interface	change --vnet-hdr and/or --mtu of an existing port (open or not;
 		a persistent port by its name, on its switch too when attached)
+	--lookup valeX:MODULE	choose the switch's lookup module: learning (default), portmap,
+				ethertype, or the absolute path of a shared object exporting vale_lookup
+				(only one that nobody but you or root can change is loaded)
+	--lookup-config valeX:REQUEST	send REQUEST to the switch's lookup module, print its reply
+				(portmap: "map SRC DST", "map SRC flood", "unmap SRC", "show";
+				ethertype: "ethertype TYPE DST", "default flood|drop", "show")
+	--batch valeX:N	packets the switch forwards per flush, 1..1024 (netmap's
+				dev.netmap.bridge, per switch); 0 restores the default 1024
 	--group GROUP	a switch that -n or -a creates is shared with GROUP (name or gid):
 		its members may open ports on it (directory 02770, files 0660);
 		without it a new switch is private to you (0700, 0600)
@@ -83,9 +104,10 @@ Interfaces:
 					processes then open it as vale0:vi0 and it outlives them
 	vale-ctl -d vale0:vi0		detach it from vale0 (it still exists)
 	vale-ctl -r vi0			remove it (fails while attached or open)
-	vale-ctl -a vale0:eth1		attach kernel interface eth1 (AF_XDP when it can be set up,
-					AF_PACKET otherwise; the method is printed): a forwarder
-					process serves port vale0:eth1, restarted if it dies
+	vale-ctl -a vale0:eth1		attach kernel interface eth1 (a veth or a VM's TAP: AF_PACKET
+					with virtio-net headers, offloads kept; a NIC: AF_XDP when
+					it can be set up, else AF_PACKET; the method is printed): a
+					forwarder process serves port vale0:eth1, restarted if it dies
 	vale-ctl -h vale0:eth1		the same, plus the host stack as port vale0:eth1-h through
 					TAP eth1-h (give it the host's IP configuration)
 	vale-ctl -a vale0:tap:tap0	create (or open) TAP tap0 and attach it (vale0:tap0)
@@ -100,14 +122,20 @@ Interfaces:
 	vale-ctl --set vale0:a --vnet-hdr 10 --mtu 9000
 					change an existing port's header length and MTU
 
-Listing (-l): one line per port, netmap's "NAME bridge:B port:P" followed by
-	pid:OWNER (- when no process has it open), tx:PACKETS rx:PACKETS drops:PACKETS;
-	-v adds bytes, drops by reason and the port's kind; with -v, persistent ports
-	attached nowhere are listed too. A port with a virtio-net header or an MTU
-	other than 1514 shows vnet_hdr:LEN mtu:BYTES (always with -v; -g likewise).
+Listing (-l): netmap's format, one line per port, "NAME bridge_idx B port_idx P";
+	"-l valeX:Y" prints netmap's "bridge_idx: B" and "port_idx:   P" lines.
+	-l -v: vale's listing, "NAME bridge:B port:P pid:OWNER (- when no process has it
+	open) tx:PACKETS rx:PACKETS drops:PACKETS", bytes, drops by reason, the port's kind;
+	persistent ports attached nowhere are listed too. -g prints netmap's six lines
+	(memsize:, tx_slots:, rx_slots:, tx_rings:, rx_rings, mem_id:), -g -v one line.
+	With -v, a port with a virtio-net header or an MTU other than 1514 shows
+	vnet_hdr:LEN mtu:BYTES (-g -v likewise).
 
-Errors are printed as "failed to <create|remove|attach|detach|list|...> NAME: <reason>"
-	and make vale-ctl exit with status 1.
+Names: valeX:Y, and the 2012 forms: vale-a:1 (port 1 of switch vale-a), vale-foo (a
+	port of switch vale). A persistent port may be attached to several switches.
+
+Errors are printed as "failed to <create|remove|attach|detach|list|obtain info for|...> NAME:
+	<reason>" and make vale-ctl exit with status 1 (also a bad option or argument).
 
 Environment:
 	VALE_RUN_DIR	where switches live (default /dev/shm/vale)
@@ -126,7 +154,10 @@ type Cmd =
   | "poll-off"
   | "macs"
   | "remove-switch"
-  | "set";
+  | "set"
+  | "lookup"
+  | "lookup-config"
+  | "batch";
 
 /** strerror() for the errnos vale-ctl reports. */
 function strerror(e: unknown): string {
@@ -174,6 +205,7 @@ function portLine(sw: string, bridge: number, p: PortInfo, verbose: boolean): st
       p.persistent ? "persistent" : "ephemeral",
       ...(p.pipe ? ["pipe"] : []),
       ...(p.exclusive ? ["exclusive"] : []),
+      ...(p.monitor ? [`monitor(${p.monitor.tx ? "t" : ""}${p.monitor.rx ? "r" : ""})`] : []),
     ].join(",");
     s += ` tx_bytes:${c.tx_bytes} rx_bytes:${c.rx_bytes} ring_full:${d.ring_full}` +
       ` bad_slot:${d.bad_slot} no_dest:${d.no_dest} lookup:${d.lookup}` +
@@ -200,6 +232,7 @@ function persistentJson(p: PersistentPort) {
   return {
     name: p.name,
     attached_to: p.attachedTo,
+    attachments: p.attachments,
     tx_rings: i.tx_rings,
     rx_rings: i.rx_rings,
     tx_slots: i.tx_slots,
@@ -210,11 +243,24 @@ function persistentJson(p: PersistentPort) {
   };
 }
 
+/** A listing line in netmap's format (`vale-ctl -l`): `vale0:a bridge_idx 0 port_idx 1`. */
+function netmapLine(sw: string, bridge: number, p: PortInfo): string {
+  return `${sw}:${p.name} bridge_idx ${bridge} port_idx ${p.index}`;
+}
+
+/** Without -v, notes that are not netmap's (damaged switches, gone interfaces) go to stderr. */
+function note(verbose: boolean, line: string): void {
+  if (verbose) out(line);
+  else err(`vale-ctl: ${line}`);
+}
+
 function list(name: string | undefined, json: boolean, verbose: boolean): void {
   const sws = visibleSwitches();
+  const line = (sw: string, b: number, p: PortInfo) =>
+    (verbose ? portLine(sw, b, p, true) : netmapLine(sw, b, p)) + "\n";
   if (name === undefined) {
     const all = sws.map((sw, b) => ({ sw, b, info: tryInfo(sw) }));
-    const persistent = listPersistent();
+    const persistent = json || verbose ? listPersistent() : []; // (it reads every switch)
     if (json) {
       out(
         JSON.stringify({
@@ -226,11 +272,13 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
       return;
     }
     for (const { sw, b, info } of all) {
-      for (const p of info?.ports ?? []) out(portLine(sw, b, p, verbose) + "\n");
+      for (const p of info?.ports ?? []) out(line(sw, b, p));
       // a damaged switch is listed, not hidden: the user must learn it is there
-      if (!info && damaged.has(sw)) out(`${sw} bridge:${b} DAMAGED: ${damaged.get(sw)}\n`);
+      if (!info && damaged.has(sw)) {
+        note(verbose, `${sw} bridge:${b} DAMAGED: ${damaged.get(sw)}\n`);
+      }
     }
-    listDetachedKernelInterfaces(); // kernel interfaces: see below
+    listDetachedKernelInterfaces(verbose); // kernel interfaces: see below
     if (verbose) {
       for (const p of persistent.filter((p) => !p.attachedTo)) {
         out(`${p.name} persistent, attached to no switch\n`);
@@ -238,22 +286,35 @@ function list(name: string | undefined, json: boolean, verbose: boolean): void {
     }
     return;
   }
-  // "-l vale0" lists one switch; "-l vale0:a" one port
-  if (/^vale[A-Za-z0-9_]*$/.test(name)) {
+  // "-l vale0" lists one switch (an extension); "-l vale0:a" one port, in
+  // netmap's two lines. A 2012 name without ':' (vale-foo) is a switch if one
+  // of that name exists, else the port of switch 'vale' it names.
+  if (isSwitchName(name) && (sws.includes(name) || damaged.has(name) || !isPortName(name))) {
     const b = sws.indexOf(name);
     const info = b >= 0 ? tryInfo(name) : null;
     if (!info && damaged.has(name)) throw new ValeError(Errno.EPROTO, damaged.get(name)!);
-    if (!info) throw new ValeError(Errno.ENXIO, `no switch ${name}`);
+    if (!info) throw new ValeError(Errno.ENOENT, `no switch ${name}`);
     if (json) out(JSON.stringify({ bridge: b, ...info }) + "\n");
-    else for (const p of info.ports) out(portLine(name, b, p, verbose) + "\n");
+    else for (const p of info.ports) out(line(name, b, p));
     return;
   }
   const [sw, key] = switchPort(name);
   const b = sws.indexOf(sw);
   const p = b >= 0 ? tryInfo(sw)?.ports.find((q) => q.name === key) : undefined;
-  if (!p) throw new ValeError(Errno.ENXIO, `no port ${sw}:${key}`);
+  // netmap: ENOENT for a switch that does not exist (and port_idx 255 with status 0 for a
+  // port that does not exist on one that does; vale says ENOENT for both)
+  if (!p) throw new ValeError(Errno.ENOENT, `no port ${sw}:${key}`);
   if (json) out(JSON.stringify({ switch: sw, bridge: b, ...p }) + "\n");
-  else out(portLine(sw, b, p, verbose) + "\n");
+  else if (verbose) out(portLine(sw, b, p, true) + "\n");
+  else out(`bridge_idx: ${b}\nport_idx:   ${p.index}\n`);
+}
+
+function isPortName(name: string): boolean {
+  try {
+    return parsePortName(name).kind === "vale";
+  } catch {
+    return false;
+  }
 }
 
 interface Geometry {
@@ -283,8 +344,10 @@ function info(name: string, conf: NmrConfig, vnet: VnetSettings): Geometry {
   });
   if (!name.includes(":")) {
     const p = validPersistentName(name) ? findPersistent(name) : null;
-    if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
-    return geo(p.info);
+    if (p) return geo(p.info);
+    // a 2012 name (vale-foo: port vale-foo of switch vale) is a port; anything else was a
+    // persistent port that does not exist
+    if (!name.startsWith("vale")) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
   }
   const [sw, key] = switchPort(name);
   const existing = tryInfo(sw)?.ports.find((q) => q.name === key);
@@ -345,7 +408,7 @@ function attachKernelInterface(name: string, host: boolean, verbose: boolean): v
   const prevGroup = Deno.env.get("VALE_GROUP");
   if (shareGroup !== undefined) Deno.env.set("VALE_GROUP", shareGroup);
   try {
-    a = attachInterfaceSync(name, { host });
+    a = attachInterfaceSync(name, { host, vnetHdr: attachVnetHdr });
   } catch (e) {
     // the reason (a missing privilege, the method's error) matters here: always say it
     if (!verbose && e instanceof ValeError) err(`vale-ctl: ${e.message}\n`);
@@ -383,10 +446,10 @@ function kernelNote(sw: string, p: PortInfo): string {
 }
 
 /** Attachments whose interface went away (or that failed): their ports are gone, say why. */
-function listDetachedKernelInterfaces(): void {
+function listDetachedKernelInterfaces(verbose: boolean): void {
   for (const a of listAttachments()) {
     if (a.status === "gone" || a.status === "failed") {
-      out(`${a.name} ${a.status}: ${a.message} ('vale-ctl -d ${a.name}' forgets it)\n`);
+      note(verbose, `${a.name} ${a.status}: ${a.message} ('vale-ctl -d ${a.name}' forgets it)\n`);
     }
   }
 }
@@ -395,6 +458,8 @@ function listDetachedKernelInterfaces(): void {
 
 /** --group: share the switches this command creates. */
 let shareGroup: string | undefined;
+/** --vnet-hdr with -a/-h of a kernel interface: the attachment's header (default 12, 0 none). */
+let attachVnetHdr: 0 | 10 | 12 | undefined;
 
 /** `valeX:tap:NAME`, `valeX:netmap:IF`, `valeX:xdp:IF`, `valeX:packet:IF` (lib/names.ts)? */
 function namesKernelPort(name: string): boolean {
@@ -419,6 +484,17 @@ function attach(name: string, host: boolean, verbose: boolean): void {
   attachKernelInterface(name, host, verbose);
 }
 
+/** `SWITCH:VALUE` (--lookup, --lookup-config): a switch name cannot hold ':'. */
+function switchAnd(arg: string, what: string): [string, string] {
+  const colon = arg.indexOf(":");
+  const sw = colon < 0 ? arg : arg.slice(0, colon);
+  if (colon < 0 || !isSwitchName(sw) || colon === arg.length - 1) {
+    throw new ValeError(Errno.EINVAL, `expected SWITCH:${what} (e.g. vale0:${what}), got '${arg}'`);
+  }
+  if (!listSwitches().includes(sw)) throw new ValeError(Errno.ENXIO, `no switch ${sw}`);
+  return [sw, arg.slice(colon + 1)];
+}
+
 /** vale-ctl's main(); returns the exit status. */
 export function main(argv: string[]): number {
   const g = getopt("vale-ctl", argv, "d:a:h:g:l::n:r:C:p:P:m:v", [
@@ -431,12 +507,15 @@ export function main(argv: string[]): number {
     { name: "vnet-hdr", arg: "required" },
     { name: "mtu", arg: "required" },
     { name: "set", arg: "required" },
+    { name: "lookup", arg: "required" },
+    { name: "lookup-config", arg: "required" },
+    { name: "batch", arg: "required" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
     err(`bad option ${g.badOpt} (null)\n`);
     err(USAGE);
-    return 255;
+    return 1;
   }
   let cmd: Cmd | undefined, name: string | undefined, config = "";
   let json = false, verbose = false, memid = 0;
@@ -446,6 +525,7 @@ export function main(argv: string[]): number {
     return Number(a);
   };
   shareGroup = undefined;
+  attachVnetHdr = undefined;
   for (const { opt, arg } of g.opts) {
     switch (opt) {
       case "help":
@@ -466,6 +546,7 @@ export function main(argv: string[]): number {
           if (opt === "mtu") vnet.mtu = intArg(opt, arg!);
           else vnet.vnetHdrLen = intArg(opt, arg!);
           checkVnet(vnet);
+          attachVnetHdr = vnet.vnetHdrLen as 0 | 10 | 12 | undefined;
         } catch (e) {
           err(`vale-ctl: ${(e as Error).message}\n`);
           return 1;
@@ -492,6 +573,9 @@ export function main(argv: string[]): number {
           showmacs: "macs",
           "remove-switch": "remove-switch",
           set: "set",
+          lookup: "lookup",
+          "lookup-config": "lookup-config",
+          batch: "batch",
         };
         cmd = map[opt];
         name = arg;
@@ -504,9 +588,15 @@ export function main(argv: string[]): number {
   }
   if (g.operands.length) {
     err(USAGE);
-    return 255;
+    return 1;
   }
   cmd ??= "list";
+  // netmap: -l takes a VALE name
+  if (cmd === "list" && name !== undefined && !name.startsWith("vale")) {
+    err(`invalid vale port name: '${name}'\n`);
+    err(USAGE);
+    return 1;
+  }
   if (memid && verbose) {
     err(`vale-ctl: -m ${memid} ignored: every vale port has its own memory region\n`);
   }
@@ -518,18 +608,22 @@ export function main(argv: string[]): number {
     attach: "attach",
     "attach-host": "attach",
     detach: "detach",
-    info: "get info for",
-    "poll-on": "start polling on",
-    "poll-off": "stop polling on",
+    info: "obtain info for",
+    "poll-on": "enable polling on",
+    "poll-off": "disable polling on",
     macs: "list MAC addresses of",
     "remove-switch": "remove switch",
     set: "set",
+    lookup: "set the lookup module of",
+    "lookup-config": "configure the lookup module of",
+    batch: "set the batch size of",
   };
   if (cmd === "set" && vnet.vnetHdrLen === undefined && vnet.mtu === undefined) {
     err("vale-ctl: --set needs --vnet-hdr LEN and/or --mtu BYTES\n");
     return 255;
   }
   try {
+    migrateLegacyHolding(); // a run directory of an older vale: see lib/switch/persistent.ts
     switch (cmd) {
       case "list":
         list(name, json, verbose);
@@ -563,11 +657,17 @@ export function main(argv: string[]): number {
       case "info": {
         const i = info(name!, conf, vnet);
         if (json) out(JSON.stringify(i) + "\n");
-        else {
+        else if (verbose) {
           out(
             `${name}: memsize ${i.memsize} tx_slots ${i.tx_slots} rx_slots ${i.rx_slots} ` +
               `tx_rings ${i.tx_rings} rx_rings ${i.rx_rings} mem_id ${i.mem_id}` +
               vnetNote(i, verbose, " ") + "\n",
+          );
+        } else {
+          // netmap's lines, verbatim (its "rx_rings" line has no ':')
+          out(
+            `memsize:    ${i.memsize}\ntx_slots:   ${i.tx_slots}\nrx_slots:   ${i.rx_slots}\n` +
+              `tx_rings:   ${i.tx_rings}\nrx_rings    ${i.rx_rings}\nmem_id:     ${i.mem_id}\n`,
           );
         }
         break;
@@ -587,7 +687,7 @@ export function main(argv: string[]): number {
         macs(name, json, verbose);
         break;
       case "remove-switch":
-        if (!/^vale[A-Za-z0-9_]*$/.test(name!)) {
+        if (!isSwitchName(name!)) {
           throw new ValeError(Errno.EINVAL, `${name} is not a switch name (valeX)`);
         }
         try {
@@ -600,6 +700,30 @@ export function main(argv: string[]): number {
         }
         if (verbose) out(`removed switch ${name}\n`);
         break;
+      case "lookup": {
+        const [sw, module] = switchAnd(name!, "MODULE");
+        setLookup(sw, module);
+        if (verbose) out(`${sw}: lookup module ${module}\n`);
+        break;
+      }
+      case "batch": {
+        const [sw, n] = switchAnd(name!, "N");
+        if (!/^[0-9]{1,5}$/.test(n) || Number(n) > MAX_BATCH) {
+          throw new ValeError(
+            Errno.EINVAL,
+            `batch '${n}' is out of range (1..${MAX_BATCH}, 0 = default ${MAX_BATCH})`,
+          );
+        }
+        setBatch(sw, Number(n));
+        if (verbose) out(`${sw}: batch ${Number(n) || MAX_BATCH}\n`);
+        break;
+      }
+      case "lookup-config": {
+        const [sw, request] = switchAnd(name!, "REQUEST");
+        const reply = configLookup(sw, request);
+        out(reply.endsWith("\n") || reply === "" ? reply : reply + "\n");
+        break;
+      }
     }
   } catch (e) {
     if (!(e instanceof ValeError || e instanceof PortNameError)) throw e;

@@ -33,6 +33,18 @@ export const COMMANDS: Record<string, Command> = {
     module: () => import("./capture.ts"),
     summary: "write what reaches a port to a pcap file (tcpdump -r reads it)",
   },
+  top: {
+    module: () => import("./top.ts"),
+    summary: "live view of switches: per port rates, drops, rings (q quits)",
+  },
+  replay: {
+    module: () => import("./replay.ts"),
+    summary: "send a pcap/pcapng file into a port, timed (netmap's nmreplay)",
+  },
+  topo: {
+    module: () => import("./topo.ts"),
+    summary: "test topologies from a JSON file: up, down, status (docs/topology.md)",
+  },
   list: {
     module: () => import("./vale-ctl.ts"),
     summary: "list switches and ports (vale-ctl -l)",

@@ -1,10 +1,13 @@
 /**
- * Finds and loads libvale.so. `VALE_LIB` overrides the path; otherwise the
- * library built from this checkout's c-src/ into build/ is used, and built
- * on first use when it is missing and a C compiler is around.
+ * Finds and loads libvale.so. `VALE_LIB` overrides the path; otherwise, in a
+ * checkout (this module is a file), the library built from its c-src/ into
+ * build/ is used, and built on first use when it is missing and a C compiler
+ * is around; imported from a URL (no checkout), the library is built once
+ * from the published C sources into a per-user cache (ffi/native_cache.ts).
  *
  * @module
  */
+import { ensureCachedLibrary } from "./native_cache.ts";
 import { symbols, type ValeSymbols } from "./symbols.ts";
 
 /** Layout version this TypeScript code was written against (c-src/include/vale.h). */
@@ -42,6 +45,7 @@ let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
 export function vale(): ValeSymbols {
   if (lib) return lib.symbols;
   let path = Deno.env.get("VALE_LIB");
+  if (!path && root.protocol !== "file:") path = ensureCachedLibrary(root);
   if (!path) {
     path = defaultLibraryPath();
     if (!exists(path)) tryBuild();

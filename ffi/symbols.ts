@@ -39,6 +39,7 @@ export const symbols = {
   vale_remove_port: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   vale_remove_switch: { parameters: ["buffer", "buffer"], result: "i32" },
   vale_set_lookup: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  vale_set_batch: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
   vale_lookup_config: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "u32"],
     result: "i32",
@@ -59,6 +60,8 @@ export const symbols = {
   // c-src/apps/pktgen.c: create(conf, conf_len, frame, frame_len) -> ctx | null
   vale_pg_create: { parameters: ["buffer", "u32", "buffer", "u32"], result: "pointer" },
   vale_pg_set_port: { parameters: ["pointer", "u32", "pointer"], result: "i32" },
+  // -P FILE with several frames: records [u32 len][len bytes], sent in turn (tx)
+  vale_pg_set_frames: { parameters: ["pointer", "buffer", "u64"], result: "i32" },
   vale_pg_stats: { parameters: ["pointer"], result: "pointer" },
   vale_pg_run: { parameters: ["pointer"], result: "i32", nonblocking: true },
   vale_pg_stop: { parameters: ["pointer"], result: "void" },

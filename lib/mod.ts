@@ -21,6 +21,7 @@ export { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./switch/ring.ts";
 export { ValeError } from "./errors.ts";
 export {
   formatPortName,
+  isSwitchName,
   parsePortName,
   PortNameError,
   type PortSpec,
@@ -32,11 +33,14 @@ export {
   createPersistentPort,
   listSwitches,
   type MacEntry,
+  MAX_BATCH,
+  type MonitorInfo,
   portCounters,
   type PortInfo,
   reap,
   removePort,
   removeSwitch,
+  setBatch,
   setLookup,
   setPortInfo,
   setPortVnet,
@@ -53,3 +57,37 @@ export {
   listAttachments,
 } from "./attach/attach.ts";
 export { PktGen, type PktGenConf } from "./tools/pktgen.ts";
+export {
+  type PortRates,
+  type SortKey,
+  sortPorts,
+  type SwitchRates,
+  TopSampler,
+  type TopSnapshot,
+} from "./tools/top.ts";
+export { Topology, type TopologyUpOptions } from "./topo/topology.ts";
+export {
+  type CounterSnapshot,
+  Network,
+  openTopology,
+  type PingAllResult,
+  type PingResult,
+  type PktGenResult,
+  type TcpResult,
+  type TopologyStatus,
+} from "./topo/network.ts";
+export { Host, type HostInterface, type SpawnOptions } from "./topo/host.ts";
+export {
+  type HostLinkSpec,
+  type HostSpec,
+  type LinkSpec,
+  type RouteSpec,
+  type SwitchLinkSpec,
+  type SwitchSpec,
+  TopologyError,
+  type TopologySpec,
+  validateTopology,
+} from "./topo/spec.ts";
+export type { RunOptions, RunResult } from "./topo/sys.ts";
+export type { UpOptions } from "./topo/lifecycle.ts";
+export { Replay, type ReplayOptions, type ReplayStats } from "./tools/replay.ts";

@@ -214,9 +214,26 @@ const PREFIXES =
   "'valeX:', 'netmap:', 'xdp:', 'packet:', 'tap:', 'memif:', 'pcap:', 'vhost:' or 'vhost-client:'";
 /** Characters that end a name and start a suffix in the netmap grammar. */
 const NAME_END = "{}^*/@";
+/** Characters a switch or VALE port name may not hold besides space and control codes: the grammar's. */
+const VALE_RESERVED = "/:{}^*@";
+/** What a switch or VALE port name may hold, for messages. */
+const VALE_CHARS = "allowed: printable ASCII except space and '/', ':', '{', '}', '^', '*', '@'";
 
 function isIdentChar(c: string): boolean {
   return (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "_";
+}
+
+/**
+ * A character of a switch name or VALE port name: printable ASCII except space
+ * and the grammar's reserved characters. The 2012 VALE took arbitrary strings;
+ * these are the ones that are safe as a file name (a switch is a directory),
+ * read back unambiguously, and keep listings' columns and byte counts exact
+ * (non-ASCII would make netmap's 16-byte limit differ from the character count).
+ * c-src/core/switch.c vale_valid_ident checks the same set.
+ */
+function isValeNameChar(c: string): boolean {
+  const cp = c.codePointAt(0)!;
+  return cp > 0x20 && cp < 0x7f && !VALE_RESERVED.includes(c);
 }
 
 function isDigit(c: string | undefined): boolean {
@@ -267,6 +284,8 @@ interface NetmapLikeType {
   kind: "vale" | "netmap" | "tap";
   /** The prefix as written before ':' (`vale0`, `netmap`, `xdp`, `packet`, `tap`). */
   prefix: string;
+  /** Where the port name starts when not right after `prefix:` (0 for the 2012 `vale-foo`). */
+  start?: number;
   method?: AccessMethod;
 }
 
@@ -275,6 +294,8 @@ interface NetmapLikeType {
 
 class Parser {
   readonly s: string;
+  /** The name is the 2012 form without ':' (a port of switch 'vale'). */
+  noColon = false;
 
   constructor(s: string) {
     this.s = s;
@@ -339,20 +360,39 @@ class Parser {
     this.fail(`unknown port type '${printable(prefix)}:' (expected ${PREFIXES})`, 0);
   }
 
-  /** `valeX:` — X is [A-Za-z0-9_]*, and the ':' within the first 16 characters. */
+  /**
+   * The switch of a name starting with `vale`. Two forms, both netmap's: the
+   * switch runs from `vale` up to the first ':' (`vale0:a`, `vale:0`, and the
+   * 2012 `vale-a:1`); a name with no ':' before its suffixes is a port of the
+   * default switch `vale` named by the whole string (2012: `vale-foo`).
+   */
   parseSwitchPrefix(): NetmapLikeType {
     const s = this.s;
     let i = 4;
-    while (i < s.length && isIdentChar(s[i])) i++;
-    if (i === s.length) {
-      this.fail(`missing ':' after the switch name (expected '${printable(s)}:PORT')`, i);
-    }
+    while (i < s.length && !":{}^*/@".includes(s[i])) i++;
     if (s[i] !== ":") {
-      this.fail(
-        `invalid character ${showChar(s[i])} in switch name '${printable(s.slice(0, i + 1))}' ` +
-          "(expected 'valeX:PORT'; X may hold letters, digits and '_')",
-        i,
-      );
+      // no ':' before the suffixes: the 2012 default-switch form, unless a ':'
+      // follows (before any option), which means a reserved character in a switch name
+      const opt = s.indexOf("@", i);
+      const colon = s.indexOf(":", i);
+      if (i < s.length && colon >= 0 && (opt < 0 || colon < opt)) {
+        this.fail(
+          `invalid character ${showChar(s[i])} in switch name '${printable(s.slice(0, colon))}' ` +
+            `(${VALE_CHARS})`,
+          i,
+        );
+      }
+      this.noColon = true;
+      return { kind: "vale", prefix: "vale", start: 0 };
+    }
+    for (let k = 4; k < i; k++) {
+      if (!isValeNameChar(s[k])) {
+        this.fail(
+          `invalid character ${showChar(s[k])} in switch name '${printable(s.slice(0, i))}' ` +
+            `(${VALE_CHARS})`,
+          k,
+        );
+      }
     }
     if (i > MAX_SWITCH_NAME_LENGTH) {
       this.fail(
@@ -367,7 +407,7 @@ class Parser {
   /** valeX:, netmap:, xdp:, packet:, tap: — the netmap grammar. */
   parseNetmapLike(t: NetmapLikeType): PortSpec {
     const s = this.s;
-    const start = t.prefix.length + 1;
+    const start = t.start ?? t.prefix.length + 1;
     const what = t.kind === "vale" ? "port name" : t.kind === "tap" ? "TAP name" : "interface name";
     let i = this.scanTo(start, NAME_END);
     let base = s.slice(start, i);
@@ -547,7 +587,11 @@ class Parser {
     return n;
   }
 
-  /** A VALE port, interface or TAP name: [A-Za-z0-9_.-], 1..15 characters, not '.' or '..'. */
+  /**
+   * A VALE port, interface or TAP name, 1..15 characters: interfaces and TAPs
+   * [A-Za-z0-9_.-] (the kernel's names), VALE ports any {@link isValeNameChar};
+   * all start with a letter, a digit or '_' (not '.', '..', or '-' read as an option).
+   */
   checkName(name: string, pos: number, what: string): void {
     if (name.length === 0) {
       const next = this.s[pos];
@@ -558,12 +602,13 @@ class Parser {
         pos,
       );
     }
+    const vale = what === "port name";
     for (let k = 0; k < name.length; k++) {
       const c = name[k];
-      if (!isIdentChar(c) && c !== "." && c !== "-") {
+      if (vale ? !isValeNameChar(c) : !isIdentChar(c) && c !== "." && c !== "-") {
         this.fail(
           `invalid character ${showChar(c)} in ${what} '${printable(name)}' ` +
-            "(allowed: letters, digits, '_', '.', '-')",
+            (vale ? `(${VALE_CHARS})` : "(allowed: letters, digits, '_', '.', '-')"),
           pos + k,
         );
       }
@@ -573,7 +618,10 @@ class Parser {
     }
     if (name.length > MAX_IFNAME_LENGTH) {
       this.fail(
-        `${what} '${name}' is ${name.length} characters; at most ${MAX_IFNAME_LENGTH} are allowed`,
+        `${what} '${name}' is ${name.length} characters; at most ${MAX_IFNAME_LENGTH} are allowed` +
+          (pos === 0
+            ? " (a name without ':' is a port of switch 'vale' named by the whole name)"
+            : ""),
         pos + MAX_IFNAME_LENGTH,
       );
     }
@@ -723,8 +771,10 @@ class Parser {
       case "kloop":
         this.fail(`option '${name}' is not supported by vale`, pos);
     }
+    // 'vale@x:1': the user meant switch 'vale@x', but '@' starts the options
+    const hint = this.noColon && delim === ":" ? "; '@' cannot be part of a switch name" : "";
     this.fail(
-      `unknown option '${printable(name)}' (options: '@conf:KEY=N,...', '@share=PORT')`,
+      `unknown option '${printable(name)}' (options: '@conf:KEY=N,...', '@share=PORT'${hint})`,
       pos,
     );
   }
@@ -1167,4 +1217,17 @@ export function parseAttachName(name: string): AttachSpec {
   }
   const port = kernel.iface!;
   return rest.includes(":") ? { switchName, port, kernel } : { switchName, port };
+}
+
+/**
+ * Is `name` a switch name as a port name writes it before its ':' (`vale0`,
+ * `vale`, the 2012 `vale-a`)? `vale` followed by at most 11 printable ASCII
+ * characters other than space and `/ : { } ^ * @`. Internal switches (the
+ * holding switch of unattached persistent ports) have names that are not.
+ */
+export function isSwitchName(name: string): boolean {
+  if (typeof name !== "string" || !name.startsWith("vale")) return false;
+  if (name.length > MAX_SWITCH_NAME_LENGTH) return false;
+  for (let k = 4; k < name.length; k++) if (!isValeNameChar(name[k])) return false;
+  return true;
 }

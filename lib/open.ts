@@ -48,14 +48,15 @@ export const OPENERS: Readonly<Record<PortKind, PortOpener>> = {
   ),
   vhost: openVhostPort, // lib/backends/vhost.ts (vhost: and vhost-client:)
   pcap: notYet(
-    "no pcap port yet: replay a file with 'pkt-gen -P FILE', capture with 'vale capture'",
+    "no pcap port yet: replay a file with 'vale replay PORT FILE', capture with 'vale capture'",
   ),
 };
 
 /** What no kind supports here: refused before the kind's opener runs. */
 function refuseUnsupported(spec: PortSpec): void {
-  const why = spec.flags.zcopyMonitor || spec.flags.txMonitor || spec.flags.rxMonitor
-    ? "monitor ports are not supported; use 'vale capture'"
+  const why = (spec.flags.zcopyMonitor || spec.flags.txMonitor || spec.flags.rxMonitor) &&
+      spec.kind !== "vale"
+    ? "monitors exist on switch ports only (monitor the switch port it is attached to)"
     : spec.memId !== undefined || spec.share !== undefined
     ? "memory regions are per port here (@N/@share unsupported)"
     : undefined;

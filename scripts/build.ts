@@ -10,9 +10,13 @@
 // UBSan (-O1, frame pointers kept): for C programs linked against it
 // (tests/sanitize_test.ts), not for Deno, which would need the runtime preloaded.
 //
-// CC and CFLAGS from the environment are honoured, like make.
+// CC and CFLAGS from the environment are honoured, like make. The flags are
+// ffi/native_build.ts's, shared with the build of a package imported from a
+// URL; the build also refreshes that package's manifest (ffi/c_sources.ts).
 
 import { parseArgs } from "node:util";
+import { compileArgs, LINK_LIBS } from "../ffi/native_build.ts";
+import { writeManifest } from "./c_manifest.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const srcDir = `${root}c-src`;
@@ -28,6 +32,7 @@ export async function buildLibrary(
   const walk = (dir: string) => {
     for (const e of Deno.readDirSync(dir)) {
       const p = `${dir}/${e.name}`;
+      if (e.isDirectory && p === INTERPOSE_DIR) continue; // its own library, below
       if (e.isDirectory) walk(p);
       if (!e.isFile) continue;
       if (e.name.endsWith(".c")) sources.push(p);
@@ -42,36 +47,17 @@ export async function buildLibrary(
   try {
     built = Deno.statSync(out).mtime?.getTime() ?? 0;
   } catch { /* not built yet */ }
-  if (!opts.force && built >= newest) return out;
+  if (!opts.force && built >= newest) {
+    if (!opts.sanitize) await buildInterposer(out, opts);
+    return out;
+  }
+  if (!opts.sanitize) await writeManifest(); // the sources a URL import builds from
 
   Deno.mkdirSync(dir, { recursive: true });
   const cc = Deno.env.get("CC") ?? "cc";
-  const flags = opts.sanitize
-    ? ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
-    : opts.debug
-    ? ["-O0", "-g", "-fsanitize=address,undefined"]
-    : ["-O3", "-march=native", "-g"];
-  const extra = (Deno.env.get("CFLAGS") ?? "").split(/\s+/).filter(Boolean);
   const tmp = `${out}.tmp.${Deno.pid}`;
-  const args = [
-    "-std=gnu11",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-    "-fPIC",
-    "-shared",
-    "-fvisibility=hidden",
-    "-D_GNU_SOURCE",
-    `-I${srcDir}/include`, // public headers: vale.h, vale_app.h, io.h
-    `-I${srcDir}/core`, // the switch's private header internal.h
-    ...flags,
-    ...extra,
-    "-o",
-    tmp,
-    ...sources,
-    "-lpthread",
-    "-ldl",
-  ];
+  const mode = opts.sanitize ? "sanitize" : opts.debug ? "debug" : "release";
+  const args = [...compileArgs(srcDir, mode), "-o", tmp, ...sources, ...LINK_LIBS];
   if (!opts.quiet) {
     console.error(`build: ${cc} … -o ${out.slice(root.length)} (${sources.length} files)`);
   }
@@ -85,6 +71,69 @@ export async function buildLibrary(
   }
   if (!res.success) throw new Error(`build: ${cc} failed (exit ${res.code})`);
   Deno.renameSync(tmp, out); // atomic: a running process keeps its old mapping
+  if (!opts.sanitize) await buildInterposer(out, { ...opts, force: true });
+  return out;
+}
+
+// build/libvale-pcap.so: the libpcap interposer (c-src/interpose/, docs/pcap.md),
+// linked against build/libvale.so (found next to it at run time: rpath
+// $ORIGIN). It declares the libpcap ABI it needs itself and finds the real
+// libpcap at run time, so building it needs no libpcap headers.
+const INTERPOSE_DIR = `${srcDir}/interpose`;
+
+export async function buildInterposer(
+  libvale: string,
+  opts: { force?: boolean; debug?: boolean; quiet?: boolean } = {},
+): Promise<string> {
+  const out = `${outDir}/libvale-pcap.so`;
+  const sources: string[] = [];
+  let newest = Deno.statSync(libvale).mtime?.getTime() ?? 0;
+  for (const e of Deno.readDirSync(INTERPOSE_DIR)) {
+    const p = `${INTERPOSE_DIR}/${e.name}`;
+    if (e.name.endsWith(".c")) sources.push(p);
+    if (e.name.endsWith(".c") || e.name.endsWith(".h")) {
+      newest = Math.max(newest, Deno.statSync(p).mtime?.getTime() ?? 0);
+    }
+  }
+  for (const h of ["vale.h", "vale_app.h"]) {
+    newest = Math.max(newest, Deno.statSync(`${srcDir}/include/${h}`).mtime?.getTime() ?? 0);
+  }
+  sources.sort();
+  let built = 0;
+  try {
+    built = Deno.statSync(out).mtime?.getTime() ?? 0;
+  } catch { /* not built yet */ }
+  if (!opts.force && built >= newest) return out;
+  const cc = Deno.env.get("CC") ?? "cc";
+  const extra = (Deno.env.get("CFLAGS") ?? "").split(/\s+/).filter(Boolean);
+  const tmp = `${out}.tmp.${Deno.pid}`;
+  const args = [
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    "-fPIC",
+    "-shared",
+    "-fvisibility=hidden",
+    "-D_GNU_SOURCE",
+    `-I${srcDir}/include`,
+    ...(opts.debug ? ["-O0", "-g"] : ["-O2", "-g"]),
+    ...extra,
+    "-o",
+    tmp,
+    ...sources,
+    `-L${outDir}`,
+    "-lvale",
+    "-Wl,-rpath,$ORIGIN",
+    "-lpthread",
+    "-ldl",
+  ];
+  if (!opts.quiet) {
+    console.error(`build: ${cc} … -o ${out.slice(root.length)} (${sources.length} files)`);
+  }
+  const res = await new Deno.Command(cc, { args, stdout: "inherit", stderr: "inherit" }).output();
+  if (!res.success) throw new Error(`build: ${cc} failed for libvale-pcap.so (exit ${res.code})`);
+  Deno.renameSync(tmp, out);
   return out;
 }
 

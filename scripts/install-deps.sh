@@ -5,7 +5,7 @@
 # only prints what is missing and the command to install it.
 #
 #   scripts/install-deps.sh            # install what is missing
-#   scripts/install-deps.sh --qemu     # also QEMU (the QEMU case of tests/kernel_attach_test.ts)
+#   scripts/install-deps.sh --qemu     # also QEMU, and the test guest (scripts/guest/prepare.ts)
 #   scripts/install-deps.sh --check    # only report (exit 1 if something is missing)
 #
 # Package → program:
@@ -18,12 +18,10 @@
 #   procps        → sysctl    IPv6 off inside the test namespaces
 #   kmod          → modprobe  loading tun / veth when they are modules
 #   util-linux    → setpriv   the "without privileges" case
+#   tcpreplay     → tcpreplay injection through the libpcap interposer (tests/pcap_interposer_test.ts)
+#   libpcap-dev   → pcap-config  <pcap/pcap.h> for that test's libpcap program (tests/pcap/)
 #   dpdk-dev      → dpdk-testpmd  virtio-user front-ends of tests/vhost_user_test.ts, bench rows
 #   qemu-system-x86 → qemu-system-x86_64  (--qemu only; ~40 MB)
-#
-# --qemu also builds the test guest (tests/helpers/guest.ts) in build/guest/
-# with scripts/guest/prepare.ts: `apt-get download` of linux-image-cloud-amd64's
-# kernel and busybox-static, unpacked with dpkg-deb (nothing installed).
 #
 # Exit status: 0 when everything is there or was installed, and also when it
 # cannot install (not root, no apt-get: the tests then skip, saying why);
@@ -37,7 +35,7 @@ for a in "$@"; do
   --check) check_only=1 ;;
   --qemu) with_qemu=1 ;;
   -h | --help)
-    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -47,7 +45,7 @@ for a in "$@"; do
   esac
 done
 
-wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv dpdk-dev:dpdk-testpmd"
+wanted="iproute2:ip iputils-ping:ping iperf3:iperf3 ethtool:ethtool tcpdump:tcpdump tshark:tshark procps:sysctl kmod:modprobe util-linux:setpriv tcpreplay:tcpreplay libpcap-dev:pcap-config dpdk-dev:dpdk-testpmd"
 if [ "$with_qemu" = 1 ]; then
   wanted="$wanted qemu-system-x86:qemu-system-x86_64"
 fi

@@ -13,14 +13,27 @@ const TOOLS: { cmd: string[]; page: string }[] = [
   { cmd: ["bin/vale-ctl", "--help"], page: "vale-ctl.8" },
   { cmd: ["bin/bridge", "--help"], page: "bridge.8" },
   { cmd: ["bin/vale", "capture", "--help"], page: "vale.1" },
+  { cmd: ["bin/vale", "top", "--help"], page: "vale.1" },
+  { cmd: ["bin/vale", "replay", "--help"], page: "vale.1" },
+  { cmd: ["bin/vale", "topo", "--help"], page: "vale.1" },
 ];
 
 const SECTIONS: Record<string, string[]> = {
   "pkt-gen.8": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT"],
   "vale-ctl.8": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT", "FILES"],
   "bridge.8": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT"],
-  "vale.1": ["COMMANDS", "CAPTURE", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT"],
+  "vale.1": [
+    "COMMANDS",
+    "CAPTURE",
+    "REPLAY",
+    "TOP",
+    "TOPO",
+    "EXAMPLES",
+    "EXIT STATUS",
+    "ENVIRONMENT",
+  ],
   "vale.4": ["PORT NAMES", "SEMANTICS", "SECURITY", "ENVIRONMENT", "FILES"],
+  "vale-pcap.1": ["OPTIONS", "EXAMPLES", "EXIT STATUS", "ENVIRONMENT", "FILES"],
 };
 
 async function run(cmd: string[], env: Record<string, string> = {}) {

@@ -4,7 +4,14 @@
 // helpers/names_table.ts: tests/fuzz/ starts from it too.
 
 import assert from "node:assert/strict";
-import { formatPortName, parsePortName, PortNameError, switchPortKey } from "../lib/names.ts";
+import {
+  formatPortName,
+  isSwitchName,
+  parseAttachName,
+  parsePortName,
+  PortNameError,
+  switchPortKey,
+} from "../lib/names.ts";
 import { INVALID, VALID } from "./helpers/names_table.ts";
 
 Deno.test("port names: the table is big enough and has no duplicate rows", () => {
@@ -73,4 +80,27 @@ Deno.test("port names: switchPortKey", async (t) => {
 
 Deno.test("port names: non-string input is a TypeError", () => {
   assert.throws(() => parsePortName(42 as unknown as string), TypeError);
+});
+
+Deno.test("port names: isSwitchName (what listings and vale-ctl take as a switch)", () => {
+  for (const s of ["vale", "vale0", "vale-a", "vale-1", "vale.b", "vale+x", "vale-persistent"]) {
+    assert.ok(isSwitchName(s), s);
+  }
+  for (
+    const s of ["", "val", "VALE0", "persistent-ports", ".kernel", "vale a", "vale/x", "vale:x"]
+  ) {
+    assert.ok(!isSwitchName(s), s);
+  }
+  assert.ok(!isSwitchName("vale-abcdefghijk"), "16 characters");
+  // every switch a parsed name names is one
+  for (const n of ["vale-a:1", "vale-foo", "vale0:p{3", "vale:0"]) {
+    assert.ok(isSwitchName(parsePortName(n).switchName!), n);
+  }
+});
+
+Deno.test("port names: vale-ctl -a/-d names with 2012 switches", () => {
+  assert.deepEqual(parseAttachName("vale-a:vi0"), { switchName: "vale-a", port: "vi0" });
+  const k = parseAttachName("vale-a:tap:tap0");
+  assert.deepEqual([k.switchName, k.port, k.kernel?.kind], ["vale-a", "tap0", "tap"]);
+  assert.throws(() => parseAttachName("vale a:vi0"), PortNameError);
 });

@@ -590,3 +590,161 @@ Deno.test("offload: pkt-gen -H LEN opens its port with the header; the switch co
     assert.equal(rs.bytes, rs.pkts * (60 + hrx), `-H ${hrx}: each frame with its header`);
   }
 });
+
+Deno.test("offload: vale-ctl --vnet-hdr/--mtu on -n, -a keeps them, --set changes them, -l/-g/--json show them", async () => {
+  await using run = await tempRunDir();
+  const ctl = (...args: string[]) => runTool("vale-ctl", args, run.dir);
+  let r = await ctl("-n", "vi0", "--vnet-hdr", "12", "--mtu", "9000");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-a", "vale0:vi0")).code, 0);
+  r = await ctl("-l"); // netmap's format: nothing else
+  assert.equal(r.stdout, "vale0:vi0 bridge_idx 0 port_idx 0\n");
+  assert.match(
+    (await ctl("-l", "-v")).stdout,
+    /^vale0:vi0 bridge:0 port:0 pid:- tx:0 rx:0 drops:0 .* vnet_hdr:12 mtu:9000\n$/,
+  );
+  assert.match(
+    (await ctl("-v", "-g", "vale0:vi0")).stdout,
+    / mem_id \d+ vnet_hdr_len 12 mtu 9000\n$/,
+  );
+  r = await ctl("--set", "vi0", "--vnet-hdr", "10");
+  assert.equal(r.code, 0, r.stderr);
+  const g = JSON.parse((await ctl("-g", "vale0:vi0", "--json")).stdout);
+  assert.deepEqual([g.vnet_hdr_len, g.mtu], [10, 9000], "the attached port changed too");
+  const held = JSON.parse((await ctl("-g", "vi0", "--json")).stdout);
+  assert.deepEqual([held.vnet_hdr_len, held.mtu], [10, 9000], "and the persistent port itself");
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "0", "--mtu", "1514");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await ctl("-l")).stdout, "vale0:vi0 bridge_idx 0 port_idx 0\n");
+  assert.match((await ctl("-l", "-v")).stdout, / bad_vnet:0 too_big:0 .* vnet_hdr:0 mtu:1514\n$/);
+  r = await ctl("--set", "vale0:vi0", "--vnet-hdr", "11");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /virtio-net header length 11: 0, 10 or 12/);
+  r = await ctl("--set", "vale0:vi0", "--mtu", "63");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /MTU 63 out of range 64\.\.65553/);
+  r = await ctl("--set", "vale0:vi0");
+  assert.equal(r.code, 255);
+  assert.match(r.stderr, /--set needs --vnet-hdr LEN and\/or --mtu BYTES/);
+  r = await ctl("--set", "vale0:nope", "--mtu", "1500");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /failed to set vale0:nope: No such device or address/);
+  assert.equal((await ctl("-d", "vale0:vi0")).code, 0);
+  assert.equal((await ctl("-r", "vi0")).code, 0);
+});
+
+Deno.test("offload: a flood is converted for each destination as it needs", async () => {
+  await using run = await tempRunDir();
+  const o = { runDir: run.dir };
+  const a = openPort("vale0:a", { ...o, vnetHdrLen: 12 });
+  const b = openPort("vale0:b", { ...o, vnetHdrLen: 0 });
+  const c = openPort("vale0:c", { ...o, vnetHdrLen: 10 });
+  const d = openPort("vale0:d", { ...o, vnetHdrLen: 12 });
+  try {
+    const s: FrameSpec = { data: payload(6000, 18), partial: true, flags: TCP.ACK | TCP.PSH };
+    const bf = buildFrame(s);
+    bf.frame.fill(0xff, 0, 6); // broadcast
+    const h: VnetHdr = {
+      flags: VNET.F_NEEDS_CSUM,
+      gsoType: VNET.GSO_TCPV4,
+      hdrLen: bf.hlen,
+      gsoSize: 1448,
+      csumStart: bf.l4,
+      csumOffset: 16,
+    };
+    assert.ok(a.send(concat(vnetHdr(h, 12), bf.frame)));
+    a.txsync();
+    checkTso(b.tryReceive(), bf, s, 1448, 1514);
+    const fc = c.tryReceive(), fd = d.tryReceive();
+    assert.equal(fc.length, 1);
+    assert.deepEqual(fc[0], concat(vnetHdr(h, 10), bf.frame), "c: the 10-byte header, the frame");
+    assert.equal(fd.length, 1);
+    assert.deepEqual(fd[0], concat(vnetHdr(h, 12), bf.frame), "d: as sent");
+    const info = switchInfo("vale0", o).ports;
+    assert.deepEqual(info.map((p) => [p.name, p.vnet_hdr_len, p.counters.rx_packets]), [
+      ["a", 12, 0],
+      ["b", 0, 5],
+      ["c", 10, 1],
+      ["d", 12, 1],
+    ]);
+  } finally {
+    for (const p of [a, b, c, d]) p.close();
+  }
+});
+
+Deno.test("offload: a super-frame split at odd points across slots segments the same", async () => {
+  await using run = await tempRunDir();
+  const { a, b } = pair(run, "vale0", 12, 0, 9000);
+  try {
+    const s: FrameSpec = {
+      data: payload(20001, 19),
+      v6: true,
+      vlan: 9,
+      tcpOpts: 12,
+      partial: true,
+      flags: TCP.ACK | TCP.PSH | TCP.FIN,
+    };
+    const bf = buildFrame(s);
+    const hdr = vnetHdr({
+      flags: VNET.F_NEEDS_CSUM,
+      gsoType: VNET.GSO_TCPV6,
+      hdrLen: bf.hlen,
+      gsoSize: 3001, // odd: segment boundaries fall at odd offsets of the payload
+      csumStart: bf.l4,
+      csumOffset: 16,
+    }, 12);
+    const whole = concat(hdr, bf.frame);
+    // header and frame cut at odd places: inside the header, the IP and TCP headers, the payload
+    const cuts = [
+      5,
+      12,
+      31,
+      33,
+      77,
+      1000,
+      1001,
+      3047,
+      5095,
+      7143,
+      9000,
+      11048,
+      13096,
+      15144,
+      17192,
+      19240,
+    ];
+    const ring = a.txRings[0];
+    let h = ring.head, prev = 0;
+    for (const end of [...cuts, whole.length]) {
+      ring.bytes.set(whole.subarray(prev, end), ring.bufferOffset(ring.bufIdx(h)));
+      ring.setLen(h, end - prev);
+      ring.setFlags(h, end < whole.length ? 0x20 : 0);
+      h = ring.next(h);
+      prev = end;
+    }
+    ring.advance(h);
+    a.txsync();
+    const out = b.tryReceive();
+    // the header is split across the first two slots: the switch wants it in the first
+    assert.equal(out.length, 0, "a header split across slots is refused");
+    assert.equal(counters(run, "vale0", "a").counters.drops.bad_vnet, 1);
+    // again with the header whole in the first slot and the frame cut as before
+    h = ring.head;
+    prev = 0;
+    for (const end of [...cuts.slice(1), whole.length]) {
+      ring.bytes.set(whole.subarray(prev, end), ring.bufferOffset(ring.bufIdx(h)));
+      ring.setLen(h, end - prev);
+      ring.setFlags(h, end < whole.length ? 0x20 : 0);
+      h = ring.next(h);
+      prev = end;
+    }
+    ring.advance(h);
+    a.txsync();
+    const out2 = b.tryReceive();
+    checkTso(out2, bf, s, 3001, 9000);
+    await tshark(run, "split", out2);
+  } finally {
+    a.close();
+    b.close();
+  }
+});

@@ -61,6 +61,7 @@ struct pg_thread {
 	uint64_t rng;     /* random lengths */
 	uint32_t *seq_exp; /* rxseq: expected sequence per ring */
 	uint8_t *seq_first;
+	uint32_t set_next; /* -P with several frames: the next one to send */
 };
 
 struct pg_ctx {
@@ -76,6 +77,11 @@ struct pg_ctx {
 	uint32_t seq_tmpl; /* sum of the template's first two payload words (txseq) */
 	uint32_t ping_tmpl; /* ... first six (ping's stamp) */
 	uint32_t frag_size, frags;
+	/* -P FILE with several frames (vale_pg_set_frames): sent in turn */
+	uint8_t *set;       /* the frames back to back, vnet headers included */
+	uint64_t *set_off;  /* where frame k starts in set */
+	uint32_t *set_len;  /* its length (vnet header included) */
+	uint32_t nset;
 	struct vale_pg_stats *stats; /* nthreads, 64-byte aligned */
 	struct pg_thread t[PG_MAX_THREADS];
 	pthread_mutex_t out_lock; /* -X dumps from several threads */
@@ -336,6 +342,63 @@ static inline uint32_t pick_len(struct pg_thread *t)
 
 /* ---------------- tx / txseq ---------------- */
 
+/* -P with several frames: up to `count` packets, each the next frame of the
+ * set in turn (copied whole: they differ), split into fragments as any frame
+ * with -F / -M or when longer than a buffer. Returns packets queued. */
+static uint32_t send_set(struct pg_thread *t, struct vale_ring *ring, uint32_t count,
+			 uint64_t *bytes)
+{
+	struct pg_ctx *g = t->g;
+	const uint32_t ns = t->info.tx_slots;
+	uint32_t n = vale_ring_space(ring, ns), head = LOAD_RLX(&ring->head), sent = 0;
+	if (unlikely(head >= ns))
+		return 0;
+	const uint32_t frags = g->frags, fsz = g->frag_size;
+	uint32_t k = t->set_next;
+	uint64_t b = 0;
+	for (; sent < count; sent++) {
+		const uint8_t *f = g->set + g->set_off[k];
+		uint32_t len = g->set_len[k], nf = 1, fl = len;
+		if (frags > 1 || len > fsz) { /* the split of send_packets() */
+			fl = len / frags;
+			nf = frags;
+			if (fl > fsz) {
+				fl = fsz;
+				nf = (len + fsz - 1) / fsz;
+			} else if (fl == 0) {
+				fl = 1;
+				nf = len;
+			}
+		}
+		if (n < nf)
+			break;
+		for (uint32_t x = 0, off = 0; x < nf; x++) {
+			struct vale_slot *s = &ring->slot[head];
+			uint32_t l = x + 1 == nf ? len - off : fl;
+			uint8_t *p = vale_slot_buf(&t->info, s->buf_idx);
+			if (p)
+				memcpy(p, f + off, l);
+			s->len = (uint16_t)l;
+			/* every packet is copied whole here: no BUF_CHANGED bookkeeping */
+			s->flags = x + 1 == nf ? 0 : VS_MOREFRAG;
+			if (unlikely(g->c.dump) && p)
+				dump_payload(g, p, l, ring, head);
+			off += l;
+			head = vale_ring_next(head, ns);
+		}
+		n -= nf;
+		b += len;
+		k = k + 1 == g->nset ? 0 : k + 1;
+	}
+	t->set_next = k;
+	if (sent) {
+		STORE_REL(&ring->cur, head);
+		STORE_REL(&ring->head, head);
+	}
+	*bytes += b;
+	return sent;
+}
+
 /* Fill up to `count` packets into ring; returns packets queued. */
 static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32_t count, bool seq,
 			     uint64_t seq0, uint64_t *bytes)
@@ -346,6 +409,8 @@ static uint32_t send_packets(struct pg_thread *t, struct vale_ring *ring, uint32
 	uint32_t sent = 0;
 	if (unlikely(head >= ns))
 		return 0;
+	if (unlikely(g->nset)) /* -P with several frames */
+		return send_set(t, ring, count, bytes);
 	const uint32_t frags = g->frags, fsz = g->frag_size;
 	const bool vary = g->vary, dump = g->c.dump;
 	const uint32_t hoff = g->l3, hlen = g->l4 + 8 + (seq ? 4 : 0) - g->l3;
@@ -983,6 +1048,9 @@ static void ctx_free(struct pg_ctx *g)
 		free(g->t[i].seq_first);
 	}
 	free(g->frame);
+	free(g->set);
+	free(g->set_off);
+	free(g->set_len);
 	free(g->psum);
 	free(g->stats);
 	pthread_mutex_destroy(&g->out_lock);
@@ -1079,6 +1147,52 @@ VALE_API void *vale_pg_create(const uint8_t *conf, uint32_t conf_len, const uint
 bad:
 	ctx_free(g);
 	return NULL;
+}
+
+/* -P FILE with several frames: `set` holds them as records of a u32 length
+ * (little endian, vnet header included) and that many bytes. Every TX thread
+ * then sends them in turn, from the first, instead of the template (tx only:
+ * the other functions keep the template, the file's first frame). Lengths are
+ * checked as the template's: hdr_len + 16 .. hdr_len + 65536. Call before
+ * vale_pg_run. 0 or -EINVAL / -ENOMEM. */
+VALE_API int vale_pg_set_frames(void *ctx, const uint8_t *set, uint64_t set_len)
+{
+	struct pg_ctx *g = ctx;
+	if (!g || !set || g->set || g->c.func != PG_TX)
+		return -EINVAL;
+	uint32_t n = 0;
+	for (uint64_t o = 0; o < set_len; n++) {
+		uint32_t l;
+		if (set_len - o < 4)
+			return -EINVAL;
+		memcpy(&l, set + o, 4);
+		if (l < g->c.hdr_len + 16 || l > g->c.hdr_len + 65536 || set_len - o - 4 < l)
+			return -EINVAL;
+		o += 4 + (uint64_t)l;
+	}
+	if (n == 0)
+		return -EINVAL;
+	g->set = malloc(set_len);
+	g->set_off = malloc(sizeof(uint64_t) * n);
+	g->set_len = malloc(sizeof(uint32_t) * n);
+	if (!g->set || !g->set_off || !g->set_len) {
+		free(g->set);
+		free(g->set_off);
+		free(g->set_len);
+		g->set = NULL;
+		g->set_off = NULL;
+		g->set_len = NULL;
+		return -ENOMEM;
+	}
+	memcpy(g->set, set, set_len);
+	uint64_t o = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		memcpy(&g->set_len[k], g->set + o, 4);
+		g->set_off[k] = o + 4;
+		o += 4 + (uint64_t)g->set_len[k];
+	}
+	g->nset = n;
+	return 0;
 }
 
 /* Give thread i its port (opened by TS on ring i when nthreads > 1). */

@@ -566,10 +566,9 @@ HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, ui
  * (the checks that need no parsing: offload.h) and point *buf / *flen at the
  * Ethernet frame for the lookup, which may start in the second slot when the
  * header fills the first. False: a bad header (or one split across slots). */
-static __attribute__((noinline)) bool vnet_lookup_view(const struct vale_map *m,
-						       const struct vale_ring *txr, uint32_t j,
-						       uint32_t nf, uint32_t shl, uint32_t len,
-						       const uint8_t **buf, uint32_t *flen)
+HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr, uint32_t j,
+			 uint32_t nf, uint32_t shl, uint32_t len, const uint8_t **buf,
+			 uint32_t *flen)
 {
 	uint32_t first_len = *flen;
 	if (first_len < shl)
@@ -592,18 +591,19 @@ static __attribute__((noinline)) bool vnet_lookup_view(const struct vale_map *m,
 	return true;
 }
 
-/* Look up slots [hwcur, head) of txr, up to VALE_MAX_BATCH packets, into b.
+/* Look up slots [hwcur, head) of txr, up to max_batch packets, into b.
  * Returns the slot after the last packet taken (hwcur: nothing complete).
  * shl: the port's header length (a constant where this is inlined). */
 HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, uint32_t head,
-			  uint32_t now_s, bool learning, struct batch *b, const uint32_t shl)
+			  uint32_t now_s, bool learning, uint32_t max_batch, struct batch *b,
+			  const uint32_t shl)
 {
 	struct vale_sw *sw = p->sw;
 	const struct vale_map *m = &p->m;
 	const uint32_t n = m->tx_slots, nbufs = m->nbufs;
 	const uint8_t *bufs = m->base + m->buf_ofs;
 	uint32_t j = hwcur;
-	while (j != head && b->nft < VALE_MAX_BATCH) {
+	while (j != head && b->nft < max_batch) {
 		struct vale_slot *sl = &txr->slot[j];
 		uint32_t s, nf, len;
 		/* the first slot read once: what is checked is what is used */
@@ -722,11 +722,21 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	/* our header length, once per flush: lookup and conversion agree on it */
 	const uint32_t shl = vale_vnet_len(LOAD_RLX(&sw->ports[p->idx].vnet_hdr_len));
 	p->shl = shl;
+	/* the switch's batch size, read once per flush; from shared memory, so
+	 * anything outside 1..VALE_MAX_BATCH (0 included) means the default */
+	uint32_t max_batch = LOAD_RLX(&sw->ctl->batch);
+	if (max_batch - 1u >= VALE_MAX_BATCH)
+		max_batch = VALE_MAX_BATCH;
 	while (hwcur != head) {
 		struct batch b = {.bhead = ~0u, .btail = ~0u};
 		p->ntouched = 0;
-		uint32_t j = shl ? batch_lookup(p, txr, hwcur, head, now_s, learning, &b, shl)
-				 : batch_lookup(p, txr, hwcur, head, now_s, learning, &b, 0);
+		/* the common case (no header, default batch) with constants, so the
+		 * per-packet loop costs what it did before either setting (callgrind) */
+		uint32_t j = likely(shl == 0 && max_batch == VALE_MAX_BATCH)
+				     ? batch_lookup(p, txr, hwcur, head, now_s, learning, VALE_MAX_BATCH,
+						    &b, 0)
+				     : batch_lookup(p, txr, hwcur, head, now_s, learning, max_batch, &b,
+						    shl);
 		if (j == hwcur)
 			break; /* only an unfinished packet is left */
 		batch_deliver(p, txr, ri, &b);
@@ -772,6 +782,7 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		tail = k->hwtail;
 		rcur = rcur >= rn ? tail : rcur;
 	}
+	const uint32_t tail0 = tail; /* checked: where this flush starts filling */
 	uint32_t space = vale_ring_dist(tail, rcur, rn);
 	space = space == 0 ? rn - 1 : space - 1;
 	uint32_t j = hwcur, moved = 0, bad = 0;
@@ -828,6 +839,8 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 		}
 		pkts++;
 	}
+	if (unlikely(p->mon_tx.n) && moved) /* TX monitors: the peer's slots just filled, */
+		vale_mon_copy(p, false, rxr, rn, ri, tail0, tail); /* before it can take them */
 	STORE_REL(&k->hwtail, tail);
 	k->hwlease = tail;
 	vale_unlock(&k->lock);
@@ -870,8 +883,17 @@ static int txsync_one(vale_port *p, uint32_t ri)
 	}
 	uint32_t done = 0;
 	if (head != hwcur) {
-		done = (p->flags & VPF_PIPE) ? flush_pipe(p, ri, hwcur, head)
-					     : flush_switch(p, ri, hwcur, head);
+		if (unlikely(p->flags & VPF_MONITOR)) { /* its TX rings are not used (as netmap) */
+			ring->head = ring->cur = hwcur;
+			return vale_err(EOPNOTSUPP, "a monitor port cannot send; its TX ring was reset");
+		}
+		if (p->flags & VPF_PIPE) { /* (its TX monitors are served inside: buffers move) */
+			done = flush_pipe(p, ri, hwcur, head);
+		} else {
+			done = flush_switch(p, ri, hwcur, head);
+			if (unlikely(p->mon_tx.n) && done) /* TX monitors: copies of what was sent */
+				vale_mon_copy(p, false, ring, n, ri, hwcur, ring_add(hwcur, done, n));
+		}
 		hwcur = ring_add(hwcur, done, n);
 	}
 	hwtail = hwcur == 0 ? n - 1 : hwcur - 1;
@@ -881,7 +903,7 @@ static int txsync_one(vale_port *p, uint32_t ri)
 	return (int)done;
 }
 
-static int rxsync_one(vale_port *p, uint32_t ri)
+HOT int rxsync_one(vale_port *p, uint32_t ri)
 {
 	struct vale_map *m = &p->m;
 	struct vale_ring *ring = vale_ring(m, p->end, true, ri);
@@ -915,6 +937,8 @@ static int rxsync_one(vale_port *p, uint32_t ri)
 	uint32_t tail = LOAD_ACQ(&k->hwtail);
 	if (tail >= n)
 		tail = rtail;
+	if (unlikely(p->mon_rx.n) && tail != rtail) /* RX monitors: copies of what arrived */
+		vale_mon_copy(p, true, ring, n, ri, rtail, tail);
 	if (k->rtail != tail) /* a store only when it changes: producers read this line */
 		k->rtail = tail;
 	STORE_REL(&ring->tail, tail);
@@ -945,6 +969,7 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 		return region_gone();
 	if (unlikely(LOAD_RLX(&p->sw->graves)))
 		vale_graves_sweep(p->sw, false);
+	vale_mon_check(p, false); /* the one load a port without monitors pays */
 	pthread_rwlock_rdlock(&p->sw->sync_rw);
 	for (uint32_t i = a; i < b; i++) {
 		int r = txsync_one(p, i);
@@ -962,6 +987,26 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 	return err ? err : total;
 }
 
+/* rxsync of a port with RX monitors: the copies write into the monitors'
+ * regions, so hold the sync lock that keeps mappings from being unmapped
+ * under us (as txsync does for its destinations). */
+static __attribute__((noinline)) int rxsync_monitored(vale_port *p, uint32_t a, uint32_t b)
+{
+	int total = 0, err = 0;
+	if (LOAD_RLX(&p->sw->graves))
+		vale_graves_sweep(p->sw, false);
+	pthread_rwlock_rdlock(&p->sw->sync_rw);
+	for (uint32_t i = a; i < b; i++) {
+		int r = rxsync_one(p, i);
+		if (r < 0)
+			err = r;
+		else
+			total += r;
+	}
+	pthread_rwlock_unlock(&p->sw->sync_rw);
+	return err ? err : total;
+}
+
 VALE_API int vale_rxsync(vale_port *p, int ring)
 {
 	int total = 0, err = 0;
@@ -976,6 +1021,9 @@ VALE_API int vale_rxsync(vale_port *p, int ring)
 		b = p->m.nrx;
 	if (unlikely(p->m.bus))
 		return region_gone();
+	vale_mon_check(p, true); /* the one load a port without monitors pays */
+	if (unlikely(p->mon_rx.n)) /* copies go into other regions: see rxsync_monitored */
+		return rxsync_monitored(p, a, b);
 	for (uint32_t i = a; i < b; i++) {
 		int r = rxsync_one(p, i);
 		if (r < 0)

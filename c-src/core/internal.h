@@ -81,6 +81,8 @@ struct vale_sw {
 };
 enum { LK_LEARNING = 0, LK_PORTMAP = 1, LK_ETHERTYPE = 2, LK_USER = 3 };
 
+#define VALE_MAX_MONITORS 16 /* monitors of one port */
+
 /* one packet of a flush batch */
 struct vale_ft {
 	uint32_t slot;   /* first slot in the source TX ring */
@@ -110,6 +112,15 @@ struct vale_port {
 	uint32_t ntouched;
 	uint32_t shl; /* our virtio-net header length during this flush */
 	volatile uint32_t woken; /* vale_wake() not yet seen by a vale_wait() (wait.c) */
+	/* our monitors (monitor.c), one list per direction, each rebuilt by its
+	 * own sync when our entry's mon_seq moves: a TX thread and an RX thread
+	 * may share this handle (the forwarders do), and never share a list */
+	struct vale_monlist {
+		uint32_t seen; /* mon_seq the list was built from */
+		uint32_t n;    /* monitors (0: the common case) */
+		struct vale_mon { uint32_t idx, gen; } m[VALE_MAX_MONITORS];
+	} mon_tx, mon_rx;
+	const volatile uint32_t *mon_seq; /* our entry's mon_seq (set at open) */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */
@@ -310,6 +321,24 @@ static inline void vale_wake_end(struct vale_map *m, uint32_t end, struct vale_s
 	if (likely(!(bits & (VW_FUTEX | VW_BELL))))
 		return; /* nobody sleeps, or every sleeper was woken and has not looked yet */
 	vale_wake_end_slow(m, end, sw, bell_idx);
+}
+
+/* ---- monitor.c: copy monitors (/r /t /z) ---- */
+/* The directions a monitor copies: /t TX, /r RX, /rt, /z (alone) both. */
+static inline uint32_t vale_mon_dirs(uint32_t of)
+{
+	uint32_t d = of & (VO_MONITOR_TX | VO_MONITOR_RX);
+	return d ? d : VO_MONITOR_TX | VO_MONITOR_RX;
+}
+void vale_mon_refresh(vale_port *p, bool rx, uint32_t seq);
+void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t nslots, uint32_t ri,
+		   uint32_t from, uint32_t to);
+/* The one shared load a sync pays for monitors: has our monitor list changed? */
+static inline void vale_mon_check(vale_port *p, bool rx)
+{
+	uint32_t s = LOAD_ACQ(p->mon_seq);
+	if (unlikely(s != (rx ? p->mon_rx.seen : p->mon_tx.seen)))
+		vale_mon_refresh(p, rx, s);
 }
 
 /* ---- lease.c (the lease steps of the flush: lease.h) ---- */

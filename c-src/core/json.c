@@ -37,6 +37,26 @@ static void put_str(struct out *o, const char *s, size_t max)
 	put(o, "\"");
 }
 
+/* Frames delivered to a port's RX rings and not yet read (`vale top`'s ring
+ * occupancy), and how many the rings can hold. Read from the port's region
+ * as the flush maps it; indices out of range (a damaged or hostile ring)
+ * count as empty. */
+static void ring_occupancy(struct vale_sw *sw, uint32_t idx, uint32_t *queued, uint32_t *room)
+{
+	uint32_t end;
+	struct vale_map *m = vale_map_get(sw, idx, &end);
+	if (!m)
+		return;
+	uint32_t n = m->rx_slots;
+	for (uint32_t r = 0; r < m->nrx && r < VALE_MAX_RINGS; r++) {
+		struct vale_kring *k = vale_kring(m, end, true, r);
+		uint32_t tail = LOAD_ACQ(&k->hwtail), cur = LOAD_ACQ(&k->hwcur);
+		*room += n - 1;
+		if (tail < n && cur < n)
+			*queued += tail >= cur ? tail - cur : tail + n - cur;
+	}
+}
+
 static const char *reason_names[VD_NREASONS] = {"ring_full", "bad_slot", "no_dest",
 						"lookup",    "bad_vnet", "too_big"};
 
@@ -70,6 +90,8 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 	put(&o, ",\"max_ports\":%u,\"mac_entries\":%u,\"age_s\":%u,\"lookup\":", h->max_ports,
 	    h->mac_entries, h->age_s);
 	put_str(&o, h->lookup, sizeof(h->lookup));
+	uint32_t batch = LOAD_RLX(&h->batch);
+	put(&o, ",\"batch\":%u", batch - 1u < VALE_MAX_BATCH ? batch : VALE_MAX_BATCH);
 	put(&o, ",\"ports\":[");
 	bool first = true;
 	for (uint32_t i = 0; i < sw->max_ports; i++) {
@@ -88,11 +110,28 @@ VALE_API int vale_switch_json(const char *run_dir, const char *swname, char *buf
 		    (e->flags & VPF_EXCLUSIVE) ? "true" : "false", busy > 0 ? "true" : "false",
 		    busy > 0 ? e->owner_pid : 0, e->fwd_pid);
 		put_str(&o, e->info, sizeof(e->info));
+		if (e->flags & VPF_MONITOR) { /* what it watches (monitor.c) */
+			uint32_t t = e->mon_of, mf = e->mon_flags;
+			bool alive = t < sw->max_ports && sw->ports[t].state == VP_ACTIVE &&
+				     sw->ports[t].gen == e->mon_of_gen;
+			put(&o, ",\"monitor\":{\"of\":");
+			if (alive)
+				put_str(&o, sw->ports[t].name, sizeof(sw->ports[t].name));
+			else
+				put(&o, "null");
+			put(&o, ",\"of_index\":%u,\"tx\":%s,\"rx\":%s,\"zcopy\":%s}", t,
+			    (mf & VO_MONITOR_TX) || !(mf & VO_MONITOR_RX) ? "true" : "false",
+			    (mf & VO_MONITOR_RX) || !(mf & VO_MONITOR_TX) ? "true" : "false",
+			    (mf & VO_MONITOR_ZCOPY) ? "true" : "false");
+		}
 		put(&o,
 		    ",\"tx_rings\":%u,\"rx_rings\":%u,\"tx_slots\":%u,\"rx_slots\":%u,\"nbufs\":%u,"
 		    "\"memsize\":%llu,\"mem_id\":%u,\"end\":%u,",
 		    e->ntx, e->nrx, e->tx_slots, e->rx_slots, e->nbufs,
 		    (unsigned long long)e->region_size, e->region_idx, e->end);
+		uint32_t queued = 0, room = 0;
+		ring_occupancy(sw, i, &queued, &room);
+		put(&o, "\"rx_queued\":%u,\"rx_room\":%u,", queued, room);
 		uint32_t hl = e->vnet_hdr_len, mtu = e->mtu; /* as the switch takes them */
 		put(&o, "\"vnet_hdr_len\":%u,\"mtu\":%u,", hl == 10 || hl == 12 ? hl : 0,
 		    mtu >= VALE_MIN_MTU && mtu <= VALE_MAX_MTU ? mtu : VALE_DEF_MTU);

@@ -282,6 +282,24 @@ out:
 	return r;
 }
 
+VALE_API int vale_set_batch(const char *run_dir, const char *swname, uint32_t batch)
+{
+	if (batch > VALE_MAX_BATCH)
+		return vale_err(EINVAL, "batch %u is out of range (1..%u, 0 = default %u)", batch,
+				VALE_MAX_BATCH, VALE_MAX_BATCH);
+	struct vale_sw *sw;
+	int r = vale_switch_get(run_dir, swname, false, &sw);
+	if (r)
+		return r;
+	r = vale_ctl_lock(sw);
+	if (!r) {
+		__atomic_store_n(&sw->ctl->batch, batch, __ATOMIC_RELAXED);
+		vale_ctl_unlock(sw);
+	}
+	vale_switch_put(sw);
+	return r;
+}
+
 VALE_API int vale_lookup_config(const char *run_dir, const char *swname, const char *req,
 				char *reply, uint32_t reply_len)
 {

@@ -24,48 +24,11 @@
  * snapshot's lengths only, so it fills exactly the slots the plan counted.
  */
 #include "offload.h"
+#include "csum.h"
 
 #include <arpa/inet.h>
 
-/* ---------------- checksums (RFC 1071) ----------------
- * Summed as native 16-bit words in memory order: the ones' complement sum
- * does not depend on byte order, and the folded result stored back as it is
- * lands in network order. */
-
-static uint64_t sum_add(uint64_t s, const uint8_t *p, uint32_t len)
-{
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		s += (w & 0xffffffffu) + (w >> 32);
-		p += 8;
-		len -= 8;
-	}
-	if (len >= 4) {
-		uint32_t w;
-		memcpy(&w, p, 4);
-		s += w;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t w;
-		memcpy(&w, p, 2);
-		s += w;
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		s += *p; /* little endian: an odd last byte is the low half of its word */
-	return s;
-}
-
-static uint16_t sum_fold(uint64_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
+/* ---------------- checksums (csum.h) ---------------- */
 
 /* A running sum over bytes that arrive in pieces (odd lengths included). */
 struct rsum {
@@ -77,7 +40,7 @@ static void rsum_add(struct rsum *r, const uint8_t *p, uint32_t len)
 {
 	if (!len)
 		return;
-	uint16_t part = sum_fold(sum_add(0, p, len));
+	uint16_t part = vale_sum_fold(vale_sum_add(0, p, len));
 	if (r->odd) /* this piece starts mid-word: its bytes sit in the other halves */
 		part = (uint16_t)(part << 8 | part >> 8);
 	r->s += part;
@@ -104,14 +67,14 @@ static inline void put32(uint8_t *p, uint32_t v)
 static void ip4_csum(uint8_t *ip, uint32_t ihl)
 {
 	ip[10] = ip[11] = 0;
-	uint16_t c = (uint16_t)~sum_fold(sum_add(0, ip, ihl));
+	uint16_t c = (uint16_t)~vale_sum_fold(vale_sum_add(0, ip, ihl));
 	memcpy(ip + 10, &c, 2);
 }
 
 /* Pseudo-header sum: addresses from the IP header at ip, protocol, L4 length. */
 static uint64_t pseudo_sum(const uint8_t *ip, bool v6, uint32_t proto, uint32_t l4len)
 {
-	uint64_t s = v6 ? sum_add(0, ip + 8, 32) : sum_add(0, ip + 12, 8);
+	uint64_t s = v6 ? vale_sum_add(0, ip + 8, 32) : vale_sum_add(0, ip + 12, 8);
 	return s + htons((uint16_t)proto) + htons((uint16_t)(l4len & 0xffff)) +
 	       (v6 ? htons((uint16_t)(l4len >> 16)) : 0);
 }
@@ -347,7 +310,7 @@ int vale_off_plan(const struct vo_src *s, uint32_t sh, uint32_t dh, uint32_t dmt
 		return -VD_BAD_VNET;
 	memset(&pl->vh, 0, sizeof(pl->vh));
 	if (sh) {
-		uint8_t raw[12];
+		uint8_t raw[12] = {0};
 		src_read(s, 0, raw, sh);
 		vale_vnet_read(raw, sh, &pl->vh);
 		if (!vale_vnet_hdr_ok(&pl->vh, pl->flen))
@@ -362,6 +325,8 @@ int vale_off_plan(const struct vo_src *s, uint32_t sh, uint32_t dh, uint32_t dmt
 			return -VD_TOO_BIG;
 		pl->kind = !dh && (pl->vh.flags & VALE_VNET_F_NEEDS_CSUM) ? VO_CSUM : VO_COPY;
 		pl->slots = slots_for(dh + pl->flen);
+		if (pl->slots > VALE_MAX_FRAGS) /* a longer header made the chain too long */
+			return -VD_TOO_BIG;
 		return (int)pl->slots;
 	}
 	/* segmentation toward a port without a header */
@@ -416,7 +381,7 @@ static bool emit_copy(const struct vo_plan *pl, const struct vo_src *s, struct w
 		wr_src(w, s, pl->sh, cs);
 		w->summing = true; /* the field holds the pseudo-header sum: it is summed too */
 		wr_src(w, s, pl->sh + cs, pl->flen - cs);
-		uint16_t c = (uint16_t)~sum_fold(w->sum.s);
+		uint16_t c = (uint16_t)~vale_sum_fold(w->sum.s);
 		if (c == 0) /* as Linux's skb_checksum_help: 0 would mean "none" for UDP */
 			c = 0xffff;
 		wr_patch16(w, field, c);
@@ -462,7 +427,7 @@ static bool emit_segment(const struct vo_plan *pl, const struct vo_src *s, struc
 	w->summing = true;
 	wr_put(w, l4, pl->hlen - pl->l4);
 	wr_src(w, s, pl->sh + pl->hlen + off, len);
-	uint16_t c = (uint16_t)~sum_fold(w->sum.s);
+	uint16_t c = (uint16_t)~vale_sum_fold(w->sum.s);
 	if (!tcp && c == 0)
 		c = 0xffff;
 	wr_patch16(w, pl->l4 + (tcp ? 16 : 6), c);
@@ -524,7 +489,8 @@ static bool emit_fragment(const struct vo_plan *pl, const struct vo_src *s, stru
 uint32_t vale_off_emit(const struct vo_plan *pl, const struct vo_src *s, const struct vo_out *o,
 		       uint64_t *bytes, uint32_t *bad)
 {
-	struct wr w = {.o = o};
+	struct wr w; /* not zeroed: wr_begin sets what a frame uses (bufs: 512 bytes) */
+	w.o = o;
 	uint32_t j = o->j, got = 0;
 	*bad = 0;
 	if (pl->kind == VO_COPY || pl->kind == VO_CSUM) {
@@ -554,7 +520,7 @@ uint32_t vale_off_emit(const struct vo_plan *pl, const struct vo_src *s, const s
 		j = vale_ring_next(w.j, o->n);
 	}
 	if (pl->kind == VO_UFO && ufield) {
-		uint16_t c = (uint16_t)~sum_fold(dsum.s);
+		uint16_t c = (uint16_t)~vale_sum_fold(dsum.s);
 		if (c == 0)
 			c = 0xffff;
 		memcpy(ufield, &c, 2);

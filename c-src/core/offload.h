@@ -20,11 +20,14 @@ static inline uint32_t vale_mtu_of(uint32_t v)
 	return v >= VALE_MIN_MTU && v <= VALE_MAX_MTU ? v : VALE_DEF_MTU;
 }
 
-/* A header's fields, read once (little endian, as virtio 1.0 and every host vale runs on). */
+/* A header's fields, read once (little endian, as virtio 1.0 and every host
+ * vale runs on). p has 12 readable bytes (a buffer is 2048): one fixed-size
+ * copy; a 10-byte header has no num_buffers. */
 static inline void vale_vnet_read(const uint8_t *p, uint32_t hl, struct vale_vnet_hdr *h)
 {
-	memset(h, 0, sizeof(*h));
-	memcpy(h, p, hl < sizeof(*h) ? hl : sizeof(*h));
+	memcpy(h, p, sizeof(*h));
+	if (hl < sizeof(*h))
+		h->num_buffers = 0;
 }
 
 /* The checks of a header that need no parsing of the frame (phase 1 runs them

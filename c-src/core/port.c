@@ -68,6 +68,7 @@ int vale_find_port(struct vale_sw *sw, const char *name)
 }
 
 static void reclaim_dead_leases_all(struct vale_sw *sw);
+static void monitor_detach_locked(struct vale_sw *sw, struct vale_port_ent *e);
 
 /* Free entry idx: forget its MACs, drop it from the active list, remove its
  * files (a pipe's region only when the other end is gone too). */
@@ -75,6 +76,8 @@ void vale_port_remove_locked(struct vale_sw *sw, uint32_t idx)
 {
 	struct vale_port_ent *e = &sw->ports[idx];
 	STORE_REL(&e->state, VP_DYING);
+	if (e->flags & VPF_MONITOR) /* the monitored port stops copying to it */
+		monitor_detach_locked(sw, e);
 	uint32_t n = 0, *tmp = malloc(sw->max_ports * sizeof(uint32_t));
 	if (tmp) {
 		uint32_t na = LOAD_RLX(&sw->ctl->nactive);
@@ -234,11 +237,127 @@ static void port_free_scratch(vale_port *p)
 	free(p->dst_nsl);
 }
 
+static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* ---------------- monitors (their copies: monitor.c) ---------------- */
+
+/* Open a new monitor of port `target` of sw into p; caller holds the ctl lock. */
+static int monitor_open_locked(struct vale_sw *sw, const char *target,
+			       const struct vale_open_req *req, vale_port *p)
+{
+	uint32_t of = req->flags;
+	if (of & (VO_CREATE_PERSISTENT | VO_EXCLUSIVE))
+		return vale_err(EINVAL, "a monitor of %s:%s cannot be persistent or exclusive (/x)",
+				sw->name, target);
+	int t = vale_find_port(sw, target);
+	if (t < 0 || LOAD_ACQ(&sw->ports[t].state) != VP_ACTIVE)
+		return vale_err(ENOENT,
+				"no port %s:%s to monitor (a monitor watches a port that is open "
+				"or persistent)",
+				sw->name, target);
+	struct vale_port_ent *te = &sw->ports[t];
+	if (te->flags & VPF_MONITOR)
+		return vale_err(EINVAL, "%s:%s is a monitor: a monitor of a monitor is refused",
+				sw->name, target);
+	uint32_t nmon = 0;
+	for (uint32_t i = 0; i < sw->max_ports; i++) {
+		struct vale_port_ent *e = &sw->ports[i];
+		if (e->state == VP_ACTIVE && (e->flags & VPF_MONITOR) && e->mon_of == (uint32_t)t &&
+		    e->mon_of_gen == te->gen)
+			nmon++;
+	}
+	if (nmon >= VALE_MAX_MONITORS)
+		return vale_err(ENOSPC, "%s:%s already has %u monitors (the most a port may have)",
+				sw->name, target, (unsigned)VALE_MAX_MONITORS);
+
+	/* the entry's name: the monitored port and the suffix the user wrote */
+	uint32_t dirs = vale_mon_dirs(of);
+	const char *suffix = (of & VO_MONITOR_ZCOPY)
+				 ? (dirs == VO_MONITOR_TX ? "zt" : dirs == VO_MONITOR_RX ? "zr" : "z")
+				 : (dirs == VO_MONITOR_TX ? "t" : dirs == VO_MONITOR_RX ? "r" : "rt");
+	char name[VALE_NAME_MAX];
+	int keep = (int)(VALE_NAME_MAX - 2 - strlen(suffix));
+	snprintf(name, sizeof(name), "%.*s/%s", keep, target, suffix);
+
+	/* as many RX rings as the port has rings, each as long as its longest
+	 * ring (the shared entry's values are clamped: they are not trusted) */
+	uint32_t tn = clamp_u32(te->ntx > te->nrx ? te->ntx : te->nrx, 1, VALE_MAX_RINGS);
+	uint32_t ts = clamp_u32(te->tx_slots > te->rx_slots ? te->tx_slots : te->rx_slots,
+				VALE_MIN_SLOTS, VALE_MAX_SLOTS);
+	struct vale_geom g = {.nends = 1,
+			      .ntx = 1,
+			      .nrx = req->nrx ? req->nrx : tn,
+			      .tx_slots = VALE_MIN_SLOTS,
+			      .rx_slots = req->rx_slots ? req->rx_slots : ts};
+	if (vale_geom_compute(&g))
+		return vale_err(EINVAL, "bad ring configuration for a monitor of %s:%s: rings 1..%u, "
+					"slots %u..%u",
+				sw->name, target, VALE_MAX_RINGS, VALE_MIN_SLOTS, VALE_MAX_SLOTS);
+	uint32_t idx = 0;
+	int r = port_alloc_locked(sw, name, &idx);
+	if (r)
+		return r;
+	struct vale_port_ent *e = &sw->ports[idx];
+	char path[PATH_MAX + 32];
+	vale_region_path(sw, idx, e->gen, path, sizeof(path));
+	r = vale_region_create(sw, path, &g, &p->m, e->gen, &p->region_fd);
+	if (r)
+		return vale_err(-r, "cannot create a monitor of %s:%s: %s", sw->name, target,
+				strerror(-r));
+	r = vale_ofd_lock(p->region_fd, 0, false, false);
+	if (r) {
+		unlinkat(sw->dir_fd, path, 0);
+		return vale_err(-r, "cannot lock a monitor of %s:%s: %s", sw->name, target,
+				strerror(-r));
+	}
+	e->region_idx = idx;
+	e->region_gen = e->gen;
+	e->end = 0;
+	e->region_size = g.size;
+	e->ntx = p->m.ntx;
+	e->nrx = p->m.nrx;
+	e->tx_slots = p->m.tx_slots;
+	e->rx_slots = p->m.rx_slots;
+	e->nbufs = p->m.nbufs;
+	e->flags = VPF_MONITOR;
+	e->mon_of = (uint32_t)t;
+	e->mon_of_gen = te->gen;
+	e->mon_flags = of & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY);
+	e->owner_pid = getpid();
+	e->nopen = 1;
+	snprintf(e->info, sizeof(e->info), "monitor of %s", target);
+	vale_bell_path(sw, idx, path, sizeof(path));
+	vale_sw_mkfifo(sw, path); /* failure only costs pollability */
+	p->idx = idx;
+	p->gen = e->gen;
+	p->end = 0;
+	p->flags = e->flags;
+	e->last_probe_ns = vale_now_ns();
+	STORE_REL(&e->state, VP_ACTIVE);
+	/* then tell the monitored port: its next sync rebuilds its list */
+	__atomic_add_fetch(&te->mon_seq, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Monitor entry e is going away: the port it watches rebuilds its list at
+ * its next sync (a monitor of a port since gone bumps an unused word). */
+static void monitor_detach_locked(struct vale_sw *sw, struct vale_port_ent *e)
+{
+	uint32_t t = e->mon_of;
+	if (t < sw->max_ports)
+		__atomic_add_fetch(&sw->ports[t].mon_seq, 1, __ATOMIC_RELEASE);
+}
+
 /* Create or join port `name` of switch sw; caller holds the ctl lock. */
 static int port_open_locked(struct vale_sw *sw, const char *name, const struct vale_open_req *req,
 			    vale_port *p)
 {
 	uint32_t of = req->flags;
+	if (of & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY))
+		return monitor_open_locked(sw, name, req, p); /* a new monitor entry */
 	bool exclusive = of & VO_EXCLUSIVE;
 	int idx = vale_find_port(sw, name);
 	char path[PATH_MAX + 32];
@@ -407,8 +526,11 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 			     req.mtu > 0x7fffffffu ? 0x7fffffff : (int32_t)req.mtu);
 	if (r0)
 		return r0;
+	if (req.flags & (VO_MONITOR_TX | VO_MONITOR_RX | VO_MONITOR_ZCOPY))
+		req.flags |= VO_NO_CREATE; /* a monitor watches a port that exists */
 	if (!name || !vale_valid_ident(name, VALE_NAME_MAX - 1, false, true))
-		return vale_err(EINVAL, "invalid port name '%s' (1..%d characters of [A-Za-z0-9_.-{}])",
+		return vale_err(EINVAL, "invalid port name '%s' (1..%d printable ASCII characters, "
+				"not ' ', '/', ':', '^', '*', '@', nor a leading '.')",
 				name ? name : "", VALE_NAME_MAX - 1);
 	vale_port *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -468,6 +590,7 @@ VALE_API int vale_open(const char *run_dir, const char *swname, const char *name
 		p->first_ring = 0;
 		p->last_ring = p->m.ntx > p->m.nrx ? p->m.ntx : p->m.nrx;
 	}
+	p->mon_seq = &p->sw->ports[p->idx].mon_seq;
 	uint32_t np = p->sw->max_ports + 1;
 	p->dst_head = malloc(np * sizeof(uint32_t));
 	p->dst_tail = malloc(np * sizeof(uint32_t));

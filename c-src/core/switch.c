@@ -45,15 +45,20 @@ void vale_ctl_unlock(struct vale_sw *sw) { vale_unlock(&sw->ctl->lock); }
 
 /* ---------------- names and paths ---------------- */
 
+/* A switch or port name: 1..max bytes of printable ASCII except space and the
+ * characters the name grammar (lib/names.ts) reserves -- '/' (also the path
+ * separator: a switch is a directory), ':' (switch:port), '^' '*' '@' (suffixes),
+ * '{' '}' (pipes; only when allow_pipe) -- and not starting with '.' (no hidden
+ * names, no "." or ".."). The 2012 VALE names (vale-a, vale-foo) need '-'. */
 bool vale_valid_ident(const char *s, size_t max, bool allow_empty, bool allow_pipe)
 {
 	size_t n = strnlen(s, max + 1);
 	if (n > max || (n == 0 && !allow_empty))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || (allow_pipe && (c == '{' || c == '}')) || c == '.' || c == '-'))
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("/:^*@", c) ||
+		    (!allow_pipe && (c == '{' || c == '}')))
 			return false;
 	}
 	return !(n > 0 && s[0] == '.');

@@ -27,6 +27,11 @@
  * the state is VFS_DOWN until it is up again. Interface removed: both threads
  * end, the state is VFS_GONE with the message, vale_fwd_wait() returns.
  *
+ * Frames pass as they are, virtio-net header included when the interface
+ * was opened with one (VIO_F_VNET_HDR): the port must have the same header
+ * length (vale_fwd_create refuses otherwise), so GSO super-frames and partial
+ * checksums cross untouched and the switch converts for ports that differ.
+ *
  * Only public APIs are used: io.h on the kernel side, vale.h and the ring
  * helpers of vale_app.h on the port side (rings reached through vale_info()).
  */
@@ -451,6 +456,18 @@ VALE_API int vale_fwd_create(struct vale_io *io, vale_port *p, const struct vale
 	if (ri < 0) {
 		free(f);
 		return ferr(-ri, "vale_info: %s", vale_last_error());
+	}
+	/* Slots pass as they are: both sides must agree on the virtio-net
+	 * header in front of each frame (io.h VIO_F_VNET_HDR, vale.h). */
+	struct vale_io_info ioi;
+	vale_io_info(io, &ioi);
+	if (ioi.vnet_hdr_len != f->info.vnet_hdr_len) {
+		uint32_t plen = f->info.vnet_hdr_len;
+		free(f);
+		return ferr(EINVAL,
+			    "'%s' carries a %u-byte virtio-net header, the port a %u-byte one "
+			    "(open the port with the interface's header length)",
+			    ioi.ifname, ioi.vnet_hdr_len, plen);
 	}
 	if (conf)
 		f->c = *conf;

@@ -58,16 +58,37 @@ enum { VIO_VHOST = 4, VIO_VHOST_CLIENT = 5 };
 #define VIO_F_TAP_EXCL 0x0100     /* TAP: fail with EEXIST if the device exists */
 #define VIO_F_TAP_NO_CREATE 0x0200 /* TAP: attach only, ENODEV if it does not exist */
 #define VIO_F_TAP_PERSIST 0x0400  /* TAP: TUNSETPERSIST, the device outlives the handle */
-#define VIO_F_TAP_VNET_HDR 0x0800 /* TAP: IFF_VNET_HDR (a zero virtio header is added/stripped) */
+#define VIO_F_TAP_VNET_HDR 0x0800 /* TAP: IFF_VNET_HDR with offloads off, a zero header added and
+				   * stripped (frames as without it); VIO_F_VNET_HDR passes headers */
 #define VIO_F_XDP_SKB 0x1000      /* XDP: generic (skb) mode only */
 #define VIO_F_XDP_DRV 0x2000      /* XDP: native driver mode only */
 #define VIO_F_XDP_ZEROCOPY 0x4000 /* XDP: require zero-copy (fail rather than copy) */
 #define VIO_F_XDP_NO_SG 0x8000    /* XDP: do not use multi-buffer (frames > one UMEM chunk dropped) */
 #define VIO_F_XDP_QUEUE 0x10000   /* XDP: bind only RX queue opts.queue (default: all queues) */
-#define VIO_F_VHOST_OFFLOADS 0x20000 /* vhost: offer checksum/TSO offloads and carry the guest's
+/* Offloads kept (virtio-net header pass-through): every frame in the
+ * caller's buffers starts with a virtio-net header of opts.vnet_hdr_len
+ * bytes (10: struct virtio_net_hdr, 12: with num_buffers, set to 1 on
+ * receive), counted in lens[], as in a netmap port with a header. Frames
+ * may then be up to 64 KiB (GSO super-frames, partial checksums: the
+ * header says which), in MOREFRAG chains.
+ *   TAP     IFF_VNET_HDR, TUNSETVNETHDRSZ and TUNSETOFFLOAD with opts.offloads
+ *           (TUN_F_*; 0: checksum, TSO4/6 and USO4/6 where the kernel has
+ *           them, less as it refuses; vale_io_info().offloads says what was set)
+ *   PACKET  PACKET_VNET_HDR; recvmmsg (MTU-sized frames) or recvmsg (super-
+ *           frames) into, sendmmsg from the caller's buffers (a ring frame
+ *           would have to hold 64 KiB)
+ *   XDP     refused (EOPNOTSUPP): XDP frames carry no metadata for it
+ *   AUTO    veth and tun devices: PACKET with the header (why says so);
+ *           other interfaces (NICs): XDP without a header when it can be set
+ *           up (the flag is cleared in vale_io_info().flags), else PACKET
+ *           with the header. */
+#define VIO_F_VNET_HDR 0x20000
+#define VIO_F_VHOST_OFFLOADS 0x40000 /* vhost: offer checksum/TSO offloads and carry the guest's
 				      * virtio-net header in the frames (vale_io_vnet_hdr) */
 
 #define VIO_NETNS_MAX 128
+#define VIO_OFFLOADS_NONE 0x80000000u /* vale_io_opts.offloads: set none */
+#define VIO_VNET_MAX_FRAME (65536u + 18u) /* with a header: a 64 KiB GSO frame + Ethernet, tag */
 
 /* Options for vale_io_open(); zeroed fields take the defaults. 192 bytes. */
 struct vale_io_opts {
@@ -80,14 +101,18 @@ struct vale_io_opts {
 	uint32_t xdp_frames;    /* XDP: RX/fill ring size per queue (default 2048 / queues, >= 256) */
 	uint32_t queue;         /* XDP with VIO_F_XDP_QUEUE: the one RX queue to bind */
 	uint32_t mtu;           /* set the interface MTU at open if non-zero */
-	uint32_t _pad[7];
+	uint32_t vnet_hdr_len;  /* VIO_F_VNET_HDR: 10 or 12 (0: 10) */
+	uint32_t offloads;      /* TAP with VIO_F_VNET_HDR: TUN_F_* to set (0: all we know;
+				 * VIO_OFFLOADS_NONE: none, whole checksummed frames) */
+	uint32_t _pad[5];
 	/* Open inside this network namespace: a name under /run/netns (as made
 	 * by `ip netns add`) or a path such as /proc/PID/ns/net. Empty: ours. */
 	char netns[VIO_NETNS_MAX];
 };
 
 struct vale_io_stats {
-	uint64_t rx_pkts, rx_bytes;   /* frames delivered to the caller */
+	uint64_t rx_pkts, rx_bytes;   /* frames delivered to the caller (bytes: without the
+				       * virtio-net header) */
 	uint64_t tx_pkts, tx_bytes;   /* frames handed to the kernel */
 	uint64_t rx_batches, tx_batches; /* non-empty recv/send calls (avg batch = pkts/batches) */
 	uint64_t rx_kernel_drops;     /* kernel could not queue to us: PACKET tp_drops, XDP
@@ -102,7 +127,8 @@ struct vale_io_stats {
 	uint64_t tx_ring_full;        /* send calls that stopped because the TX ring was full */
 	uint64_t kernel_freeze;       /* PACKET V3 tp_freeze_q_cnt */
 	uint64_t xdp_tx_invalid;      /* XDP tx_invalid_descs */
-	uint64_t _pad[1];
+	uint64_t rx_gso;              /* VIO_F_VNET_HDR: frames received with a GSO type in their
+				       * header (super-frames, handed over whole) */
 };
 
 /* What an open handle is (vale_io_info). 240 bytes. */
@@ -110,11 +136,13 @@ struct vale_io_info {
 	uint32_t kind;         /* VIO_TAP / VIO_PACKET / VIO_XDP */
 	uint32_t ifindex;
 	uint32_t mtu;          /* at open */
-	uint32_t max_frame;    /* largest frame accepted by send_batch (without FCS) */
+	uint32_t max_frame;    /* largest frame accepted by send_batch (without FCS and
+				* without the virtio-net header) */
 	uint32_t buf_size;
 	int32_t fd;
 	uint32_t flags;        /* VIO_F_* in effect */
-	uint32_t _pad;
+	uint16_t vnet_hdr_len; /* VIO_F_VNET_HDR in effect: header bytes before each frame, else 0 */
+	uint16_t offloads;     /* TAP: the TUN_F_* the kernel accepted (TUNSETOFFLOAD) */
 	char ifname[16];
 	char mode[64];         /* e.g. "af_xdp drv copy sg", "af_packet v3/v3 bypass" */
 	char why[128];         /* VIO_AUTO: why this backend was chosen */

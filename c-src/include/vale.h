@@ -231,6 +231,7 @@ enum { VP_FREE = 0, VP_ACTIVE = 1, VP_DYING = 2 };
 #define VPF_PIPE 0x4       /* one end of a pipe; region shared with its peer */
 #define VPF_ATTACHED 0x8   /* a persistent port attached to this switch (vale-ctl -a) */
 #define VPF_FORWARDER 0x10 /* served by a forwarder process (kernel interface) */
+#define VPF_MONITOR 0x20   /* a monitor (/r /t /z) of port mon_of: never forwards (monitor.c) */
 
 struct vale_port_ent {
 	volatile uint32_t state; /* VP_* */
@@ -251,11 +252,19 @@ struct vale_port_ent {
 	char info[64];           /* free text, e.g. "veth1 af_packet" for attachments */
 	volatile uint32_t vnet_hdr_len; /* 0, 10 or 12 (anything else is taken as 0) */
 	volatile uint32_t mtu;   /* VALE_MIN_MTU..VALE_MAX_MTU (else VALE_DEF_MTU) */
-	uint8_t _pad[256 - 176];
+	uint8_t _pad0[192 - 176];
+	/* monitors (c-src/core/monitor.c), on a line of their own: written only
+	 * when a monitor comes or goes, read once per sync by the monitored port */
+	volatile uint32_t mon_seq; /* monitored port: bumped when one of its monitors comes or goes */
+	uint32_t mon_of;           /* monitor: index of the monitored port ... */
+	uint32_t mon_of_gen;       /* ... and its generation when the monitor opened */
+	uint32_t mon_flags;        /* monitor: VO_MONITOR_* it was opened with */
+	uint8_t _pad[256 - 208];
 	struct vale_counters c;  /* 128 bytes */
 };
 _Static_assert(sizeof(struct vale_counters) == 128, "counters");
 _Static_assert(sizeof(struct vale_port_ent) == 384, "port entry");
+_Static_assert(offsetof(struct vale_port_ent, mon_seq) == 192, "port entry: monitor line");
 
 struct vale_mac_ent {
 	volatile uint64_t key; /* mac (48 bits) << 16 | port index; 0 = empty */
@@ -275,7 +284,9 @@ struct vale_ctl_hdr {
 	volatile uint32_t lookup_gen; /* bumped when lookup/config changes */
 	volatile uint32_t nactive;    /* entries in the active list (switch ports that forward) */
 	volatile uint32_t active_seq; /* seqlock of the active list: odd while it changes */
-	uint32_t _p0;
+	volatile uint32_t batch;      /* packets per flush, 1..VALE_MAX_BATCH; 0 (or out of
+				       * range: shared memory) = VALE_MAX_BATCH, netmap's
+				       * dev.netmap.bridge; vale_set_batch */
 	uint64_t ports_ofs, active_ofs, mac_ofs, priv_ofs;
 	uint64_t created_ns;
 };
@@ -312,6 +323,13 @@ _Static_assert(sizeof(struct vale_open_req) == 40, "open request");
  * call creates or on an existing one (as netmap's NETMAP_REQ_PORT_HDR_SET on
  * an open port); without it a new port has none and an existing one keeps its. */
 #define VO_VNET_HDR 0x100
+/* Monitors (netmap's /t /r /z): `port` names the port to monitor, which must
+ * exist. The caller gets a new port whose RX rings receive copies of what
+ * that port sends (TX), receives (RX) or both; it cannot send. ZCOPY (/z) is
+ * accepted and works as a copy monitor: see docs/port-names.md#monitors. */
+#define VO_MONITOR_TX 0x200
+#define VO_MONITOR_RX 0x400
+#define VO_MONITOR_ZCOPY 0x800
 
 /* Port info for TS (flat, filled by vale_port_info). */
 struct vale_port_info {
@@ -415,6 +433,9 @@ VALE_API int vale_create_persistent(const char *run_dir, const char *sw, const c
 VALE_API int vale_remove_port(const char *run_dir, const char *sw, const char *port);
 VALE_API int vale_remove_switch(const char *run_dir, const char *sw);
 VALE_API int vale_set_lookup(const char *run_dir, const char *sw, const char *module);
+/* Packets per flush of switch sw (netmap's dev.netmap.bridge): 1..VALE_MAX_BATCH,
+ * 0 = the default (VALE_MAX_BATCH). */
+VALE_API int vale_set_batch(const char *run_dir, const char *sw, uint32_t batch);
 VALE_API int vale_lookup_config(const char *run_dir, const char *sw, const char *req,
 				char *reply, uint32_t reply_len);
 /* JSON description of a switch (ports, owners, counters, MAC table); returns
@@ -445,6 +466,13 @@ typedef void vale_user_dtor_t(uint32_t port, void *priv);
 #define VALE_LOOKUP_SYM "vale_lookup"
 #define VALE_CONFIG_SYM "vale_config"
 #define VALE_DTOR_SYM "vale_dtor"
+
+/* Read-only queries for C programs (core/query.c; the libpcap interposer):
+ * the switch's counters of an open port (-ESTALE if its entry was reclaimed),
+ * and the names of a switch's ports, each NUL-terminated (returns the bytes
+ * needed; call again with a bigger buffer if > buflen). */
+VALE_API int vale_port_counters(vale_port *p, struct vale_counters *out);
+VALE_API int vale_port_names(const char *run_dir, const char *sw, char *buf, uint32_t buflen);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,14 @@
  * vale kernel I/O: the AF_PACKET backend (TPACKET_V2 or V3 RX ring, TX ring
  * flushed by one sendto per batch). Its state (struct pkt) is private to
  * this file; io.c reaches it only through vale_io_packet_ops.
+ *
+ * With VIO_F_VNET_HDR (PACKET_VNET_HDR) the rings are not used: the kernel
+ * can put a virtio-net header in front of ring frames, but a GSO super-frame
+ * needs a 64 KiB ring frame (V2: every frame; TX: every frame), and the ring
+ * costs a second copy that such frames feel. recvmmsg()/recvmsg() put each
+ * frame straight into the caller's buffers (one copy, as the ring's own copy
+ * into the ring), sendmmsg() gathers a batch from them (one system call per
+ * batch, as the TX ring's kick): see the "vnet" section below.
  */
 #include "io_impl.h"
 
@@ -11,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -41,6 +50,48 @@ struct pkt {
 	uint32_t tx_last; /* last frame queued (to see if the kernel took it) */
 	int need_kick;
 	int ignore_outgoing;
+	/* vnet: recvmsg/sendmmsg (NULL otherwise) */
+	struct pkt_vnet *v;
+};
+
+#define VNET_KHDR 10         /* the kernel's header (PACKET_VNET_HDR): struct virtio_net_hdr */
+#define VNET_MSGS 64         /* frames per sendmmsg() */
+#define VNET_IOVS (VNET_MSGS * 4 + VALE_MAX_FRAGS + 2)
+
+#define VNET_RX_MSGS 32      /* frames per recvmmsg() */
+#define VNET_SMALL_RUN 64    /* one-buffer frames in a row that switch back to recvmmsg */
+
+/* A received frame waiting, contiguous (header included), for buffers. */
+struct vnet_pend {
+	uint8_t *p;
+	uint32_t len;
+};
+
+union vnet_cmsg {
+	struct cmsghdr c;
+	uint8_t b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+};
+
+struct pkt_vnet {
+	/* per-frame mode: a frame that did not fit in the caller's buffers */
+	uint8_t *stage;
+	uint32_t stage_size;
+	/* batch mode: per message, room for its first buffer then its overflow */
+	uint8_t *slots;
+	uint32_t slot_size;
+	/* frames received but not yet handed over, in order (each in stage or a slot) */
+	struct vnet_pend pend[VNET_RX_MSGS + 1];
+	uint32_t npend, pend_head;
+	int big;             /* 1: super-frames flow: one recvmsg per frame, no second copy */
+	uint32_t small_run;  /* one-buffer frames in a row while big */
+	struct mmsghdr rmsg[VNET_RX_MSGS];
+	struct iovec riov[VNET_RX_MSGS][3];
+	union vnet_cmsg rcb[VNET_RX_MSGS];
+	/* TX */
+	struct mmsghdr msg[VNET_MSGS];
+	struct iovec iov[VNET_IOVS];
+	uint16_t first_buf[VNET_MSGS]; /* the batch index of each message's first buffer */
+	uint16_t nbufs[VNET_MSGS];
 };
 
 static uint32_t pow2_ge(uint32_t x)
@@ -219,11 +270,15 @@ static int pkt_bind(struct vale_io *h, const char *ifname)
 	return 0;
 }
 
+static int pkt_open_vnet(struct vale_io *h, struct pkt *p, const char *ifname,
+			 const struct vale_io_opts *o);
+
 static int pkt_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct pkt *p = calloc(1, sizeof *p);
 	if (!p) return vio_err(-ENOMEM, "out of memory");
 	h->priv = p;
+	if (h->flags & VIO_F_VNET_HDR) return pkt_open_vnet(h, p, ifname, o);
 	int r = pkt_socket(h, p, ifname);
 	if (r < 0) return r;
 	/* geometry: a frame as large as the MTU plus Ethernet and one VLAN tag */
@@ -250,6 +305,11 @@ static void pkt_close(struct vale_io *h)
 	struct pkt *p = h->priv;
 	if (!p) return;
 	if (p->map) munmap(p->map, p->map_len);
+	if (p->v) {
+		free(p->v->stage);
+		free(p->v->slots);
+	}
+	free(p->v);
 	free(p);
 	h->priv = NULL;
 }
@@ -351,10 +411,16 @@ static int pkt_recv_v2(struct vale_io *h, struct pkt *p, void *const *bufs, uint
 	return (int)filled;
 }
 
+static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		     uint16_t *flags, uint32_t max);
+static int vnet_send(struct vale_io *h, struct pkt *p, void *const *bufs, const uint16_t *lens,
+		     const uint16_t *flags, uint32_t n);
+
 static int pkt_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
 		 uint32_t max)
 {
 	struct pkt *p = h->priv;
+	if (p->v) return vnet_recv(h, p, bufs, lens, flags, max);
 	uint64_t before = h->st.rx_pkts;
 	int r = p->ver == TPACKET_V3 ? pkt_recv_v3(h, p, bufs, lens, flags, max)
 				     : pkt_recv_v2(h, p, bufs, lens, flags, max);
@@ -433,6 +499,7 @@ static int pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 		 const uint16_t *flags, uint32_t n)
 {
 	struct pkt *p = h->priv;
+	if (p->v) return vnet_send(h, p, bufs, lens, flags, n);
 	uint32_t i = 0, queued = 0;
 	uint64_t bytes = 0;
 	while (i < n) {
@@ -485,6 +552,14 @@ static int pkt_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 static void pkt_stats(struct vale_io *h)
 {
 	struct pkt *p = h->priv;
+	if (p->v) {
+		/* no ring: tp_drops is what the socket buffer could not take */
+		struct tpacket_stats s;
+		socklen_t l = sizeof s;
+		if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &s, &l) == 0)
+			h->st.rx_kernel_drops += s.tp_drops;
+		return;
+	}
 	/* PACKET_STATISTICS resets the kernel's counters: accumulate */
 	if (p->ver == TPACKET_V3) {
 		struct tpacket_stats_v3 s;
@@ -511,6 +586,383 @@ static void pkt_flush(struct vale_io *h)
 {
 	struct pkt *p = h->priv;
 	if (p->need_kick) pkt_kick(h, p);
+}
+
+/* ------------------------------------------------------------------ */
+/* vnet: PACKET_VNET_HDR, recvmsg/sendmmsg over the caller's buffers */
+
+#ifndef PACKET_AUXDATA
+#define PACKET_AUXDATA 8
+#endif
+#define VNET_F_NEEDS_CSUM 1
+
+static int pkt_open_vnet(struct vale_io *h, struct pkt *p, const char *ifname,
+			 const struct vale_io_opts *o)
+{
+	h->vnet_len = o && o->vnet_hdr_len ? o->vnet_hdr_len : VNET_KHDR;
+	if (h->vnet_len != 10 && h->vnet_len != 12)
+		return vio_err(-EINVAL, "virtio-net header length %u (10 or 12)", h->vnet_len);
+	p->v = calloc(1, sizeof *p->v);
+	if (!p->v) return vio_err(-ENOMEM, "out of memory");
+	p->v->stage_size = VALE_MAX_FRAGS * h->buf_size + VIO_VNET_MAX_FRAME + 64;
+	p->v->stage = malloc(p->v->stage_size);
+	p->v->slot_size = h->buf_size + VIO_VNET_MAX_FRAME + 64;
+	p->v->slots = malloc((size_t)p->v->slot_size * VNET_RX_MSGS);
+	if (!p->v->stage || !p->v->slots) return vio_err(-ENOMEM, "out of memory");
+	int r = pkt_socket(h, p, ifname);
+	if (r < 0) return r;
+	int one = 1;
+	/* The kernel's header is always the 10-byte one: a 12-byte header in our
+	 * buffers is read and written around its last two bytes (num_buffers),
+	 * which works on every kernel (PACKET_VNET_HDR_SZ is 6.2+). */
+	if (setsockopt(h->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) {
+		int e = errno;
+		return vio_err(-e, "'%s': PACKET_VNET_HDR: %s", ifname, strerror(e));
+	}
+	/* VLAN tags come as metadata: put back into the frame (auxdata says) */
+	setsockopt(h->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
+	/* no ring: the socket buffer holds what waits (super-frames are large) */
+	int rcvbuf = 16 << 20;
+	if (setsockopt(h->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+		setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	r = pkt_bind(h, ifname);
+	if (r < 0) return r;
+	h->max_frame = VIO_VNET_MAX_FRAME;
+	snprintf(h->mode, sizeof h->mode, "af_packet vnet_hdr %u mmsg%s%s", h->vnet_len,
+		 (h->flags & VIO_F_QDISC_BYPASS) ? " qdisc-bypass" : "",
+		 p->ignore_outgoing || (h->flags & VIO_F_SEE_OUTGOING) ? "" : " (sees outgoing)");
+	return 0;
+}
+
+static int vnet_err(struct vale_io *h, int e, const char *what)
+{
+	if (e == ENETDOWN) return vio_err(-ENETDOWN, "interface '%s' is down", h->ifname);
+	if (e == ENXIO || e == ENODEV) {
+		int c = vio_check_alive(h);
+		if (c < 0) return c;
+	}
+	return vio_err(-e, "'%s': %s: %s", h->ifname, what, strerror(e));
+}
+
+static inline uint16_t rd16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }
+static inline void wr16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+
+/* The slow path of a received frame, contiguous in stage[0..len) (header
+ * included): put the 802.1Q tag back (the header's offsets move with the
+ * frame). Returns the new length. */
+static uint32_t vnet_put_tag(struct vale_io *h, uint8_t *f, uint32_t len,
+			     const struct tpacket_auxdata *aux)
+{
+	uint32_t L = h->vnet_len;
+	uint16_t tpid = (aux->tp_status & TP_STATUS_VLAN_TPID_VALID) && aux->tp_vlan_tpid
+				? aux->tp_vlan_tpid
+				: 0x8100;
+	memmove(f + L + 16, f + L + 12, len - L - 12);
+	uint8_t *t = f + L + 12;
+	t[0] = (uint8_t)(tpid >> 8);
+	t[1] = (uint8_t)tpid;
+	t[2] = (uint8_t)(aux->tp_vlan_tci >> 8);
+	t[3] = (uint8_t)aux->tp_vlan_tci;
+	if (f[1] != VIO_VNET_GSO_NONE) wr16(f + 2, (uint16_t)(rd16(f + 2) + 4)); /* hdr_len */
+	if (f[0] & VNET_F_NEEDS_CSUM) wr16(f + 6, (uint16_t)(rd16(f + 6) + 4)); /* csum_start */
+	return len + 4;
+}
+
+/*
+ * Receiving with a header. Two modes, so that each kind of traffic is
+ * copied once (by the kernel) and MTU-sized frames cost no system call each:
+ *
+ *  batch (the default)  one recvmmsg() for up to VNET_RX_MSGS frames, each
+ *                       message into one caller buffer (its overflow, for a
+ *                       larger frame, into a staging slot). One-buffer frames
+ *                       are where they belong; at the first larger frame the
+ *                       rest of the batch is made contiguous in its slots and
+ *                       handed over from there (a second copy, once), and the
+ *                       handle turns to per-frame mode.
+ *  per-frame            one recvmsg() per frame over all the buffers left,
+ *                       so a 64 KiB super-frame lands in its 33 buffers
+ *                       directly; VNET_SMALL_RUN one-buffer frames in a row
+ *                       turn the handle back to batch mode.
+ *
+ * Frames received but not handed over yet (no buffers left) wait in
+ * v->pend, handed over first by the next call; nothing is received while
+ * any waits (their slots and stage are in use).
+ */
+
+/* The auxdata of a received message (VLAN tag), or NULL. */
+static const struct tpacket_auxdata *vnet_aux(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+		if (cm->cmsg_level == SOL_PACKET && cm->cmsg_type == PACKET_AUXDATA &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata)))
+			return (const void *)CMSG_DATA(cm);
+	return NULL;
+}
+
+static inline int vnet_tagged(const struct tpacket_auxdata *aux)
+{
+	return aux && (aux->tp_status & TP_STATUS_VLAN_VALID);
+}
+
+/* Finish a frame made contiguous at f (header included): tag back, header
+ * done; queue it. Returns 0, or -1 when it was dropped (counted). */
+static int vnet_queue(struct vale_io *h, struct pkt_vnet *v, uint8_t *f, uint32_t len,
+		      const struct tpacket_auxdata *aux)
+{
+	if (vnet_tagged(aux)) len = vnet_put_tag(h, f, len, aux);
+	vio_vnet_rx_done(h, f);
+	if (vio_frame_bufs(len, h->buf_size) > VALE_MAX_FRAGS) {
+		h->st.rx_oversize++;
+		return -1;
+	}
+	uint32_t at = (v->pend_head + v->npend) % (VNET_RX_MSGS + 1);
+	v->pend[at] = (struct vnet_pend){f, len};
+	v->npend++;
+	return 0;
+}
+
+/* Hand waiting frames over while they fit. -ENOBUFS: the next one needs
+ * more buffers than `max` (and none was handed over). */
+static int vnet_give_pending(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			     uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size;
+	while (v->npend) {
+		struct vnet_pend *e = &v->pend[v->pend_head];
+		uint32_t k = vio_frame_bufs(e->len, bs);
+		if (k > max - *filled) {
+			if (*filled) return 0;
+			return vio_err(-ENOBUFS, "'%s': the next frame needs %u buffers, %u given",
+				       h->ifname, k, max);
+		}
+		vio_scatter(e->p, e->len, bufs + *filled, lens + *filled, flags + *filled, bs);
+		*filled += k;
+		h->st.rx_pkts++;
+		h->st.rx_bytes += e->len - h->vnet_len;
+		v->pend_head = (v->pend_head + 1) % (VNET_RX_MSGS + 1);
+		v->npend--;
+	}
+	return 0;
+}
+
+/* Batch mode: see above. Returns 0 or -errno; *filled advanced. */
+static int vnet_recv_batch(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			   uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size, L = h->vnet_len;
+	while (*filled < max && !v->npend && !v->big) {
+		uint32_t m = max - *filled, f0 = *filled;
+		if (m > VNET_RX_MSGS) m = VNET_RX_MSGS;
+		for (uint32_t q = 0; q < m; q++) {
+			uint8_t *b = bufs[f0 + q], *slot = v->slots + (size_t)q * v->slot_size;
+			v->riov[q][0] = (struct iovec){b, VNET_KHDR};
+			v->riov[q][1] = (struct iovec){b + L, bs - L};
+			v->riov[q][2] = (struct iovec){slot + bs, v->slot_size - bs - 64};
+			v->rmsg[q].msg_hdr = (struct msghdr){
+				.msg_iov = v->riov[q],
+				.msg_iovlen = 3,
+				.msg_control = &v->rcb[q],
+				.msg_controllen = sizeof v->rcb[q],
+			};
+		}
+		int r = recvmmsg(h->fd, v->rmsg, m, MSG_DONTWAIT, NULL);
+		if (r < 0) {
+			int e = errno;
+			if (e == EAGAIN) return 0;
+			if (e == EINTR) continue;
+			if (*filled) return 0; /* report it next time */
+			return vnet_err(h, e, "recvmmsg");
+		}
+		uint32_t q = 0, out = f0;
+		/* one-buffer, untagged frames: already where they belong */
+		for (; q < (uint32_t)r; q++) {
+			struct msghdr *mh = &v->rmsg[q].msg_hdr;
+			uint32_t got = v->rmsg[q].msg_len, len = got + L - VNET_KHDR;
+			if ((mh->msg_flags & MSG_TRUNC) || got < VNET_KHDR + 14 || len > bs ||
+			    vnet_tagged(vnet_aux(mh)))
+				break;
+			vio_vnet_rx_done(h, bufs[out]);
+			lens[out] = (uint16_t)len;
+			flags[out] = 0;
+			out++;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len - L;
+		}
+		/* from the first other one on, every frame goes contiguous into its
+		 * slot (its first part from its buffer), to be handed over from there */
+		for (; q < (uint32_t)r; q++) {
+			struct msghdr *mh = &v->rmsg[q].msg_hdr;
+			uint32_t got = v->rmsg[q].msg_len, len = got + L - VNET_KHDR;
+			if ((mh->msg_flags & MSG_TRUNC) || got < VNET_KHDR + 14) {
+				h->st.rx_truncated++;
+				continue;
+			}
+			uint8_t *slot = v->slots + (size_t)q * v->slot_size;
+			memcpy(slot, bufs[f0 + q], len < bs ? len : bs);
+			if (len > bs) {
+				v->big = 1; /* super-frames: per frame from now on */
+				v->small_run = 0;
+			}
+			vnet_queue(h, v, slot, len, vnet_aux(mh));
+		}
+		*filled = out;
+		int e = vnet_give_pending(h, v, bufs, lens, flags, max, filled);
+		if (e < 0) return e;
+		if ((uint32_t)r < m) return 0; /* the socket is drained */
+	}
+	return 0;
+}
+
+/* Per-frame mode: see above. Returns 0 or -errno; *filled advanced. */
+static int vnet_recv_each(struct vale_io *h, struct pkt_vnet *v, void *const *bufs,
+			  uint16_t *lens, uint16_t *flags, uint32_t max, uint32_t *filled)
+{
+	uint32_t bs = h->buf_size, L = h->vnet_len;
+	struct iovec iov[VALE_MAX_FRAGS + 3];
+	union vnet_cmsg cb;
+	while (*filled < max && !v->npend) {
+		uint32_t nb = max - *filled, c = 0, f0 = *filled;
+		if (nb > VALE_MAX_FRAGS) nb = VALE_MAX_FRAGS;
+		uint8_t *b0 = bufs[f0];
+		iov[c++] = (struct iovec){b0, VNET_KHDR};
+		iov[c++] = (struct iovec){b0 + L, bs - L};
+		for (uint32_t j = 1; j < nb; j++) iov[c++] = (struct iovec){bufs[f0 + j], bs};
+		/* the tail goes to staging right after room for the parts above */
+		iov[c++] = (struct iovec){v->stage + (size_t)nb * bs, v->stage_size - (size_t)nb * bs - 64};
+		struct msghdr mh = {
+			.msg_iov = iov,
+			.msg_iovlen = c,
+			.msg_control = &cb,
+			.msg_controllen = sizeof cb,
+		};
+		ssize_t r = recvmsg(h->fd, &mh, MSG_DONTWAIT);
+		if (r < 0) {
+			int e = errno;
+			if (e == EAGAIN) return 0;
+			if (e == EINTR) continue;
+			if (*filled) return 0; /* report it next time */
+			return vnet_err(h, e, "recvmsg");
+		}
+		if ((mh.msg_flags & MSG_TRUNC) || (uint32_t)r < VNET_KHDR + 14) {
+			h->st.rx_truncated++;
+			continue;
+		}
+		uint32_t len = (uint32_t)r + (L - VNET_KHDR); /* header and frame */
+		const struct tpacket_auxdata *aux = vnet_aux(&mh);
+		uint32_t k = vio_frame_bufs(len, bs);
+		if (k == 1) {
+			if (++v->small_run >= VNET_SMALL_RUN) v->big = 0; /* back to batches */
+		} else {
+			v->small_run = 0;
+		}
+		if (!vnet_tagged(aux) && k <= nb) { /* the common case: it is where it belongs */
+			vio_vnet_rx_done(h, b0);
+			for (uint32_t j = 0; j + 1 < k; j++) {
+				lens[f0 + j] = (uint16_t)bs;
+				flags[f0 + j] = VS_MOREFRAG;
+			}
+			lens[f0 + k - 1] = (uint16_t)(len - (k - 1) * bs);
+			flags[f0 + k - 1] = 0;
+			*filled += k;
+			h->st.rx_pkts++;
+			h->st.rx_bytes += len - L;
+			if (!v->big) return 0; /* batches from the next call */
+			continue;
+		}
+		/* spilled into staging, or a tag to put back: contiguous there */
+		uint32_t inb = k < nb ? k : nb;
+		for (uint32_t j = 0; j < inb; j++) memcpy(v->stage + (size_t)j * bs, bufs[f0 + j], bs);
+		if (vnet_queue(h, v, v->stage, len, aux) < 0) continue;
+		int e = vnet_give_pending(h, v, bufs, lens, flags, max, filled);
+		if (e < 0) return e;
+	}
+	return 0;
+}
+
+static int vnet_recv(struct vale_io *h, struct pkt *p, void *const *bufs, uint16_t *lens,
+		     uint16_t *flags, uint32_t max)
+{
+	struct pkt_vnet *v = p->v;
+	uint32_t filled = 0;
+	uint64_t before = h->st.rx_pkts;
+	int r = vnet_give_pending(h, v, bufs, lens, flags, max, &filled);
+	if (r == 0 && !v->npend && filled < max)
+		r = v->big ? vnet_recv_each(h, v, bufs, lens, flags, max, &filled)
+			   : vnet_recv_batch(h, v, bufs, lens, flags, max, &filled);
+	if (h->st.rx_pkts != before) h->st.rx_batches++;
+	if (r < 0 && !filled) return r;
+	return (int)filled;
+}
+
+static int vnet_send(struct vale_io *h, struct pkt *p, void *const *bufs, const uint16_t *lens,
+		     const uint16_t *flags, uint32_t n)
+{
+	struct pkt_vnet *v = p->v;
+	uint32_t bs = h->buf_size, L = h->vnet_len, i = 0, sent = 0;
+	uint32_t flen[VNET_MSGS];
+	uint64_t bytes = 0;
+	while (i < n) {
+		/* up to VNET_MSGS frames from bufs[i..): one message each, whose
+		 * iovecs skip num_buffers of a 12-byte header */
+		uint32_t m = 0, c = 0, j = i;
+		while (j < n && m < VNET_MSGS) {
+			uint32_t nb, len = vio_gather_len(lens, flags, j, n, bs, &nb);
+			if (!nb) break; /* incomplete chain: wait for the rest */
+			if (len < L + 14 || len > h->max_frame + L || nb > VALE_MAX_FRAGS ||
+			    lens[j] < L) {
+				if (m) break; /* send what is before it first */
+				h->st.tx_drops++;
+				j += nb;
+				i = j;
+				continue;
+			}
+			if (c + nb + 1 > VNET_IOVS) break;
+			uint32_t c0 = c;
+			uint8_t *b0 = bufs[j];
+			v->iov[c++] = (struct iovec){b0, VNET_KHDR};
+			if (lens[j] > L) v->iov[c++] = (struct iovec){b0 + L, (size_t)lens[j] - L};
+			for (uint32_t k = 1; k < nb; k++)
+				v->iov[c++] = (struct iovec){bufs[j + k], lens[j + k]};
+			v->msg[m].msg_hdr = (struct msghdr){.msg_iov = &v->iov[c0], .msg_iovlen = c - c0};
+			v->msg[m].msg_len = 0;
+			v->first_buf[m] = (uint16_t)(j - i);
+			flen[m] = len - L;
+			m++;
+			j += nb;
+		}
+		if (!m) break;
+		int r = sendmmsg(h->fd, v->msg, m, MSG_DONTWAIT);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR) continue;
+			if (e == EAGAIN || e == ENOBUFS) {
+				h->st.tx_ring_full++;
+				break;
+			}
+			if (e == ENETDOWN || e == ENXIO || e == ENODEV) {
+				if (sent) break; /* report it on the next call */
+				return vnet_err(h, e, "sendmmsg");
+			}
+			/* the first frame was refused (EINVAL: a bad header, EMSGSIZE:
+			 * larger than the MTU without GSO): count it, go on after it */
+			h->st.tx_errors++;
+			i = m > 1 ? i + v->first_buf[1] : j;
+			continue;
+		}
+		for (int q = 0; q < r; q++) bytes += flen[q];
+		sent += (uint32_t)r;
+		i = (uint32_t)r < m ? i + v->first_buf[r] : j;
+	}
+	if (sent) {
+		h->st.tx_pkts += sent;
+		h->st.tx_bytes += bytes;
+		h->st.tx_batches++;
+	}
+	return (int)i;
 }
 
 const struct vale_io_ops vale_io_packet_ops = {

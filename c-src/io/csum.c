@@ -3,6 +3,7 @@
  * checksum offload (CHECKSUM_PARTIAL), which nothing on a switch would
  * otherwise finish. Used by the AF_PACKET and AF_XDP receive paths.
  */
+#include "csum.h"
 #include "io_impl.h"
 
 #include <string.h>
@@ -17,26 +18,10 @@
  * finish a checksum only when the field holds exactly the pseudo-header sum
  * and the checksum is wrong (a complete, valid checksum is left alone). */
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
+/* one summing loop for the switch and the backends (core/csum.h), folded */
+static uint32_t csum_add(const uint8_t *p, uint32_t len)
 {
-	uint64_t s = sum;
-	while (len >= 4) {
-		uint32_t w;
-		memcpy(&w, p, 4);
-		s += w;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t w;
-		memcpy(&w, p, 2);
-		s += w;
-		p += 2;
-		len -= 2;
-	}
-	if (len) s += *p; /* little endian: the odd byte is the low half of its word */
-	while (s >> 32) s = (s & 0xffffffffu) + (s >> 32);
-	return (uint32_t)s;
+	return vale_sum_fold(vale_sum_add(0, p, len));
 }
 
 static uint16_t fold16(uint32_t s)
@@ -73,7 +58,7 @@ int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic)
 		proto = ip[9];
 		l4 = off + ihl;
 		end = off + tot;
-		pseudo = csum_add(0, ip + 12, 8);
+		pseudo = csum_add(ip + 12, 8);
 	} else if (et == 0x86dd) {
 		if (off + 40 > len) return 0;
 		const uint8_t *ip = f + off;
@@ -85,7 +70,7 @@ int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic)
 			proto = f[l4];
 			l4 += 8 + f[l4 + 1] * 8u;
 		}
-		pseudo = csum_add(0, ip + 8, 32);
+		pseudo = csum_add(ip + 8, 32);
 	} else {
 		return 0;
 	}
@@ -107,7 +92,7 @@ int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic)
 	for (int i = 0; i < nseg && pos < end; i++) {
 		uint32_t a = pos > l4 ? pos : l4, b = pos + seg[i].len < end ? pos + seg[i].len : end;
 		if (a < b) {
-			uint16_t part = fold16(csum_add(0, seg[i].p + (a - pos), b - a));
+			uint16_t part = fold16(csum_add(seg[i].p + (a - pos), b - a));
 			if ((a - l4) & 1) part = (uint16_t)(part << 8 | part >> 8);
 			sum = fold16(sum + part);
 		}

@@ -99,6 +99,38 @@ static int open_auto(struct vale_io *h, const char *ifname, const struct vale_io
 {
 	char why[128];
 	int r;
+	if (h->flags & VIO_F_VNET_HDR) {
+		/* Offloads asked for. A veth or a TAP hands over what its stack
+		 * sends: GSO super-frames with partial checksums, which AF_PACKET
+		 * carries with the header (AF_XDP would make the peer segment).
+		 * A NIC's frames are MTU-sized anyway: AF_XDP there. */
+		char drv[32];
+		vio_link_driver(h->ctl_fd, ifname, drv, sizeof drv);
+		if (!strcmp(drv, "veth") || !strcmp(drv, "tun")) {
+			snprintf(h->why, sizeof h->why,
+				 "%s: af_packet with virtio-net header keeps GSO and checksum offloads",
+				 drv);
+			return open_with(h, &vale_io_packet_ops, ifname, opts);
+		}
+		if (!xdp_prog_id) {
+			h->flags &= ~(uint32_t)VIO_F_VNET_HDR;
+			r = open_with(h, &vale_io_xdp_ops, ifname, opts);
+			if (r == 0) {
+				snprintf(h->why, sizeof h->why,
+					 "af_xdp available (driver %.32s: MTU-sized frames, no header)",
+					 drv[0] ? drv : "?");
+				return 0;
+			}
+			snprintf(why, sizeof why, "%.127s", vale_io_last_error());
+			close_backend(h);
+			h->flags |= VIO_F_VNET_HDR;
+		} else {
+			snprintf(why, sizeof why, "'%s' already has XDP program id %u", ifname,
+				 xdp_prog_id);
+		}
+		snprintf(h->why, sizeof h->why, "af_packet with virtio-net header: %.80s", why);
+		return open_with(h, &vale_io_packet_ops, ifname, opts);
+	}
 	if (xdp_prog_id) {
 		snprintf(why, sizeof why, "'%s' already has XDP program id %u", ifname, xdp_prog_id);
 		r = -EBUSY;
@@ -127,6 +159,17 @@ static int check_open_args(uint32_t kind, const char *ifname, const struct vale_
 	if (opts->netns[VIO_NETNS_MAX - 1]) return vio_err(-EINVAL, "netns name too long");
 	uint32_t bs = opts->buf_size ? opts->buf_size : VALE_BUF_SIZE;
 	if (bs < 64 || bs > 65535) return vio_err(-EINVAL, "buf_size %u out of 64..65535", bs);
+	if (opts->flags & VIO_F_VNET_HDR) {
+		uint32_t l = opts->vnet_hdr_len;
+		if (l != 0 && l != 10 && l != 12)
+			return vio_err(-EINVAL, "virtio-net header length %u (10 or 12)", l);
+		if (bs < 64 + 12) return vio_err(-EINVAL, "buf_size %u too small for a header", bs);
+		if (kind == VIO_XDP)
+			return vio_err(-EOPNOTSUPP,
+				       "'%s': af_xdp frames carry no virtio-net header (use af_packet, "
+				       "or no header)",
+				       ifname);
+	}
 	return 0;
 }
 
@@ -325,6 +368,8 @@ VALE_API int vale_io_info(struct vale_io *h, struct vale_io_info *out)
 	out->buf_size = h->buf_size;
 	out->fd = vale_io_fd(h);
 	out->flags = h->flags;
+	out->vnet_hdr_len = (uint16_t)h->vnet_len;
+	out->offloads = (uint16_t)h->offloads;
 	snprintf(out->ifname, sizeof out->ifname, "%s", h->ifname);
 	snprintf(out->mode, sizeof out->mode, "%s", h->mode);
 	snprintf(out->why, sizeof out->why, "%s", h->why);

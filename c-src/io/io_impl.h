@@ -28,7 +28,9 @@ struct vale_io {
 	uint32_t buf_size;
 	uint32_t ifindex;
 	uint32_t mtu;
-	uint32_t max_frame; /* send limit */
+	uint32_t max_frame; /* send limit (frame only, without the virtio-net header) */
+	uint32_t vnet_len;  /* VIO_F_VNET_HDR: header bytes before each frame (10/12), else 0 */
+	uint32_t offloads;  /* TAP: TUN_F_* accepted by the kernel */
 	int fd;
 	int poll_fd;        /* what vale_io_fd() returns (XDP, several queues: an epoll fd) */
 	int ctl_fd;         /* AF_INET dgram socket for ioctls in the right netns */
@@ -52,6 +54,7 @@ int vio_ctl_socket(void);
 int vio_link_query(int ctl_fd, const char *ifname, struct vale_io_link *out);
 int vio_link_set(int ctl_fd, const char *ifname, int32_t up, uint32_t mtu);
 int vio_check_alive(struct vale_io *h);
+int vio_link_driver(int ctl_fd, const char *ifname, char *out, size_t size);
 
 /* ---- sg.c ---- */
 uint32_t vio_frame_bufs(uint32_t len, uint32_t buf_size);
@@ -65,6 +68,20 @@ uint32_t vio_scatter_segs(const struct vio_seg *seg, int nseg, void *const *bufs
 			  uint16_t *lens, uint16_t *flags, uint32_t buf_size);
 void vio_scatter(const uint8_t *src, uint32_t len, void *const *bufs, uint16_t *lens,
 		 uint16_t *flags, uint32_t buf_size);
+
+/* The virtio-net header (little-endian fields, legacy layout on x86). */
+#define VIO_VNET_GSO_NONE 0
+#define VIO_VNET_NUM_BUFFERS_OFF 10 /* 12-byte header: num_buffers */
+/* After a frame was received with a header: a 12-byte header says
+ * num_buffers = 1 (the kernel writes 10 bytes), a GSO type is counted. */
+static inline void vio_vnet_rx_done(struct vale_io *h, uint8_t *hdr)
+{
+	if (h->vnet_len == 12) {
+		hdr[VIO_VNET_NUM_BUFFERS_OFF] = 1;
+		hdr[VIO_VNET_NUM_BUFFERS_OFF + 1] = 0;
+	}
+	if (hdr[1] != VIO_VNET_GSO_NONE) h->st.rx_gso++;
+}
 
 /* ---- csum.c ---- */
 int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic);

@@ -164,6 +164,22 @@ int vio_link_query(int ctl_fd, const char *ifname, struct vale_io_link *out)
 	return 0;
 }
 
+/* The interface's driver ("veth", "tun", "virtio_net", ...) through
+ * ETHTOOL_GDRVINFO; out is "" when the driver does not say. */
+int vio_link_driver(int ctl_fd, const char *ifname, char *out, size_t size)
+{
+	struct ifreq ifr;
+	int r = ifr_set(&ifr, ifname);
+	if (r < 0) return r;
+	struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
+	ifr.ifr_data = (void *)&di;
+	if (size) out[0] = 0;
+	if (ioctl(ctl_fd, SIOCETHTOOL, &ifr) < 0) return -errno;
+	di.driver[sizeof di.driver - 1] = 0;
+	snprintf(out, size, "%s", di.driver);
+	return 0;
+}
+
 int vio_link_set(int ctl_fd, const char *ifname, int32_t up, uint32_t mtu)
 {
 	struct ifreq ifr;

@@ -5,6 +5,12 @@
  * into the caller's buffers (plus a staging tail for a frame that does not
  * fit in what is left), and one writev() per sent frame, gathering its
  * fragments. The fd is non-blocking; recv stops at EAGAIN.
+ *
+ * With VIO_F_VNET_HDR the virtio-net header is part of the frame in the
+ * caller's buffers (read and written as it is), and the offloads set with
+ * TUNSETOFFLOAD let the kernel hand over 64 KiB GSO frames with partial
+ * checksums and take them back: the frame crosses once, not per segment.
+ * The legacy VIO_F_TAP_VNET_HDR adds and strips a zero header instead.
  */
 #include "io_impl.h"
 
@@ -22,21 +28,63 @@
 #define TAP_VNET_LEN 10 /* struct virtio_net_hdr, the default TUNSETVNETHDRSZ */
 #define TAP_MAX_FRAME 65535u
 
+/* Newer than some installed headers */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
 struct tap {
 	uint8_t *stage;      /* a frame that did not fit in the caller's buffers */
 	uint32_t stage_size;
 	uint32_t pend_len;   /* > 0: a frame waits in stage[0..pend_len) */
-	uint32_t vnet;       /* 0 or TAP_VNET_LEN */
+	uint32_t vnet;       /* legacy VIO_F_TAP_VNET_HDR: 0 or TAP_VNET_LEN (added/stripped here) */
 	uint8_t hdr[TAP_VNET_LEN];
 };
+
+/* Header size and offloads of a TAP carrying virtio-net headers. The
+ * offloads asked for (0: all we know) are tried, then less as the kernel
+ * refuses them (USO needs 6.2, all of TSO needs checksums): h->offloads is
+ * what was set. */
+static int tap_offloads(struct vale_io *h, int fd, const char *ifname, uint32_t want)
+{
+	int sz = (int)h->vnet_len;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+		int e = errno;
+		return vio_err(-e, "TAP '%s': TUNSETVNETHDRSZ %d: %s", ifname, sz, strerror(e));
+	}
+	if (want & VIO_OFFLOADS_NONE) want = 0;
+	else if (!want) want = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
+	const unsigned int tries[] = {
+		want,
+		want & ~(unsigned int)(TUN_F_USO4 | TUN_F_USO6),
+		want & TUN_F_CSUM,
+		0,
+	};
+	for (unsigned i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+		if (i && tries[i] == tries[i - 1]) continue;
+		if (ioctl(fd, TUNSETOFFLOAD, tries[i]) == 0) {
+			h->offloads = tries[i];
+			return 0;
+		}
+	}
+	int e = errno;
+	return vio_err(-e, "TAP '%s': TUNSETOFFLOAD: %s", ifname, strerror(e));
+}
 
 static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_opts *o)
 {
 	struct tap *t = calloc(1, sizeof *t);
 	if (!t) return vio_err(-ENOMEM, "out of memory");
 	h->priv = t;
+	if (h->flags & VIO_F_VNET_HDR) {
+		h->vnet_len = o && o->vnet_hdr_len ? o->vnet_hdr_len : TAP_VNET_LEN;
+		if (h->vnet_len != 10 && h->vnet_len != 12)
+			return vio_err(-EINVAL, "virtio-net header length %u (10 or 12)", h->vnet_len);
+		h->flags &= ~(uint32_t)VIO_F_TAP_VNET_HDR; /* the real one wins */
+	}
 	t->vnet = (h->flags & VIO_F_TAP_VNET_HDR) ? TAP_VNET_LEN : 0;
-	t->stage_size = VALE_MAX_FRAGS * h->buf_size + TAP_MAX_FRAME + 64;
+	t->stage_size = VALE_MAX_FRAGS * h->buf_size + VIO_VNET_MAX_FRAME + 64;
 	t->stage = malloc(t->stage_size);
 	if (!t->stage) return vio_err(-ENOMEM, "out of memory");
 
@@ -71,7 +119,7 @@ static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_
 	memcpy(ifr.ifr_name, ifname, strlen(ifname));
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
 	if (h->flags & VIO_F_TAP_EXCL) ifr.ifr_flags |= IFF_TUN_EXCL;
-	if (t->vnet) ifr.ifr_flags |= IFF_VNET_HDR;
+	if (t->vnet || h->vnet_len) ifr.ifr_flags |= IFF_VNET_HDR;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
 		switch (e) {
@@ -92,8 +140,13 @@ static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_
 		}
 		return vio_err(-e, "TUNSETIFF '%s': %s", ifname, strerror(e));
 	}
-	/* no offloads: the kernel hands us whole, checksummed frames */
-	ioctl(fd, TUNSETOFFLOAD, 0);
+	if (h->vnet_len) {
+		int r = tap_offloads(h, fd, ifname, o ? o->offloads : 0);
+		if (r < 0) return r;
+	} else {
+		/* no offloads: the kernel hands us whole, checksummed frames */
+		ioctl(fd, TUNSETOFFLOAD, 0);
+	}
 	if (h->flags & VIO_F_TAP_PERSIST) {
 		if (ioctl(fd, TUNSETPERSIST, 1) < 0) {
 			int e = errno;
@@ -116,9 +169,16 @@ static int tap_open(struct vale_io *h, const char *ifname, const struct vale_io_
 	if (r < 0) return r;
 	h->ifindex = l.ifindex;
 	h->mtu = l.mtu;
-	h->max_frame = TAP_MAX_FRAME;
-	snprintf(h->mode, sizeof h->mode, "tap%s%s", t->vnet ? " vnet_hdr" : "",
-		 (h->flags & VIO_F_TAP_PERSIST) ? " persist" : "");
+	h->max_frame = h->vnet_len ? VIO_VNET_MAX_FRAME : TAP_MAX_FRAME;
+	char off[48] = "";
+	if (h->vnet_len)
+		snprintf(off, sizeof off, " %u%s%s%s%s", h->vnet_len,
+			 (h->offloads & TUN_F_CSUM) ? " csum" : " no-offloads",
+			 (h->offloads & TUN_F_TSO4) ? " tso4" : "",
+			 (h->offloads & TUN_F_TSO6) ? " tso6" : "",
+			 (h->offloads & TUN_F_USO4) ? " uso" : "");
+	snprintf(h->mode, sizeof h->mode, "tap%s%.40s%s", t->vnet || h->vnet_len ? " vnet_hdr" : "",
+		 off, (h->flags & VIO_F_TAP_PERSIST) ? " persist" : "");
 	return 0;
 }
 
@@ -170,7 +230,7 @@ static int tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16
 				       h->ifname, k, max);
 		vio_scatter(t->stage, t->pend_len, bufs, lens, flags, bs);
 		h->st.rx_pkts++;
-		h->st.rx_bytes += t->pend_len;
+		h->st.rx_bytes += t->pend_len - h->vnet_len;
 		t->pend_len = 0;
 		filled = k;
 	}
@@ -190,14 +250,15 @@ static int tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16
 			if (filled) break; /* report next time */
 			return tap_gone(h, e);
 		}
-		if ((uint32_t)r <= t->vnet) continue;
+		if ((uint32_t)r <= t->vnet + h->vnet_len) continue;
 		uint32_t len = (uint32_t)r - t->vnet;
 		uint32_t k = vio_frame_bufs(len, bs);
 		if (k <= nb) {
+			if (h->vnet_len) vio_vnet_rx_done(h, bufs[filled]);
 			fill_lens(len, lens + filled, flags + filled, bs);
 			filled += k;
 			h->st.rx_pkts++;
-			h->st.rx_bytes += len;
+			h->st.rx_bytes += len - h->vnet_len;
 			continue;
 		}
 		/* it spilled into staging: make it contiguous there */
@@ -206,6 +267,7 @@ static int tap_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16
 			h->st.rx_oversize++;
 			continue;
 		}
+		if (h->vnet_len) vio_vnet_rx_done(h, t->stage);
 		t->pend_len = len;
 		if (!filled) {
 			if (h->st.rx_pkts != before) h->st.rx_batches++;
@@ -229,7 +291,8 @@ static int tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 	while (i < n) {
 		uint32_t nb, len = vio_gather_len(lens, flags, i, n, h->buf_size, &nb);
 		if (!nb) break;
-		if (len < 14 || len > TAP_MAX_FRAME || nb > VALE_MAX_FRAGS) {
+		if (len < 14 + h->vnet_len || len > h->max_frame + h->vnet_len ||
+		    nb > VALE_MAX_FRAGS) {
 			h->st.tx_drops++;
 			i += nb;
 			continue;
@@ -254,7 +317,7 @@ static int tap_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 			continue;
 		}
 		sent++;
-		bytes += len;
+		bytes += len - h->vnet_len;
 		i += nb;
 	}
 	if (sent) {

@@ -30,7 +30,21 @@ export const IoFlags = {
   VIO_F_XDP_ZEROCOPY: 0x4000,
   VIO_F_XDP_NO_SG: 0x8000,
   VIO_F_XDP_QUEUE: 0x10000,
-  VIO_F_VHOST_OFFLOADS: 0x20000,
+  VIO_F_VNET_HDR: 0x20000,
+  VIO_F_VHOST_OFFLOADS: 0x40000,
+} as const;
+
+/** `vale_io_opts.offloads`: set no TAP offloads (VIO_OFFLOADS_NONE). */
+export const OFFLOADS_NONE = 0x80000000;
+/** TUN_F_* offloads of a TAP (vale_io_info.offloads). */
+export const TunOffloads = {
+  csum: 0x01,
+  tso4: 0x02,
+  tso6: 0x04,
+  tsoEcn: 0x08,
+  ufo: 0x10,
+  uso4: 0x20,
+  uso6: 0x40,
 } as const;
 
 /** `struct vale_io_opts` (192 bytes). */
@@ -44,6 +58,8 @@ export const IO_OPTS = layout("vale_io_opts", 192, {
   xdp_frames: [24, "u32"],
   queue: [28, "u32"],
   mtu: [32, "u32"],
+  vnet_hdr_len: [36, "u32"],
+  offloads: [40, "u32"],
   netns: [64, "char", 128],
 });
 
@@ -80,6 +96,7 @@ export const IO_STATS = layout("vale_io_stats", 128, {
   tx_ring_full: [96, "u64"],
   kernel_freeze: [104, "u64"],
   xdp_tx_invalid: [112, "u64"],
+  rx_gso: [120, "u64"],
 });
 
 /** Counters of a handle (struct vale_io_stats). */
@@ -114,6 +131,8 @@ export interface IoStats {
   kernelFreeze: bigint;
   /** XDP: TX descriptors the kernel rejected. */
   xdpTxInvalid: bigint;
+  /** With a virtio-net header: frames received with a GSO type (super-frames, whole). */
+  rxGso: bigint;
 }
 
 /** Decodes `vale_io_stats`. */
@@ -135,6 +154,7 @@ export function decodeIoStats(bytes: Uint8Array<ArrayBuffer>): IoStats {
     txRingFull: s.getBig("tx_ring_full"),
     kernelFreeze: s.getBig("kernel_freeze"),
     xdpTxInvalid: s.getBig("xdp_tx_invalid"),
+    rxGso: s.getBig("rx_gso"),
   };
 }
 
@@ -147,6 +167,8 @@ export const IO_INFO = layout("vale_io_info", 240, {
   buf_size: [16, "u32"],
   fd: [20, "i32"],
   flags: [24, "u32"],
+  vnet_hdr_len: [28, "u16"],
+  offloads: [30, "u16"],
   ifname: [32, "char", 16],
   mode: [48, "char", 64],
   why: [112, "char", 128],
@@ -172,6 +194,10 @@ export interface IoInfo {
   mode: string;
   /** With kind "auto": why this backend. */
   why: string;
+  /** Bytes of virtio-net header before each frame (0: none; see KernelIoOptions.vnetHdr). */
+  vnetHdrLen: number;
+  /** TAP with a header: the TUN_F_* offloads the kernel accepted ({@link TunOffloads}). */
+  offloads: number;
 }
 
 /** Decodes `vale_io_info`. */
@@ -188,6 +214,8 @@ export function decodeIoInfo(bytes: Uint8Array<ArrayBuffer>): IoInfo {
     ifname: s.string("ifname"),
     mode: s.string("mode"),
     why: s.string("why"),
+    vnetHdrLen: s.get("vnet_hdr_len"),
+    offloads: s.get("offloads"),
   };
 }
 

@@ -31,6 +31,9 @@ export const OpenFlags = {
   VO_TX_ONLY: 0x40,
   VO_GROUP: 0x80,
   VO_VNET_HDR: 0x100,
+  VO_MONITOR_TX: 0x200,
+  VO_MONITOR_RX: 0x400,
+  VO_MONITOR_ZCOPY: 0x800,
 } as const;
 
 /** MTU limits of a port (largest Ethernet frame, virtio-net header not included). */

@@ -66,6 +66,8 @@ export interface PortLayout {
   lastRing: number;
   /** Doorbell FIFO. */
   bellFd: number;
+  /** `VPF_*` flags of the port's entry (c-src/include/vale.h). */
+  flags: number;
   /** Offsets of the TX rings in the region. */
   txRingOfs: number[];
   /** Offsets of the RX rings in the region. */
@@ -95,6 +97,7 @@ export function decodePortInfo(bytes: Uint8Array<ArrayBuffer>): PortLayout {
     firstRing: s.get("first_ring"),
     lastRing: s.get("last_ring"),
     bellFd: s.get("bell_fd"),
+    flags: s.get("flags"),
     txRingOfs: rings("tx_ring_ofs"),
     rxRingOfs: rings("rx_ring_ofs"),
     bufOfs: s.get("buf_ofs"),

@@ -28,6 +28,7 @@ import { parseAttachName as parseName, PortNameError } from "../names.ts";
 import { KernelIo, type VhostStatus } from "../backends/kernel_io.ts";
 import { runDir as defaultRunDir } from "../rundir.ts";
 import { type ControlOptions, type PortInfo, switchInfo } from "../switch/control.ts";
+import { denoRun } from "../deno_run.ts";
 
 /**
  * How the interface is reached: `auto` = AF_XDP, else AF_PACKET; `tap` = the fd side of a TAP;
@@ -58,7 +59,16 @@ export interface AttachOptions extends ControlOptions {
   slots?: number;
   /** How long to wait for the forwarder to be ready (default 20 s). */
   timeoutMs?: number;
+  /**
+   * virtio-net header of the attachment (default {@link DEFAULT_VNET_HDR}): offloads kept,
+   * GSO super-frames cross the switch whole (veth/TAP: AF_PACKET or the TAP with the header;
+   * a NIC: AF_XDP without one when it can). 0: no header, MTU-sized frames (veths on AF_XDP).
+   */
+  vnetHdr?: 0 | 10 | 12;
 }
+
+/** The virtio-net header length attachments use unless told otherwise (as virtio 1.0). */
+export const DEFAULT_VNET_HDR = 12;
 
 /** Configuration of an attachment, as the forwarder reads it (`IF.conf.json`). */
 export interface AttachConfig {
@@ -84,6 +94,8 @@ export interface AttachConfig {
   supervise: boolean;
   /** Ring slots of the switch port(s), 0 = default. */
   slots: number;
+  /** virtio-net header asked for (absent: {@link DEFAULT_VNET_HDR}; 0: none). */
+  vnetHdr?: number;
   /** When `-a` was run (ISO time). */
   created: string;
 }
@@ -106,6 +118,8 @@ export interface WorkerState {
   why?: string;
   /** MTU of the interface. */
   mtu?: number;
+  /** virtio-net header bytes before each frame on the port (0: none). */
+  vnetHdr?: number;
   /** We created the TAP (method tap) and delete it on detach. */
   tapCreated?: boolean;
   /** We created the host TAP and delete it on detach. */
@@ -158,6 +172,8 @@ export interface Attachment {
   mode?: string;
   /** Why this backend. */
   why?: string;
+  /** virtio-net header bytes before each frame on its port (0: none, MTU-sized frames). */
+  vnetHdr?: number;
   /** Host-stack port and TAP (`-h`). */
   host?: { port: string; tap: string };
   /**
@@ -376,6 +392,7 @@ export function attachmentStatus(
     method: st?.kind,
     mode: st?.mode,
     why: st?.why,
+    vnetHdr: st?.vnetHdr,
     host: conf.host,
     status,
     message,
@@ -451,28 +468,7 @@ function fwdScript(): URL {
 
 /** The command line that runs the forwarder script (`deno run -A .../vale-fwd.ts`). */
 export function forwarderCommand(args: string[]): { cmd: string; args: string[] } {
-  const script = fwdScript();
-  const cfg = new URL("../../deno.json", import.meta.url);
-  let config = ["--no-config"];
-  if (cfg.protocol === "file:") {
-    try {
-      Deno.statSync(cfg);
-      config = ["--config", cfg.pathname];
-    } catch { /* no config next to the library */ }
-  }
-  return {
-    cmd: Deno.execPath(),
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "--no-lock",
-      ...config,
-      "--allow-all",
-      script.protocol === "file:" ? script.pathname : script.href,
-      ...args,
-    ],
-  };
+  return denoRun(fwdScript(), args);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -540,6 +536,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     up: opts.up ?? true,
     supervise: opts.supervise ?? true,
     slots: opts.slots ?? 0,
+    vnetHdr: opts.vnetHdr ?? DEFAULT_VNET_HDR,
     created: new Date().toISOString(),
   };
 

@@ -13,6 +13,7 @@ import {
   type AttachConfig,
   attachFiles,
   cleanupLeftovers,
+  DEFAULT_VNET_HDR,
   isVhost,
   readJson,
   type WorkerState,
@@ -105,11 +106,24 @@ function startRun(confPath: string): Run | null {
 
 /** How the attached interface itself is opened. */
 function interfaceOptions(conf: AttachConfig): KernelIoOptions {
-  if (conf.method === "tap") return { kind: "tap", up: conf.up, tapPersist: true };
+  const vnetHdr = vnetOf(conf);
+  if (conf.method === "tap") return { kind: "tap", up: conf.up, tapPersist: true, vnetHdr };
   // offloads: a guest's 64 KiB TCP frames cross the switch whole (c-src/fwd gives the
   // port the guest's virtio-net header once it negotiated them)
   if (isVhost(conf.method)) return { kind: conf.method, vhostOffloads: true };
-  return { kind: conf.method, up: conf.up, promisc: true };
+  // AF_XDP carries no header: forced, it runs without (MTU-sized frames)
+  return {
+    kind: conf.method,
+    up: conf.up,
+    promisc: true,
+    vnetHdr: conf.method === "xdp" ? undefined : vnetHdr,
+  };
+}
+
+/** The header the configuration asks for (undefined: none). */
+function vnetOf(conf: AttachConfig): 10 | 12 | undefined {
+  const v = conf.vnetHdr ?? DEFAULT_VNET_HDR;
+  return v === 10 || v === 12 ? v : undefined;
 }
 
 /** The switch port's info text (`vale-ctl -l -v`): the interface and backend, or a vhost-user front-end's state. */
@@ -159,7 +173,11 @@ function openInterface(run: Run): void {
   st.mode = i.mode;
   st.why = i.why;
   st.mtu = i.mtu;
-  run.log(`${conf.iface}: ${i.mode} (${i.why}), MTU ${i.mtu}`);
+  st.vnetHdr = i.vnetHdrLen;
+  run.log(
+    `${conf.iface}: ${i.mode} (${i.why}), MTU ${i.mtu}` +
+      (i.vnetHdrLen ? `, ${i.vnetHdrLen}-byte virtio-net header (offloads kept)` : ""),
+  );
 }
 
 /** `-h`: the host stack's side, through a TAP with the interface's MAC. */
@@ -172,7 +190,7 @@ function openHostStack(run: Run): void {
     "host stack",
     host.tap,
     undefined,
-    { kind: "tap", up: true, tapPersist: true },
+    { kind: "tap", up: true, tapPersist: true, vnetHdr: vnetOf(conf) },
     host.port,
     () => `host stack of ${conf.iface} (tap ${host.tap})`,
   );

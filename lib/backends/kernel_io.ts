@@ -29,6 +29,7 @@ import {
   type IoLink,
   type IoOpts,
   type IoStats,
+  OFFLOADS_NONE,
 } from "../../ffi/structs/io.ts";
 import { check as checkRc, Errno, ValeError } from "../errors.ts";
 
@@ -38,6 +39,8 @@ function sym(): ReturnType<typeof vale> {
 
 /** Backend kinds (VIO_* in io.h). */
 export const Kind = IoKind;
+/** TUN_F_* offloads of a TAP with a header (`offloads` option, `info().offloads`). */
+export { TunOffloads } from "../../ffi/structs/io.ts";
 /** Name of a backend kind. */
 export type KindName = IoKindName;
 /** Slot flag: more fragments of this frame follow (netmap's NS_MOREFRAG). */
@@ -133,8 +136,17 @@ export interface KernelIoOptions {
   tapNoCreate?: boolean;
   /** TAP: keep the device after close. */
   tapPersist?: boolean;
-  /** TAP: IFF_VNET_HDR (a zero virtio-net header is added and stripped). */
+  /** TAP: IFF_VNET_HDR with offloads off (a zero virtio-net header is added and stripped). */
   tapVnetHdr?: boolean;
+  /**
+   * Keep offloads: every frame in the buffers starts with a virtio-net header of this many
+   * bytes (10 or 12), GSO super-frames up to 64 KiB and partial checksums pass as they are.
+   * TAP: IFF_VNET_HDR and TUNSETOFFLOAD; PACKET: PACKET_VNET_HDR; XDP: refused; "auto": on a
+   * veth or TAP AF_PACKET with the header, else AF_XDP without (see `info().vnetHdrLen`).
+   */
+  vnetHdr?: 10 | 12;
+  /** TAP with `vnetHdr`: TUN_F_* offloads to set (default: checksum, TSO4/6, USO); 0: none. */
+  offloads?: number;
   /** XDP: "skb" (generic) or "drv" (native) only; default: native, else generic. */
   xdpMode?: "skb" | "drv";
   /** XDP: require zero-copy. */
@@ -200,6 +212,7 @@ function optsBytes(o: KernelIoOptions): Uint8Array<ArrayBuffer> {
   if (o.xdpMode === "skb") flags |= IoFlags.VIO_F_XDP_SKB;
   if (o.xdpMode === "drv") flags |= IoFlags.VIO_F_XDP_DRV;
   if (o.queue !== undefined) flags |= IoFlags.VIO_F_XDP_QUEUE;
+  if (o.vnetHdr) flags |= IoFlags.VIO_F_VNET_HDR;
   const opts: IoOpts = {
     flags,
     buf_size: o.bufSize,
@@ -210,6 +223,8 @@ function optsBytes(o: KernelIoOptions): Uint8Array<ArrayBuffer> {
     xdp_frames: o.xdpFrames,
     queue: o.queue,
     mtu: o.mtu,
+    vnet_hdr_len: o.vnetHdr,
+    offloads: o.offloads === 0 ? OFFLOADS_NONE : o.offloads,
     netns: o.netns,
   };
   const b = encodeIoOpts(opts);

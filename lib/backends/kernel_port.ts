@@ -25,6 +25,7 @@ import { cstr, vale } from "../../ffi/lib.ts";
 import { Errno, ValeError } from "../errors.ts";
 import { type PortSpec, switchPipeSpec } from "../names.ts";
 import { runDir } from "../rundir.ts";
+import { Mtu } from "../../ffi/structs/open_req.ts";
 import { switchInfo } from "../switch/control.ts";
 import { type OpenOptions, Port } from "../switch/port.ts";
 import {
@@ -69,6 +70,8 @@ export interface KernelSide {
   why: string;
   /** MTU at open. */
   mtu: number;
+  /** virtio-net header before each frame (0: none): GSO super-frames pass whole. */
+  vnetHdrLen: number;
 }
 
 let pipeSeq = 0;
@@ -123,10 +126,14 @@ export class KernelPort extends Port {
   /** Use `openPort`. Takes `io` over (it is closed with the port, not on failure). */
   constructor(spec: PortSpec, io: KernelIo, opts: KernelPortOptions, dir: string) {
     const pipe = privatePipe(spec);
-    super(pipe.master, { runDir: dir }, spec);
+    // both pipe ends carry the kernel side's virtio-net header (the forwarder passes
+    // slots as they are): the application sees it in `vnetHdrLen`
+    const i = io.info();
+    const vnet = { vnetHdrLen: i.vnetHdrLen, mtu: portMtu(i.mtu) };
+    super(pipe.master, { runDir: dir, ...vnet }, spec);
     let peer: Port | undefined;
     try {
-      peer = new Port(pipe.slave, { runDir: dir });
+      peer = new Port(pipe.slave, { runDir: dir, ...vnet });
       this.#fwd = new Forwarder(io, peer, opts.forwarder);
     } catch (e) {
       peer?.close();
@@ -135,8 +142,14 @@ export class KernelPort extends Port {
     }
     this.#io = io;
     this.#peer = peer;
-    const i = io.info();
-    this.kernel = { ifname: i.ifname, kind: i.kind, mode: i.mode, why: i.why, mtu: i.mtu };
+    this.kernel = {
+      ifname: i.ifname,
+      kind: i.kind,
+      mode: i.mode,
+      why: i.why,
+      mtu: i.mtu,
+      vnetHdrLen: i.vnetHdrLen,
+    };
   }
 
   /**
@@ -191,6 +204,11 @@ export class KernelPort extends Port {
   }
 }
 
+/** The switch MTU (Ethernet frame, no header) of a port for an interface of MTU `ifMtu`. */
+export function portMtu(ifMtu: number): number {
+  return Math.min(Math.max(ifMtu + 14, Mtu.VALE_MIN_MTU), Mtu.VALE_MAX_MTU);
+}
+
 function refuse(name: string, why: string): never {
   throw new ValeError(Errno.EOPNOTSUPP, `${name}: ${why}`);
 }
@@ -221,6 +239,11 @@ export function openKernelPort(
   if (!swept) {
     swept = true;
     sweepPrivate(dir);
+  }
+  // a header asked for on the port (openPort(name, { vnetHdrLen })) is the kernel side's:
+  // offloads kept, 64 KiB GSO frames pass whole
+  if (opts.vnetHdrLen && io.vnetHdr === undefined) {
+    io = { ...io, vnetHdr: opts.vnetHdrLen as 10 | 12 };
   }
   // the kernel side first: its errors (privileges, no such interface) come before anything exists
   const k = KernelIo.open(spec.iface!, io);

@@ -7,7 +7,7 @@
  */
 import { cstr, vale } from "../../ffi/lib.ts";
 import { check, Errno } from "../errors.ts";
-import { parsePortName, switchPortKey } from "../names.ts";
+import { isSwitchName, parsePortName, switchPortKey } from "../names.ts";
 import type { PortCounters } from "./port.ts";
 import { checkVnet, openRequest, type VnetSettings } from "./open_request.ts";
 import { runDir } from "../rundir.ts";
@@ -50,12 +50,32 @@ export interface PortInfo {
   mem_id: number;
   /** Region end (pipes: 0 master, 1 slave). */
   end: number;
+  /** Frames delivered to its RX rings and not yet read by its owner. */
+  rx_queued: number;
+  /** Frames its RX rings can hold (slots - 1 per ring). */
+  rx_room: number;
   /** virtio-net header length of the port (0, 10, 12). */
   vnet_hdr_len: number;
   /** MTU of the port (largest Ethernet frame without header). */
   mtu: number;
+  /** Present on a monitor (`/r`, `/t`, `/rt`, `/z`): what it watches. */
+  monitor?: MonitorInfo;
   /** Traffic counters. */
   counters: PortCounters;
+}
+
+/** What a monitor port watches (docs/port-names.md#monitors). */
+export interface MonitorInfo {
+  /** Name of the monitored port; null once that port is gone. */
+  of: string | null;
+  /** Index of the monitored port. */
+  of_index: number;
+  /** Copies of what the port sends. */
+  tx: boolean;
+  /** Copies of what the port receives. */
+  rx: boolean;
+  /** Opened with `/z` (served as a copy monitor). */
+  zcopy: boolean;
 }
 
 /** A learned MAC address. */
@@ -84,6 +104,8 @@ export interface SwitchInfo {
   age_s: number;
   /** Lookup module. */
   lookup: string;
+  /** Packets per flush (netmap's dev.netmap.bridge; default 1024): {@link setBatch}. */
+  batch: number;
   /** Ports in use. */
   ports: PortInfo[];
   /** Learned MACs. */
@@ -114,9 +136,9 @@ export function listSwitches(opts: ControlOptions = {}): string[] {
   const rd = cstr(dir);
   try {
     for (const e of Deno.readDirSync(dir)) {
-      // only valeX names: internal switches (the holding switch of unattached
-      // persistent ports, ".kernel", ".attach") are not the user's
-      if (!e.isDirectory || !/^vale[A-Za-z0-9_]*$/.test(e.name)) continue;
+      // only switch names (valeX, vale-a): internal switches (the holding switch
+      // of unattached persistent ports, ".kernel", ".attach") are not the user's
+      if (!e.isDirectory || !isSwitchName(e.name)) continue;
       // reap (removes the switch if nobody is left); refused: not ours. A
       // damaged switch stays listed: its user must learn it is there.
       const r = lib.vale_reap(rd, cstr(e.name));
@@ -215,6 +237,22 @@ export function reap(name: string, opts: ControlOptions = {}): void {
  */
 export function setLookup(name: string, module: string, opts: ControlOptions = {}): void {
   check(vale().vale_set_lookup(cstr(runDir(opts.runDir)), cstr(name), cstr(module)));
+}
+
+/** Largest batch a switch forwards per flush, and the default (netmap's VALE_MAX_BATCH). */
+export const MAX_BATCH = 1024;
+
+/**
+ * Sets how many packets the switch looks up and delivers per flush (netmap's
+ * `dev.netmap.bridge` sysctl, per switch here): 1..{@link MAX_BATCH}, 0 for
+ * the default ({@link MAX_BATCH}). Smaller batches bound the time one sender
+ * holds the destinations; above 64 performs well.
+ */
+export function setBatch(name: string, batch: number, opts: ControlOptions = {}): void {
+  if (!Number.isInteger(batch) || batch < 0 || batch > MAX_BATCH) {
+    throw new RangeError(`batch ${batch} is out of range (1..${MAX_BATCH}, 0 = default)`);
+  }
+  check(vale().vale_set_batch(cstr(runDir(opts.runDir)), cstr(name), batch));
 }
 
 /** Send a configuration request to the switch's lookup module; returns its reply. */

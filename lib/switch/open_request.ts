@@ -97,6 +97,9 @@ export function openRequest(
   if (spec.flags.rxOnly) flags |= OpenFlags.VO_RX_ONLY;
   if (spec.flags.txOnly) flags |= OpenFlags.VO_TX_ONLY;
   if (noCreate) flags |= OpenFlags.VO_NO_CREATE;
+  if (spec.flags.txMonitor) flags |= OpenFlags.VO_MONITOR_TX;
+  if (spec.flags.rxMonitor) flags |= OpenFlags.VO_MONITOR_RX;
+  if (spec.flags.zcopyMonitor) flags |= OpenFlags.VO_MONITOR_ZCOPY;
   return encodeOpenRequest({
     ntx: spec.conf.txRings,
     nrx: spec.conf.rxRings,

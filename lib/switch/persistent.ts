@@ -8,11 +8,12 @@
  *
  * Built on the core's persistent ports (vale_create_persistent,
  * VPF_PERSISTENT): a port that is on no switch lives on an internal holding
- * switch, {@link HOLDING_SWITCH}, whose name is not a valid `valeX` name, so
+ * switch, {@link HOLDING_SWITCH}, whose name does not start with `vale`, so
  * no port name can reach it and listings hide it. Attaching creates a
- * persistent port of the same geometry on the target switch and records the
- * attachment in both entries' `info` text; an attachment whose target port
- * has gone (its switch was removed) counts as detached.
+ * persistent port of the same geometry on the target switch, marked in its
+ * `info` text; as in netmap (functional tests 009-011) a persistent port may
+ * be attached to several switches at once, once each. An attachment whose
+ * target port has gone (its switch was removed) counts as detached.
  *
  * Errors are {@link ValeError}s with netmap's errno: EEXIST (create twice),
  * ENXIO (no such port), EBUSY (attach twice, remove while attached or
@@ -29,10 +30,24 @@ import {
   type PortGeometry,
   type VnetSettings,
 } from "./open_request.ts";
-import { type ControlOptions, type PortInfo, switchInfo } from "./control.ts";
+import {
+  type ControlOptions,
+  listSwitches,
+  type PortInfo,
+  removeSwitch,
+  switchInfo,
+} from "./control.ts";
 
-/** The internal switch holding persistent ports that are attached nowhere. */
-export const HOLDING_SWITCH = "vale-persistent";
+/**
+ * The internal switch holding persistent ports. Not a switch name
+ * (lib/names.ts isSwitchName): no port name reaches it, listings skip it.
+ */
+export const HOLDING_SWITCH = "persistent-ports";
+/**
+ * Its name before the 2012 switch names made `vale-persistent` a legal user
+ * switch: a run directory that still has it is migrated on first use.
+ */
+export const LEGACY_HOLDING_SWITCH = "vale-persistent";
 
 /** `info` text of a persistent port attached to a switch (on that switch's entry). */
 export const ATTACHED_INFO = "persistent (vale-ctl -a)";
@@ -43,14 +58,65 @@ export function isHiddenSwitch(name: string): boolean {
   return name === HOLDING_SWITCH;
 }
 
+/**
+ * Moves the persistent ports of a run directory written by an older vale
+ * (holding switch `vale-persistent`) to {@link HOLDING_SWITCH}, and removes
+ * the old switch. Only a switch that looks like the old holding switch is
+ * touched: every port persistent, closed, and with the holding switch's
+ * `info` text ("" or "attached to X"); a user's own `vale-persistent` is left
+ * alone. Cheap when there is nothing to do (one failed stat). Returns the
+ * number of ports moved.
+ */
+export function migrateLegacyHolding(opts: ControlOptions = {}): number {
+  try {
+    Deno.statSync(`${runDir(opts.runDir)}/${LEGACY_HOLDING_SWITCH}/ctl`);
+  } catch {
+    return 0;
+  }
+  const old = tryInfo(LEGACY_HOLDING_SWITCH, opts);
+  if (!old || old.ports.length === 0) return 0;
+  const legacy = old.ports.every((p) =>
+    p.persistent && !p.in_use && !p.pipe && (p.info === "" || p.info.startsWith(HOLD_INFO_PREFIX))
+  );
+  if (!legacy) return 0;
+  const held = new Set((tryInfo(HOLDING_SWITCH, opts)?.ports ?? []).map((p) => p.name));
+  const rd = cstr(runDir(opts.runDir));
+  for (const p of old.ports) {
+    if (!held.has(p.name)) {
+      check(
+        vale().vale_create_persistent(
+          rd,
+          cstr(HOLDING_SWITCH),
+          cstr(p.name),
+          geometryRequest(
+            { txRings: p.tx_rings, rxRings: p.rx_rings, txSlots: p.tx_slots, rxSlots: p.rx_slots },
+            0,
+            opts.group,
+          ),
+        ),
+      );
+    }
+    check(vale().vale_remove_port(rd, cstr(LEGACY_HOLDING_SWITCH), cstr(p.name)));
+  }
+  try {
+    removeSwitch(LEGACY_HOLDING_SWITCH, opts);
+  } catch (e) {
+    // removing its last port may have removed it already
+    if (!(e instanceof ValeError && e.code === "ENOENT")) throw e;
+  }
+  return old.ports.length;
+}
+
 export type { PortGeometry };
 
 /** A persistent port and where it is attached. */
 export interface PersistentPort {
   /** Its name (`vi0`). */
   name: string;
-  /** The switch it is attached to, or null. */
+  /** The (first) switch it is attached to, or null. */
   attachedTo: string | null;
+  /** Every switch it is attached to, sorted (netmap allows several, once each). */
+  attachments: string[];
   /** Its entry on the holding switch (geometry, counters of the held port). */
   info: PortInfo;
 }
@@ -81,20 +147,21 @@ export function findPersistent(name: string, opts: ControlOptions = {}): Persist
 
 /** Every persistent port created with {@link createPersistent}. */
 export function listPersistent(opts: ControlOptions = {}): PersistentPort[] {
+  migrateLegacyHolding(opts);
   const hold = tryInfo(HOLDING_SWITCH, opts);
   if (!hold) return [];
-  const targets = new Map<string, ReturnType<typeof tryInfo>>();
-  return hold.ports.map((p) => {
-    let attachedTo: string | null = null;
-    if (p.info.startsWith(HOLD_INFO_PREFIX)) {
-      const sw = p.info.slice(HOLD_INFO_PREFIX.length);
-      if (!targets.has(sw)) targets.set(sw, tryInfo(sw, opts));
-      const t = targets.get(sw);
-      if (t?.ports.some((q) => q.name === p.name && q.persistent && q.info === ATTACHED_INFO)) {
-        attachedTo = sw;
+  // attachments: the switches holding a persistent port of that name marked by attachPersistent
+  const attached = new Map<string, string[]>();
+  for (const sw of listSwitches(opts)) {
+    for (const q of tryInfo(sw, opts)?.ports ?? []) {
+      if (q.persistent && q.info === ATTACHED_INFO) {
+        attached.set(q.name, [...(attached.get(q.name) ?? []), sw]);
       }
     }
-    return { name: p.name, attachedTo, info: p };
+  }
+  return hold.ports.map((p) => {
+    const attachments = attached.get(p.name) ?? [];
+    return { name: p.name, attachedTo: attachments[0] ?? null, attachments, info: p };
   });
 }
 
@@ -111,6 +178,7 @@ export function createPersistent(
   if (!validPersistentName(name)) {
     throw new ValeError(Errno.EINVAL, `invalid interface name '${name}'`);
   }
+  migrateLegacyHolding(opts);
   check(
     vale().vale_create_persistent(
       cstr(runDir(opts.runDir)),
@@ -147,22 +215,27 @@ export function setPersistentVnet(name: string, v: VnetSettings, opts: ControlOp
 export function removePersistent(name: string, opts: ControlOptions = {}): void {
   const p = validPersistentName(name) ? findPersistent(name, opts) : null;
   if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
-  if (p.attachedTo) {
-    throw new ValeError(Errno.EBUSY, `${name} is attached to ${p.attachedTo}; detach it first`);
+  if (p.attachments.length) {
+    throw new ValeError(
+      Errno.EBUSY,
+      `${name} is attached to ${p.attachments.join(", ")}; detach it first`,
+    );
   }
   check(vale().vale_remove_port(cstr(runDir(opts.runDir)), cstr(HOLDING_SWITCH), cstr(name)));
 }
 
 /**
  * `vale-ctl -a SWITCH:NAME` for a persistent port: put it on the switch
- * (created if needed). EBUSY if it is attached already or the switch has a
- * port of that name; ENXIO if there is no persistent port NAME.
+ * (created if needed), also when it is attached to other switches already
+ * (netmap's functional test 010). EBUSY if it is attached to this switch
+ * already or the switch has a port of that name; ENXIO if there is no
+ * persistent port NAME.
  */
 export function attachPersistent(sw: string, name: string, opts: ControlOptions = {}): void {
   const p = findPersistent(name, opts);
   if (!p) throw new ValeError(Errno.ENXIO, `no persistent port ${name}`);
-  if (p.attachedTo) {
-    throw new ValeError(Errno.EBUSY, `${name} is already attached to ${p.attachedTo}`);
+  if (p.attachments.includes(sw)) {
+    throw new ValeError(Errno.EBUSY, `${name} is already attached to ${sw}`);
   }
   const g = p.info;
   const rc = vale().vale_create_persistent(
@@ -181,7 +254,6 @@ export function attachPersistent(sw: string, name: string, opts: ControlOptions 
   }
   check(rc);
   setInfo(sw, name, ATTACHED_INFO, opts);
-  setInfo(HOLDING_SWITCH, name, HOLD_INFO_PREFIX + sw, opts);
 }
 
 /**

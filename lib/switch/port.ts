@@ -18,6 +18,9 @@ import { BUF_SIZE, MAX_FRAGS, Ring, SlotFlags } from "./ring.ts";
 import { runDir } from "../rundir.ts";
 import { checkVnet, openRequest, type VnetSettings } from "./open_request.ts";
 
+/** `VPF_MONITOR` of vale_port_info.flags (c-src/include/vale.h). */
+const VPF_MONITOR = 0x20;
+
 /** Options of {@link openPort} beyond what the port name says. */
 export interface OpenOptions {
   /** Run directory of the switches (default `$VALE_RUN_DIR` or `/dev/shm/vale`). */
@@ -73,7 +76,9 @@ export interface PortCounters {
 /**
  * Opens (creating if needed) a port of a switch from its parsed name, e.g.
  * `vale0:a`, `vale0:p{1`: the `vale` entry of the opener table (lib/open.ts),
- * which has already refused what no kind supports (monitors, `@N`).
+ * which has already refused what no kind supports (`@N`). A name with `/r`,
+ * `/t` or `/z` opens a monitor of that port (it must exist): a port with RX
+ * rings only, receiving copies of the port's traffic.
  */
 export function openSwitchPort(spec: PortSpec, opts: OpenOptions = {}): Port {
   if (spec.mode === "host" || spec.mode === "one-host" || spec.mode === "nic-host") {
@@ -102,6 +107,8 @@ export class Port implements Disposable {
   readonly runDir: string;
   /** True for a pipe endpoint. */
   readonly isPipe: boolean;
+  /** True for a monitor (`/r`, `/t`, `/rt`, `/z`): RX rings only. */
+  readonly isMonitor: boolean;
   #ptr: Deno.PointerObject | null;
   #region: ArrayBuffer;
   #u8: Uint8Array;
@@ -143,8 +150,9 @@ export class Port implements Disposable {
       info.regionSize,
     );
     this.#u8 = new Uint8Array(this.#region);
+    this.isMonitor = (info.flags & VPF_MONITOR) !== 0;
     for (let i = info.firstRing; i < info.lastRing; i++) {
-      if (i < info.ntx && !spec.flags.rxOnly) {
+      if (i < info.ntx && !spec.flags.rxOnly && !this.isMonitor) {
         this.txRings.push(
           new Ring(this.#region, info.txRingOfs[i], info.bufOfs, info.nbufs, "tx", i, info.txSlots),
         );

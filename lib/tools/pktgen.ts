@@ -166,8 +166,10 @@ export class PktGen {
    * @param conf what to do
    * @param frame the template frame (vnet header included), `hdrLen + size` bytes
    * @param ports one open port per thread (thread i uses ports[i])
+   * @param set tx only: frames (vnet header included) each thread sends in
+   *   turn instead of the template (`-P FILE` with several packets)
    */
-  constructor(conf: PktGenConf, frame: Uint8Array, ports: Port[]) {
+  constructor(conf: PktGenConf, frame: Uint8Array, ports: Port[], set?: Uint8Array[]) {
     const lib = vale();
     this.conf = conf;
     this.nthreads = ports.length;
@@ -182,6 +184,26 @@ export class PktGen {
         `pkt-gen: bad configuration (frame ${frame.length} bytes, size ${conf.size}, ` +
           `${ports.length} threads)`,
       );
+    }
+    if (set?.length) {
+      let total = 0;
+      for (const f of set) total += 4 + f.length;
+      const rec = new Uint8Array(total), dv = new DataView(rec.buffer);
+      let o = 0;
+      for (const f of set) {
+        dv.setUint32(o, f.length, true);
+        rec.set(f, o + 4);
+        o += 4 + f.length;
+      }
+      const r = lib.vale_pg_set_frames(this.#ctx, rec, BigInt(total));
+      if (r < 0) {
+        this.close();
+        throw new ValeError(
+          -r,
+          `pkt-gen: bad frame set (${set.length} frames; each ${conf.hdrLen ?? 0}+16.. ` +
+            `${conf.hdrLen ?? 0}+65536 bytes, tx only)`,
+        );
+      }
     }
     ports.forEach((p, i) => {
       const r = lib.vale_pg_set_port(this.#ctx, i, p.handle);

@@ -2,7 +2,7 @@
 # /init of vale's test guest (put into the initramfs by scripts/guest/prepare.ts).
 #
 # Mounts proc/sys/dev, loads the NIC drivers listed in /etc/vale-modules (in
-# dependency order), configures eth0, eth1, ... from the kernel command line,
+# dependency order; more modules for `modprobe` are in /lib/modules/<release>), configures eth0, eth1, ... from the kernel command line,
 # runs /test.sh (appended per boot by tests/helpers/guest.ts), prints its exit
 # status on the serial console and powers the machine off.
 #
@@ -11,6 +11,7 @@
 #   vale.mtu=N[,N...]          MTUs of eth0, eth1, ...
 #   vale.name=NAME             the hostname (shown in the markers)
 #   vale.shell=1               after /test.sh, run commands sent on the console
+#   vale.modules=M[,M...]      also load these modules (those the image has for modprobe)
 #
 # Markers on the console (each on a line of its own):
 #   VALE-GUEST <name> ready          network configured, /test.sh starts
@@ -32,12 +33,14 @@ name=guest
 ips=""
 mtus=""
 shell=0
+mods=""
 for w in $(cat /proc/cmdline); do
   case "$w" in
   vale.ip=*) ips="${w#vale.ip=}" ;;
   vale.mtu=*) mtus="${w#vale.mtu=}" ;;
   vale.name=*) name="${w#vale.name=}" ;;
   vale.shell=1) shell=1 ;;
+  vale.modules=*) mods="${w#vale.modules=}" ;;
   esac
 done
 hostname "$name"
@@ -49,8 +52,12 @@ fail() {
   sleep 5
 }
 
+kdir="/lib/modules/$(uname -r)"
 for m in $(cat /etc/vale-modules); do
-  insmod "/lib/modules/$m" || fail "insmod $m"
+  insmod "$kdir/$m" || fail "insmod $m"
+done
+for m in $(echo "$mods" | tr , ' '); do
+  modprobe "$m" || fail "modprobe $m"
 done
 
 ip link set lo up

@@ -23,8 +23,13 @@ export const GUEST_DIR = `${ROOT}build/guest`;
 const INIT = new URL("./init.sh", import.meta.url).pathname;
 const KERNEL_META = "linux-image-cloud-amd64";
 const BUSYBOX = "busybox-static";
-/** The drivers the guest loads; their dependencies are added. */
+/** The drivers the guest loads at boot; their dependencies are added. */
 const ROOT_MODULES = ["virtio_pci", "virtio_net"];
+/**
+ * Modules a test may load (`modprobe NAME` in the guest, or GuestOptions.modules):
+ * VLANs, a bridge, veth and dummy links, macvlan, TUN, netem. Skipped when built in.
+ */
+const EXTRA_MODULES = ["8021q", "bridge", "veth", "dummy", "macvlan", "tun", "sch_netem"];
 /** Bumped when the image's layout changes in a way the init hash does not show. */
 const FORMAT = 1;
 
@@ -36,8 +41,10 @@ export interface GuestImage {
   kernelVersion: string;
   kernelRelease: string;
   busyboxVersion: string;
-  /** Module files in load order (empty names the drivers that are built in). */
+  /** The modules loaded at boot, in load order (relative to /lib/modules/<release>/). */
   modules: string[];
+  /** Modules in the image that `modprobe` can load (the rest of EXTRA_MODULES is built in). */
+  extraModules: string[];
 }
 
 export interface PrepareOptions {
@@ -180,12 +187,36 @@ function fnv(s: string): string {
   return h.toString(16).padStart(8, "0");
 }
 
+/** "a/b/c.ko" → ["a", "a/b"]: the directories a file needs, outermost first. */
+function parents(path: string): string[] {
+  const c = path.split("/");
+  return c.slice(0, -1).map((_, i) => c.slice(0, i + 1).join("/"));
+}
+
 function walk(dir: string, out: Map<string, string>) {
   for (const e of Deno.readDirSync(dir)) {
     const p = `${dir}/${e.name}`;
     if (e.isDirectory) walk(p, out);
     else if (e.isFile && e.name.endsWith(".ko")) out.set(e.name.slice(0, -3).replace(/-/g, "_"), p);
   }
+}
+
+/** Images in build/guest/ (the newest first). */
+function builtImages(): GuestImage[] {
+  const out: { m: GuestImage; t: number }[] = [];
+  try {
+    for (const e of Deno.readDirSync(GUEST_DIR)) {
+      if (!e.isDirectory || e.name.startsWith(".")) continue;
+      try {
+        const f = `${GUEST_DIR}/${e.name}/manifest.json`;
+        const m = JSON.parse(Deno.readTextFileSync(f)) as GuestImage;
+        Deno.statSync(m.kernel);
+        Deno.statSync(m.initramfs);
+        out.push({ m, t: Deno.statSync(f).mtime?.getTime() ?? 0 });
+      } catch { /* not an image */ }
+    }
+  } catch { /* no build/guest */ }
+  return out.sort((a, b) => b.t - a.t).map((x) => x.m);
 }
 
 /**
@@ -228,6 +259,9 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
     try {
       kernel = findOrDownload("linux-image-[0-9][^_]*-cloud-amd64", null, dirs, log);
     } catch {
+      // apt cannot say which kernel is current: an image built before will do
+      const built = builtImages();
+      if (built.length) return built[0];
       throw new Error(
         `apt knows no ${KERNEL_META} (apt-get update, or scripts/install-deps.sh --qemu as ` +
           `root) and no linux-image-*-cloud-amd64 .deb is in ${dirs.join(", ")}`,
@@ -242,7 +276,7 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
   const bbVersion = installed ?? candidate(BUSYBOX);
   const init = Deno.readTextFileSync(INIT);
   const key = `${kernelPackage}_${kernel.version}+busybox_${bbVersion ?? "local"}+${
-    fnv(`${FORMAT}\n${ROOT_MODULES}\n${init}`)
+    fnv(`${FORMAT}\n${ROOT_MODULES}\n${EXTRA_MODULES}\n${init}`)
   }`.replace(/[^A-Za-z0-9._+-]/g, "_");
   const dir = `${GUEST_DIR}/${key}`;
   try {
@@ -283,22 +317,46 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
     const files = new Map<string, string>();
     walk(`${modDir}/kernel`, files);
 
-    // dependencies first (depth-first, post-order), built-in drivers left out
-    const order: string[] = [];
-    const seen = new Set<string>();
-    const visit = (name: string, chain: string[]) => {
+    // each module's dependencies (built-in ones left out), read from its .modinfo
+    const deps = new Map<string, string[]>();
+    const depsOf = (name: string, chain: string[]): string[] => {
       const n = name.replace(/-/g, "_");
-      if (seen.has(n) || builtin.has(n)) return;
+      const known = deps.get(n);
+      if (known) return known;
       if (chain.includes(n)) throw new Error(`module dependency loop: ${[...chain, n]}`);
       const f = files.get(n);
       if (!f) {
         throw new Error(`${kernel.file}: no module ${n} (needed by ${chain.at(-1) ?? "vale"})`);
       }
-      for (const d of moduleDepends(Deno.readFileSync(f), f)) visit(d, [...chain, n]);
-      seen.add(n);
-      order.push(n);
+      const d = moduleDepends(Deno.readFileSync(f), f).map((x) => x.replace(/-/g, "_"))
+        .filter((x) => !builtin.has(x));
+      for (const x of d) depsOf(x, [...chain, n]);
+      deps.set(n, d);
+      return d;
     };
-    for (const m of ROOT_MODULES) visit(m, []);
+    /** `roots` and everything they need, dependencies first (depth-first, post-order). */
+    const loadOrder = (roots: string[]): string[] => {
+      const order: string[] = [], seen = new Set<string>();
+      const visit = (n: string) => {
+        if (seen.has(n)) return;
+        seen.add(n);
+        for (const d of depsOf(n, [])) visit(d);
+        order.push(n);
+      };
+      for (const r of roots) if (!builtin.has(r)) visit(r);
+      return order;
+    };
+    const order = loadOrder(ROOT_MODULES);
+    const extra = EXTRA_MODULES.filter((m) => !builtin.has(m) && files.has(m));
+    const all = loadOrder([...ROOT_MODULES, ...extra]);
+    const relPath = (m: string) => files.get(m)!.slice(modDir.length + 1);
+    // modules.dep as depmod writes it (a module's dependencies in reverse load order),
+    // so that busybox modprobe can load the extra modules
+    const modulesDep = all.map((m) =>
+      `${relPath(m)}:${
+        loadOrder([m]).slice(0, -1).reverse().map((d) => " " + relPath(d)).join("")
+      }\n`
+    ).join("");
 
     const entries: CpioEntry[] = [
       ...["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run"]
@@ -309,11 +367,16 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
       { path: "bin/busybox", type: "file", data: busybox, mode: 0o755 },
       { path: "bin/sh", type: "symlink", target: "busybox" },
       { path: "init", type: "file", data: init, mode: 0o755 },
-      { path: "etc/vale-modules", type: "file", data: order.map((m) => `${m}.ko\n`).join("") },
-      { path: "lib", type: "dir" },
-      { path: "lib/modules", type: "dir" },
-      ...order.map((m) => ({
-        path: `lib/modules/${m}.ko`,
+      {
+        path: "etc/vale-modules",
+        type: "file",
+        data: order.map((m) => `${relPath(m)}\n`).join(""),
+      },
+      ...[...new Set(all.flatMap((m) => parents(`lib/modules/${rel}/${relPath(m)}`)))]
+        .map((path) => ({ path, type: "dir" as const })),
+      { path: `lib/modules/${rel}/modules.dep`, type: "file", data: modulesDep },
+      ...all.map((m) => ({
+        path: `lib/modules/${rel}/${relPath(m)}`,
         type: "file" as const,
         data: Deno.readFileSync(files.get(m)!),
       })),
@@ -330,7 +393,8 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
       kernelVersion: kernel.version,
       kernelRelease: rel,
       busyboxVersion,
-      modules: order.map((m) => `${m}.ko`),
+      modules: order.map(relPath),
+      extraModules: extra,
     };
     Deno.writeTextFileSync(`${out}/manifest.json`, JSON.stringify(image, null, 2) + "\n");
     try {
@@ -339,7 +403,7 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
       // another process built the same key at the same time: theirs is as good
       if (!(e instanceof Deno.errors.AlreadyExists) && !/not empty/i.test(String(e))) throw e;
     }
-    log(`guest image in ${dir}: ${rel}, modules ${image.modules.join(" ")}`);
+    log(`guest image in ${dir}: ${rel}, boot modules ${order.join(" ")}; extra ${extra.join(" ")}`);
     prune(dir, [kernel.file]);
     return image;
   } finally {
@@ -382,7 +446,8 @@ Exit status: 0 built or already there, 1 failed (the reason on stderr).`,
     if (!quiet) {
       console.log(
         `guest: ${img.kernelPackage} ${img.kernelVersion}, busybox ${img.busyboxVersion}, ` +
-          `modules: ${img.modules.join(" ") || "(built in)"}`,
+          `modules: ${img.modules.map((m) => m.replace(/^.*\//, "")).join(" ") || "(built in)"}` +
+          `, for modprobe: ${img.extraModules.join(" ")}`,
       );
       console.log(`guest: ${img.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     }

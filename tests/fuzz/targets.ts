@@ -1,7 +1,7 @@
 // What is fuzzed and which properties must hold. A check throws (anything) when a property
 // fails; the runner reports the input, the seed and the error.
 import assert from "node:assert/strict";
-import { formatPortName, parsePortName, PortNameError } from "../../lib/names.ts";
+import { formatPortName, isSwitchName, parsePortName, PortNameError } from "../../lib/names.ts";
 import {
   encodePcap,
   MAX_RECORD_LEN,
@@ -39,6 +39,9 @@ const dec = new TextDecoder(); // lossy: invalid UTF-8 becomes U+FFFD, still a s
 const NAME_TOKENS = [
   "vale",
   "vale0:",
+  "vale-",
+  "vale-a:",
+  "/rt",
   "netmap:",
   "xdp:",
   "packet:",
@@ -139,6 +142,8 @@ const names: Target = {
     assert.deepStrictEqual(again, spec, `round trip through ${JSON.stringify(canonical)}`);
     assert.equal(formatPortName(again), canonical);
     assert.equal(parsePortName(spec.name).name, spec.name);
+    // the switch of any parsed name is one that listings and vale-ctl take as a switch
+    if (spec.kind === "vale") assert.ok(isSwitchName(spec.switchName!), spec.switchName);
   },
 };
 

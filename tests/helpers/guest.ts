@@ -16,8 +16,8 @@
 //     ip: ["10.0.0.2/24"],                 // eth0's address
 //     script: "ping -c 3 10.0.0.1",
 //   });
-//   await g.waitFor(/ready/);
-//   const r = await g.result();            // { status: 0, output, script, ... }
+//   const bootMs = await g.ready();        // NICs configured (or g.waitFor(/regex/))
+//   const r = await g.result();            // { status: 0, output, script, bootMs, ... }
 //
 // With `shell: true` the guest stays up after the script and runs commands
 // the host sends on the serial console: `await g.run("ip addr")` gives
@@ -56,6 +56,12 @@ export interface GuestOptions {
   files?: Record<string, string | Uint8Array>;
   /** The guest's whole life, boot included (default 60000 ms): then QEMU is killed. */
   timeoutMs?: number;
+  /**
+   * Kernel modules to load at boot besides the NIC drivers, among
+   * GuestImage.extraModules (8021q, bridge, veth, dummy, macvlan, tun,
+   * sch_netem); scripts may also `modprobe` them.
+   */
+  modules?: string[];
   /** More kernel command-line words. */
   append?: string[];
   /** More QEMU arguments. */
@@ -96,7 +102,10 @@ export interface Guest extends AsyncDisposable {
   readonly pid: number;
   /** The serial output so far. */
   output(): string;
-  /** Resolves with the first match of `re` in the output; rejects when QEMU exits first or after `ms`. */
+  /**
+   * Resolves with the first match of `re` (no `g` flag) in the output so far
+   * or to come; rejects when QEMU exits first or after `ms` (default: timeoutMs).
+   */
   waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
   /** Resolves when the NICs are configured (the ready marker), with the boot time in ms. */
   ready(ms?: number): Promise<number>;
@@ -210,24 +219,21 @@ export function userNic(id: string, net = "10.0.2.0/24", opts: NicOptions = {}):
 }
 
 /**
- * A virtio NIC on a vhost-user socket. By default QEMU connects to `path`
- * (the switch listens; QEMU fails at start when nobody does), and with
- * `reconnect: N` retries every N seconds after the switch goes away;
- * `server: true` makes QEMU listen there instead (without waiting for the
- * switch). `vectors=0` (no MSI-X) because QEMU 7.2
- * under TCG crashes in vhost-user with MSI-X. Needs shared guest memory,
- * which bootGuest turns on for it.
+ * A virtio NIC on a vhost-user socket. By default QEMU connects to `path`:
+ * the back-end must already listen there (QEMU 7.2 exits at start when
+ * nobody does, `reconnect` or not); `reconnect: N` makes it retry every N
+ * seconds after the back-end goes away. `server: true` makes QEMU listen on
+ * `path` instead, and it then waits for the back-end to connect before the
+ * guest runs (vhost-user netdevs block at start). `vectors=0` (no MSI-X)
+ * because QEMU 7.2 under TCG crashes in vhost-user with MSI-X. Needs shared
+ * guest memory, which bootGuest turns on for it.
  */
 export function vhostUserNic(
   id: string,
   path: string,
   opts: NicOptions & { server?: boolean; reconnect?: number; queues?: number } = {},
 ): string[] {
-  const mode = opts.server
-    ? ",server=on,wait=off"
-    : opts.reconnect
-    ? `,reconnect=${opts.reconnect}`
-    : "";
+  const mode = opts.server ? ",server=on" : opts.reconnect ? `,reconnect=${opts.reconnect}` : "";
   return [
     "-chardev",
     `socket,id=${id}c,path=${path}${mode}`,
@@ -236,6 +242,20 @@ export function vhostUserNic(
     "-device",
     `virtio-net-pci,netdev=${id},mac=${opts.mac ?? guestMac()},vectors=0${opts.device ?? ""}`,
   ];
+}
+
+// ---------------------------------------------------------------- script pieces
+
+/**
+ * Shell lines for a guest script: ping `ip` once a second until it answers
+ * (the switch port may come up after the guest), at most `tries` times;
+ * then the script exits with `status` and prints "unreachable IP".
+ */
+export function pingUntil(ip: string, tries = 90, status = 10): string {
+  return `n=0
+until ping -c 1 -W 1 ${ip} >/dev/null 2>&1; do
+  n=$((n + 1)); [ $n -ge ${tries} ] && { echo "unreachable ${ip}"; exit ${status}; }
+done`;
 }
 
 // ---------------------------------------------------------------- boot
@@ -258,6 +278,7 @@ export function qemuArgs(img: GuestImage, initrd: string, opts: GuestOptions): s
   if (opts.ip?.length) cmdline.push(`vale.ip=${opts.ip.map((a) => a || "-").join(",")}`);
   if (opts.mtu?.length) cmdline.push(`vale.mtu=${opts.mtu.map((m) => m || "-").join(",")}`);
   if (opts.shell) cmdline.push("vale.shell=1");
+  if (opts.modules?.length) cmdline.push(`vale.modules=${opts.modules.join(",")}`);
   for (const w of [...cmdline, ...(opts.append ?? [])]) {
     if (!/^[\x21-\x7e]+$/.test(w)) {
       throw new Error(`bad kernel command-line word ${JSON.stringify(w)}`);
@@ -356,6 +377,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
   const status = proc.status.then(async (s) => {
     clearTimeout(timer);
     await pumps;
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
     exited = true;
     notify();
     return { s, totalMs: performance.now() - t0 };
@@ -380,7 +402,7 @@ export async function bootGuest(opts: GuestOptions): Promise<Guest> {
         await status;
         clearTimeout(grace);
       }
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      await status; // (which removes the per-boot initrd)
     })();
     return killing;
   }

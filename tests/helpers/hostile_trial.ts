@@ -13,6 +13,7 @@ export const CASES = [
   "ctl",
   "truncate",
   "unlink",
+  "monitor",
 ] as const;
 export type Case = typeof CASES[number];
 

@@ -70,6 +70,9 @@ const CONF_KEYS = "rings, tx-rings, rx-rings, host-rings, host-tx-rings, host-rx
   "slots, tx-slots, rx-slots";
 const OPTIONS = "options: '@conf:KEY=N,...', '@share=PORT'";
 const CHARS = "allowed: letters, digits, '_', '.', '-'";
+/** What switch and VALE port names may hold (arbitrary in 2012 VALE; file-name safe here). */
+const VCHARS = "allowed: printable ASCII except space and '/', ':', '{', '}', '^', '*', '@'";
+const WHOLE = "(a name without ':' is a port of switch 'vale' named by the whole name)";
 
 export const VALID: Valid[] = [
   // --- netmap's table, valid rows ---
@@ -272,6 +275,71 @@ export const VALID: Valid[] = [
     }),
     canonical: "pcap:/var/tmp/out@1.pcap#mode=append,snaplen=128",
   },
+  // --- 2012 VALE names (vale(4) of the seeds): switch = 'vale' up to the first ':' ---
+  { input: "vale-a:1", spec: vale("vale-a", "1") },
+  { input: "vale-a:0", spec: vale("vale-a", "0") },
+  { input: "vale-1:a", spec: vale("vale-1", "a") },
+  { input: "vale-0:a", spec: vale("vale-0", "a") },
+  { input: "vale.b:x", spec: vale("vale.b", "x") },
+  { input: "vale_0:a.b-c", spec: vale("vale_0", "a.b-c") },
+  { input: "vale+x:a&b", spec: vale("vale+x", "a&b") },
+  { input: "vale-a:b'c\"d", spec: vale("vale-a", "b'c\"d") },
+  { input: "vale-persistent:a", spec: vale("vale-persistent", "a") }, // a user's switch now
+  { input: "vale-abcdefghij:a", spec: vale("vale-abcdefghij", "a") }, // 15, ':' 16th
+  { input: "vale-a:1-2", spec: vale("vale-a", "1", { mode: "one-nic", ring: 2 }) },
+  { input: "vale-a:p{3", spec: vale("vale-a", "p", { pipe: { role: "master", id: "3" } }) },
+  // monitor suffixes (/r /t /rt /z) as on any port
+  { input: "vale-a:1/r", spec: vale("vale-a", "1", { flags: "r" }) },
+  { input: "vale-a:1/t", spec: vale("vale-a", "1", { flags: "t" }) },
+  { input: "vale-a:1/rt", spec: vale("vale-a", "1", { flags: "rt" }), canonical: "vale-a:1/tr" },
+  { input: "vale-a:1/z", spec: vale("vale-a", "1", { flags: "z" }) },
+  // --- 2012: no ':' = a port of switch 'vale' named by the whole string ---
+  { input: "vale-foo", spec: vale("vale", "vale-foo"), canonical: "vale:vale-foo" },
+  { input: "vale-bar", spec: vale("vale", "vale-bar"), canonical: "vale:vale-bar" },
+  { input: "vale:vale-foo", spec: vale("vale", "vale-foo") }, // the same port, modern form
+  { input: "vale0", spec: vale("vale", "vale0"), canonical: "vale:vale0" },
+  { input: "vale", spec: vale("vale", "vale"), canonical: "vale:vale" },
+  {
+    input: "valeabcdefghijk",
+    spec: vale("vale", "valeabcdefghijk"),
+    canonical: "vale:valeabcdefghijk",
+  },
+  {
+    input: "vale-foo/x",
+    spec: vale("vale", "vale-foo", { flags: "x" }),
+    canonical: "vale:vale-foo/x",
+  },
+  {
+    input: "vale-foo/rt",
+    spec: vale("vale", "vale-foo", { flags: "rt" }),
+    canonical: "vale:vale-foo/tr",
+  },
+  {
+    // a trailing -N keeps netmap's meaning (ring pair N), as in 'vale:vale-foo-1'
+    input: "vale-foo-1",
+    spec: vale("vale", "vale-foo", { mode: "one-nic", ring: 1 }),
+    canonical: "vale:vale-foo-1",
+  },
+  {
+    input: "vale-1",
+    spec: vale("vale", "vale", { mode: "one-nic", ring: 1 }),
+    canonical: "vale:vale-1",
+  },
+  {
+    input: "vale-foo{1",
+    spec: vale("vale", "vale-foo", { pipe: { role: "master", id: "1" } }),
+    canonical: "vale:vale-foo{1",
+  },
+  {
+    input: "vale-foo@conf:rings=2",
+    spec: vale("vale", "vale-foo", { conf: { txRings: 2, rxRings: 2 } }),
+    canonical: "vale:vale-foo@conf:rings=2",
+  },
+  {
+    input: "vale-foo@2",
+    spec: vale("vale", "vale-foo", { memId: 2 }),
+    canonical: "vale:vale-foo@2",
+  },
 ];
 
 export const INVALID: Invalid[] = [
@@ -356,19 +424,6 @@ export const INVALID: Invalid[] = [
   { input: "vale0:", error: E("vale0:", "empty port name"), position: 6 },
   { input: "vale0:/x", error: E("vale0:/x", "empty port name before '/'") },
   {
-    input: "vale0",
-    error: E("vale0", "missing ':' after the switch name (expected 'vale0:PORT')"),
-  },
-  {
-    input: "vale-0:a",
-    error: E(
-      "vale-0:a",
-      "invalid character '-' in switch name 'vale-' " +
-        "(expected 'valeX:PORT'; X may hold letters, digits and '_')",
-    ),
-    position: 4,
-  },
-  {
     input: "valeABCDEFGHIJKL:a",
     error: E(
       "valeABCDEFGHIJKL:a",
@@ -385,12 +440,12 @@ export const INVALID: Invalid[] = [
   },
   {
     input: "vale0:a:b",
-    error: E("vale0:a:b", `invalid character ':' in port name 'a:b' (${CHARS})`),
+    error: E("vale0:a:b", `invalid character ':' in port name 'a:b' (${VCHARS})`),
     position: 7,
   },
   {
     input: "vale0:a b",
-    error: E("vale0:a b", `invalid character ' ' (space) in port name 'a b' (${CHARS})`),
+    error: E("vale0:a b", `invalid character ' ' (space) in port name 'a b' (${VCHARS})`),
   },
   {
     input: "vale0:..",
@@ -634,5 +689,98 @@ export const INVALID: Invalid[] = [
   {
     input: "pcap:t.pcap#snaplen=100",
     error: E("pcap:t.pcap#snaplen=100", "'snaplen' applies to mode=write and mode=append only"),
+  },
+  // --- 2012 names: what is refused, and why ---
+  {
+    input: "vale-abcdefghijk:a",
+    error: E(
+      "vale-abcdefghijk:a",
+      "switch name 'vale-abcdefghijk' is 16 characters; at most 15 are allowed " +
+        "(the ':' must come within the first 16 characters)",
+    ),
+    position: 15,
+  },
+  {
+    input: "vale-abcdefghijkl",
+    error: E(
+      "vale-abcdefghijkl",
+      `port name 'vale-abcdefghijkl' is 17 characters; at most 15 are allowed ${WHOLE}`,
+    ),
+  },
+  {
+    input: "vale a:1",
+    error: E("vale a:1", `invalid character ' ' (space) in switch name 'vale a' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale/x:1",
+    error: E("vale/x:1", `invalid character '/' in switch name 'vale/x' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale{1:a",
+    error: E("vale{1:a", `invalid character '{' in switch name 'vale{1' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale-a^b:1",
+    error: E("vale-a^b:1", `invalid character '^' in switch name 'vale-a^b' (${VCHARS})`),
+    position: 6,
+  },
+  {
+    input: "vale\x01:a",
+    error: E("vale\\x01:a", `invalid character U+0001 in switch name 'vale\\x01' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale\u00e9:a",
+    error: E("vale\u00e9:a", `invalid character '\u00e9' in switch name 'vale\u00e9' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale-\u00e9",
+    error: E("vale-\u00e9", `invalid character '\u00e9' in port name 'vale-\u00e9' (${VCHARS})`),
+    position: 5,
+  },
+  {
+    input: "vale foo",
+    error: E("vale foo", `invalid character ' ' (space) in port name 'vale foo' (${VCHARS})`),
+    position: 4,
+  },
+  { input: "vale-a:", error: E("vale-a:", "empty port name"), position: 7 },
+  { input: "vale-foo:", error: E("vale-foo:", "empty port name"), position: 9 },
+  {
+    input: "vale-a:.x",
+    error: E("vale-a:.x", "port name '.x' must start with a letter, a digit or '_'"),
+    position: 7,
+  },
+  {
+    input: "vale-a:1:2",
+    error: E("vale-a:1:2", `invalid character ':' in port name '1:2' (${VCHARS})`),
+    position: 8,
+  },
+  {
+    input: "vale-a:b\tc",
+    error: E("vale-a:b\\x09c", `invalid character U+0009 in port name 'b\\x09c' (${VCHARS})`),
+    position: 8,
+  },
+  { input: "vale-foo/q", error: E("vale-foo/q", `unknown flag 'q' (${FLAG_HELP})`), position: 9 },
+  {
+    input: "vale*:1",
+    error: E("vale*:1", `invalid character '*' in switch name 'vale*' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale}:1",
+    error: E("vale}:1", `invalid character '}' in switch name 'vale}' (${VCHARS})`),
+    position: 4,
+  },
+  {
+    input: "vale@x:1",
+    error: E(
+      "vale@x:1",
+      `unknown option 'x' (${OPTIONS}; '@' cannot be part of a switch name)`,
+    ),
+    position: 5,
   },
 ];

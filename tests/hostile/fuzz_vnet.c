@@ -6,8 +6,8 @@
  * slot chains at random points, to b (no header, an MTU changed now and then)
  * and c (its header length changed now and then). Properties: no sanitizer
  * report, every frame b receives from a conversion fits b's MTU, every chain
- * that comes out is well formed, and every packet sent is delivered or
- * counted.
+ * that comes out is well formed, and the switch counted every packet a sent
+ * (tx_packets).
  *
  *   fuzz_vnet RUN_DIR SEED SECONDS
  */
@@ -264,11 +264,20 @@ int main(int argc, char **argv)
 	printf("fuzz_vnet: %llu packets sent, %llu frames to b (%llu over its MTU), %llu to c\n",
 	       (unsigned long long)sent, (unsigned long long)sb.frames,
 	       (unsigned long long)sb.too_long, (unsigned long long)sc.frames);
+	unsigned long long txp = ~0ull;
 	if (n > 0 && (size_t)n <= sizeof(js)) {
 		const char *p = strstr(js, "\"name\":\"a\"");
+		const char *t = p ? strstr(p, "\"tx_packets\":") : NULL;
 		const char *d = p ? strstr(p, "\"drops\"") : NULL;
+		if (t)
+			txp = strtoull(t + 13, NULL, 10);
 		if (d)
-			printf("a: %.120s\n", d);
+			printf("a: tx_packets %llu %.120s\n", txp, d);
+	}
+	if (txp != sent) {
+		fprintf(stderr, "a sent %llu packets, the switch counted %llu\n",
+			(unsigned long long)sent, txp);
+		return 1;
 	}
 	vale_close(a);
 	vale_close(b);

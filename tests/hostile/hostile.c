@@ -20,6 +20,11 @@
  *                list/seq, MAC table, lookup name
  *   truncate     ftruncate region files and ctl (smaller, zero, grown back)
  *   unlink       unlink region, ctl and doorbell files
+ *   monitor      opens monitors (/rt) of the other ports and attacks them: the
+ *                monitors' own rings and krings (where the monitored ports'
+ *                syncs copy into), their lock held forever, their entries'
+ *                mon_of / mon_flags and the watched ports' mon_seq in the port
+ *                table, while it reads, releases garbage, closes and reopens
  *
  * The other processes must survive all of it: at worst they may lose their
  * traffic or see the switch declared damaged.
@@ -425,6 +430,113 @@ static void case_ctl(uint64_t deadline, struct out *o)
 	}
 }
 
+/* Monitors of the other ports (up to 4), attacked from the inside. */
+static void case_monitor(const char *sw, uint64_t deadline, struct out *o)
+{
+	char path[1400];
+	snprintf(path, sizeof(path), "%s/ctl", g_dir);
+	struct reg c;
+	if (!map_file(path, &c) || c.size < 4096) {
+		fprintf(stderr, "hostile: cannot map ctl\n");
+		return;
+	}
+	const struct vale_ctl_hdr *h = (const void *)c.base;
+	uint64_t po = h->ports_ofs;
+	uint32_t maxp = h->max_ports;
+	if (po + (uint64_t)maxp * sizeof(struct vale_port_ent) > c.size || maxp > 4096) {
+		fprintf(stderr, "hostile: ctl port table out of reach\n");
+		return;
+	}
+	struct vale_port_ent *ents = (void *)(c.base + po);
+	char names[4][VALE_NAME_MAX];
+	uint32_t watched[4], nn = 0;
+	for (uint32_t i = 0; i < maxp && nn < 4; i++) {
+		if (ents[i].state != VP_ACTIVE || i == g_own_idx || (ents[i].flags & VPF_MONITOR))
+			continue;
+		memcpy(names[nn], ents[i].name, VALE_NAME_MAX);
+		names[nn][VALE_NAME_MAX - 1] = 0;
+		watched[nn++] = i;
+	}
+	vale_port *mons[4] = {0};
+	struct reg regs[4];
+	uint32_t which[4]; /* names[which[k]] is what mons[k] watches */
+	struct vale_open_req req = {.flags = VO_MONITOR_TX | VO_MONITOR_RX, .ring_id = -1};
+	uint32_t nm = 0;
+	for (uint32_t i = 0; i < nn; i++) {
+		struct vale_port_info pi;
+		if (vale_open(NULL, sw, names[i], &req, &mons[nm]) < 0)
+			continue;
+		vale_info(mons[nm], &pi);
+		regs[nm] = (struct reg){.base = (uint8_t *)(uintptr_t)pi.region_base,
+					.size = pi.region_size};
+		if (reg_from_header(&regs[nm]))
+			which[nm++] = i;
+		else
+			vale_close(mons[nm]);
+	}
+	o->files = nm;
+	while (nm && now_ms() < deadline && o->ops < 2000000) {
+		o->ops++;
+		uint32_t k = rndn(&rs, nm);
+		struct vale_port_info pi;
+		vale_info(mons[k], &pi);
+		switch (rndn(&rs, 10)) {
+		case 0: case 1: case 2: scribble_region_krings(&regs[k], true); break;
+		case 3: { /* release garbage, or everything */
+			struct vale_ring *rx = (void *)(uintptr_t)(pi.region_base + pi.rx_ring_ofs[0]);
+			rx->head = rx->cur = rndn(&rs, 2) ? rx->tail : rnd_edge32(&rs, pi.rx_slots);
+			if (vale_rxsync(mons[k], -1) < 0)
+				o->rx_err++;
+			break;
+		}
+		case 4: { /* the monitor's RX ring lock, held "by us" for good */
+			struct vale_kring *kr = vale_kring(&regs[k].m, 0, true, 0);
+			kr->lock.owner = (uint32_t)getpid();
+			break;
+		}
+		case 5: { /* the port table: who watches whom */
+			struct vale_port_ent *me = &ents[pi.port_idx < maxp ? pi.port_idx : 0];
+			switch (rndn(&rs, 4)) {
+			case 0: me->mon_of = rnd_edge32(&rs, maxp); break;
+			case 1: me->mon_of_gen = rnd_edge32(&rs, me->mon_of_gen); break;
+			case 2: me->mon_flags = rnd_edge32(&rs, 0x700); break;
+			default: ents[watched[rndn(&rs, nn)]].mon_seq = (uint32_t)rnd64(&rs); break;
+			}
+			break;
+		}
+		case 6: { /* a monitor goes and comes back */
+			vale_close(mons[k]);
+			mons[k] = NULL;
+			if (vale_open(NULL, sw, names[which[k]], &req, &mons[k]) < 0) {
+				mons[k] = mons[--nm];
+				regs[k] = regs[nm];
+				which[k] = which[nm];
+				break;
+			}
+			vale_info(mons[k], &pi);
+			regs[k] = (struct reg){.base = (uint8_t *)(uintptr_t)pi.region_base,
+					       .size = pi.region_size};
+			if (!reg_from_header(&regs[k])) {
+				vale_close(mons[k]);
+				mons[k] = mons[--nm];
+				regs[k] = regs[nm];
+				which[k] = which[nm];
+			}
+			break;
+		}
+		default:
+			if (vale_txsync(mons[k], -1) < 0) /* a monitor cannot send */
+				o->tx_err++;
+			else
+				o->tx_ok++;
+			if (vale_rxsync(mons[k], -1) < 0)
+				o->rx_err++;
+			break;
+		}
+		pace();
+	}
+}
+
 static void case_files(bool truncate_, uint64_t deadline, struct out *o)
 {
 	char names[16][256];
@@ -507,6 +619,8 @@ int main(int argc, char **argv)
 		case_files(true, deadline, &o);
 	else if (!strcmp(cs, "unlink"))
 		case_files(false, deadline, &o);
+	else if (!strcmp(cs, "monitor"))
+		case_monitor(sw, deadline, &o);
 	else {
 		fprintf(stderr, "hostile: unknown case %s\n", cs);
 		return 64;
