@@ -568,7 +568,7 @@ ncpid=$!
 exec 3>/tmp/in
 wait $ncpid || exit 12
 echo "T rx $(wc -c </tmp/rx) $(sha256sum </tmp/rx | cut -d' ' -f1)"
-# on to the namespace: its veth port has no header, so the switch segments our TSO frames
+# on to the namespace: its veth port gets our TSO frames whole (with a header) or segmented
 n=0
 until nc 10.78.0.1 5002 </tmp/rx; do
   n=$((n + 1)); [ $n -ge 50 ] && { echo "T connect failed"; exit 13; }; sleep 0.2
@@ -630,11 +630,17 @@ sleep 2
         want,
         `the namespace got: ${dec.decode(sk.stderr)}`,
       );
-      const va = e.vm().counters, veth = portOf(e.rd, SW, `vu${Deno.pid}r`)!.counters;
+      // the veth's port: with a virtio-net header (the kernel's offloads kept) the super-frames
+      // pass whole, without one the switch segments them
+      const vp = portOf(e.rd, SW, `vu${Deno.pid}r`)!;
+      const va = e.vm().counters, veth = vp.counters;
       console.log(
-        `    guest a sent ${va.tx_packets} frames; the namespace's port got ${veth.rx_packets}`,
+        `    guest a sent ${va.tx_packets} frames; the namespace's port (header ` +
+          `${vp.vnet_hdr_len}) got ${veth.rx_packets}`,
       );
-      assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
+      if (vp.vnet_hdr_len === 0) {
+        assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
+      }
       const st = e.att().vhost!;
       assert.equal(st.counters.bad_desc, 0);
       assert.equal(st.counters.bad_msgs, 0);
