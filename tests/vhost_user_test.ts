@@ -324,8 +324,14 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     await d.status;
     await reader;
 
-    // the forwarder never crashed, and a well-behaved front-end works next
+    // a front-end that shrinks its memory under us: the fault is caught, it is disconnected
+    const sh = await new Deno.Command(evil, { args: [e.sock, "shrink"], stdout: "piped" }).output();
+    assert.equal(new TextDecoder().decode(sh.stdout), "tx used 1\ndisconnected\n");
+    await until(() => e.att().vhost?.counters.mem_faults === 1, 5000, "the fault counted");
+
+    // the forwarder never crashed nor restarted, and a well-behaved front-end works next
     assert.equal(e.att().pid, pid);
+    assert.equal(e.att().restarts, 0);
     const pmd = await startPmd(e, "io");
     await pmd.cmd("start");
     await frontEndUp(e);
@@ -438,6 +444,8 @@ vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async 
     await d.stdin.close();
     await d.status;
     await reader;
+    const sh = await new Deno.Command(evil, { args: [sock, "shrink"], stdout: "piped" }).output();
+    assert.equal(dec.decode(sh.stdout), "tx used 1\ndisconnected\n");
     await hin.close();
     const st = await host.status;
     await pumps;
@@ -448,6 +456,7 @@ vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async 
     assert.equal(j.counters.bad_desc, 7);
     assert.equal(j.counters.bad_index, 1);
     assert.equal(j.counters.bad_msgs, 10);
+    assert.equal(j.counters.mem_faults, 1);
   } finally {
     try {
       host.kill("SIGKILL");

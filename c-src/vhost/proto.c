@@ -273,7 +273,7 @@ static int set_mem_table(struct vh_dev *d, struct msg *m)
 {
 	struct vh_mem nm;
 	char why[128];
-	if (vh_mem_map(&nm, m->p, m->h.size, m->fds, m->nfds, why, sizeof why) < 0) {
+	if (vh_mem_map(d, &nm, m->p, m->h.size, m->fds, m->nfds, why, sizeof why) < 0) {
 		refuse(d, "%s", why);
 		return -1;
 	}
@@ -572,8 +572,20 @@ static void *ctl_main(void *arg)
 			p[n++] = (struct pollfd){.fd = d->listen_fd, .events = POLLIN};
 		}
 		if (d->client && d->conn_fd < 0 && try_connect(d) == 0) continue;
-		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 1000);
+		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 100);
 		if (d->stop) break;
+		if (__atomic_load_n(&d->mem_fault, __ATOMIC_ACQUIRE) && d->conn_fd >= 0) {
+			/* the front-end shrank memory it gave us: it is broken, drop it */
+			__atomic_store_n(&d->mem_fault, 0, __ATOMIC_RELEASE);
+			VH_ADD(d, mem_faults, 1);
+			pthread_mutex_lock(&d->mlock);
+			snprintf(d->last_err, sizeof d->last_err,
+				 "the front-end shrank its shared memory under us (SIGBUS caught): "
+				 "disconnected");
+			pthread_mutex_unlock(&d->mlock);
+			disconnect(d);
+			continue;
+		}
 		if (r <= 0) continue;
 		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
 			if (serve_one(d, m) < 0) disconnect(d);
@@ -774,7 +786,8 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		"\"counters\":{\"connects\":%llu,\"disconnects\":%llu,\"rejected_conns\":%llu,"
 		"\"msgs\":%llu,\"bad_msgs\":%llu,\"unknown_msgs\":%llu,\"bad_desc\":%llu,"
 		"\"bad_index\":%llu,\"rx_no_bufs\":%llu,\"rx_drops\":%llu,\"kicks_in\":%llu,"
-		"\"calls_out\":%llu,\"tx_offload_refused\":%llu},\"port_vnet_hdr\":%u,"
+		"\"calls_out\":%llu,\"tx_offload_refused\":%llu,\"mem_faults\":%llu},"
+		"\"port_vnet_hdr\":%u,"
 		"\"last_error\":%s}",
 		path, d->client ? "client" : "server", conn ? "true" : "false",
 		vh_dev_ready(d) ? "true" : "false", (unsigned long long)f, (unsigned long long)pf,
@@ -788,5 +801,6 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		(unsigned long long)LOAD_RLX(&c->bad_desc), (unsigned long long)LOAD_RLX(&c->bad_index),
 		(unsigned long long)LOAD_RLX(&c->rx_no_bufs), (unsigned long long)LOAD_RLX(&c->rx_drops),
 		(unsigned long long)LOAD_RLX(&c->kicks_in), (unsigned long long)LOAD_RLX(&c->calls_out),
-		(unsigned long long)LOAD_RLX(&c->tx_offload_refused), d->port_hdr, err);
+		(unsigned long long)LOAD_RLX(&c->tx_offload_refused),
+		(unsigned long long)LOAD_RLX(&c->mem_faults), d->port_hdr, err);
 }
