@@ -677,6 +677,7 @@ async function qemuRestarts(kind: "vhost" | "vhost-client") {
   try {
     lab = await namespaceOn(e);
     const pid = e.att().pid;
+    let connects = 0;
     for (let round = 0; round < 2; round++) {
       await using g = await bootGuest({
         name: `vk${round}`,
@@ -717,7 +718,10 @@ async function qemuRestarts(kind: "vhost" | "vhost-client") {
         flood.kill("SIGKILL");
       } catch { /* ended */ }
       await flood.status;
-      assert.equal(e.att().vhost?.counters.connects, round + 1);
+      // each QEMU was a new connection (a client may connect more than once while QEMU starts)
+      const c = e.att().vhost?.counters.connects ?? 0;
+      assert.ok(c > connects, `connections: ${c} after ${connects}`);
+      connects = c;
     }
     assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
   } finally {
