@@ -656,8 +656,10 @@ sleep 2
       // guest b's TCP left in super-frames (far fewer frames than 1448-byte segments)
       const vb = portOf(e.rd, SW, "vmb.sock")!.counters;
       console.log(`    guest b sent ${vb.tx_packets} frames, ${vb.tx_bytes} bytes`);
+      // (an average above 1514 bytes, the largest frame without TSO, needs super-frames; how
+      // large they are depends on the guests' timing: 3 to 40 KB on average here)
       assert.ok(
-        vb.tx_bytes / vb.tx_packets > 4000,
+        vb.tx_bytes / vb.tx_packets > 2 * 1514,
         `${vb.tx_bytes} bytes in ${vb.tx_packets} frames`,
       );
       console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
