@@ -51,6 +51,7 @@ export const C_SOURCES: readonly string[] = [
   "c-src/io/sg.c",
   "c-src/io/tap.c",
   "c-src/io/vhost.c",
+  "c-src/vhost/fault.c",
   "c-src/vhost/mem.c",
   "c-src/vhost/proto.c",
   "c-src/vhost/vhost.h",
@@ -58,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "54a811311bd18b8fb80f3cf0a5b605cedc00a01a7682e37ec00c4f05deab5dae";
+export const C_SOURCES_SHA256 = "0dee0ab35f729980775ea1d8b829406d7411dda03a23c319e19dbd976216e693";

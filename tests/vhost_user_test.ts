@@ -15,6 +15,8 @@
 
 import assert from "node:assert/strict";
 import { listAttachments } from "../lib/attach/attach.ts";
+import type { KernelPort } from "../lib/backends/kernel_port.ts";
+import { openPort } from "../lib/open.ts";
 import { portOf, type RunningTool, runTool, startTool, summary } from "./helpers/tools.ts";
 import { haveTestpmd, Testpmd } from "./helpers/testpmd.ts";
 import { tempRunDir } from "./helpers/procs.ts";
@@ -322,8 +324,14 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     await d.status;
     await reader;
 
-    // the forwarder never crashed, and a well-behaved front-end works next
+    // a front-end that shrinks its memory under us: the fault is caught, it is disconnected
+    const sh = await new Deno.Command(evil, { args: [e.sock, "shrink"], stdout: "piped" }).output();
+    assert.equal(new TextDecoder().decode(sh.stdout), "tx used 1\ndisconnected\n");
+    await until(() => e.att().vhost?.counters.mem_faults === 1, 5000, "the fault counted");
+
+    // the forwarder never crashed nor restarted, and a well-behaved front-end works next
     assert.equal(e.att().pid, pid);
+    assert.equal(e.att().restarts, 0);
     const pmd = await startPmd(e, "io");
     await pmd.cmd("start");
     await frontEndUp(e);
@@ -331,6 +339,131 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     await pmd.close();
   } finally {
     await e.cleanup();
+  }
+});
+
+vtest(
+  "openPort('vhost:PATH') in a process: testpmd io echoes what the application sends",
+  async () => {
+    const rd = await tempRunDir();
+    const sockDir = await Deno.makeTempDir({ prefix: "vhu-" });
+    const sock = `${sockDir}/app.sock`;
+    let port: KernelPort | undefined;
+    let pmd: Testpmd | undefined;
+    try {
+      port = openPort(`vhost:${sock}`, { runDir: rd.dir }) as KernelPort;
+      assert.equal(port.vhostStatus().connected, false);
+      pmd = new Testpmd(sock, "io");
+      await pmd.ready();
+      await pmd.cmd("start");
+      await until(() => port!.vhostStatus().ready, 30000, "the front-end's queues");
+      // no offloads for in-process ports: plain frames both ways
+      assert.equal(port.vhostStatus().port_vnet_hdr, 0);
+      const frame = new Uint8Array(60);
+      frame.fill(0xff, 0, 6);
+      frame.set([0x02, 0, 0, 0, 0, 7], 6);
+      frame.set([0x88, 0xb5], 12);
+      let sent = 0, got = 0;
+      const end = Date.now() + 20000;
+      while (sent < 2000 && Date.now() < end) {
+        const batch = [];
+        for (let i = 0; i < 100; i++) {
+          const f = frame.slice();
+          new DataView(f.buffer).setUint32(14, sent + i);
+          batch.push(f);
+        }
+        sent += port.sendBatch(batch);
+        for (const f of port.tryReceive()) {
+          assert.equal(f.length, 60);
+          got++;
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      // testpmd got every frame (the pipe and the guest's ring hold them back, nothing is
+      // dropped on our side); what it could put in its TX ring comes back, every one
+      await until(async () => (await pmd!.stats()).rxPackets === sent, 10000, "testpmd's count");
+      const s = await pmd.stats();
+      console.log(`    sent ${sent}, testpmd echoed ${s.txPackets}`);
+      await until(() => (got += port!.tryReceive().length) >= s.txPackets, 10000, "the echoes");
+      assert.equal(got, s.txPackets);
+      assert.ok(got > 0);
+      await pmd.close();
+    } finally {
+      pmd?.kill();
+      await pmd?.exited.catch(() => {});
+      pmd?.removeRuntimeDir();
+      port?.close();
+      await rd[Symbol.asyncDispose]();
+      await Deno.remove(sockDir, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async () => {
+  const rd = await tempRunDir();
+  const sockDir = await Deno.makeTempDir({ prefix: "vhu-" });
+  const sock = `${sockDir}/san.sock`;
+  const SAN_ENV = {
+    VALE_RUN_DIR: rd.dir,
+    ASAN_OPTIONS: "halt_on_error=1:abort_on_error=0:exitcode=99:detect_leaks=1",
+    UBSAN_OPTIONS: "halt_on_error=1:print_stacktrace=1:exitcode=99",
+  };
+  const host = new Deno.Command(await buildProg("vhost_host", { sanitize: true }), {
+    args: [sock],
+    env: SAN_ENV,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const dec = new TextDecoder();
+  let hout = "", herr = "";
+  const pumps = Promise.all([
+    (async () => {
+      for await (const c of host.stdout) hout += dec.decode(c);
+    })(),
+    (async () => {
+      for await (const c of host.stderr) herr += dec.decode(c);
+    })(),
+  ]);
+  const hin = host.stdin.getWriter();
+  try {
+    await until(() => hout.includes("ready"), 20000, `the host ready: ${herr}`);
+    const evil = await buildProg("vhost_evil");
+    const g = await new Deno.Command(evil, { args: [sock, "garbage"], stdout: "piped" }).output();
+    assert.equal(g.code, 0);
+    const d = new Deno.Command(evil, { args: [sock, "desc"], stdin: "piped", stdout: "piped" })
+      .spawn();
+    let dout = "";
+    const reader = (async () => {
+      for await (const c of d.stdout) dout += dec.decode(c);
+    })();
+    await until(() => dout.includes("rx posted"), 20000, "the TX part");
+    const t = await runTool("pkt-gen", ["-i", `${SW}:tx`, "-f", "tx", "-n", "1"], rd.dir);
+    assert.equal(t.code, 0, t.stderr);
+    await until(() => dout.includes("broken"), 20000, "the RX part");
+    await d.stdin.close();
+    await d.status;
+    await reader;
+    const sh = await new Deno.Command(evil, { args: [sock, "shrink"], stdout: "piped" }).output();
+    assert.equal(dec.decode(sh.stdout), "tx used 1\ndisconnected\n");
+    await hin.close();
+    const st = await host.status;
+    await pumps;
+    const all = hout + herr;
+    assert.ok(!/(ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer)/.test(all), all);
+    assert.equal(st.code, 0, all);
+    const j = JSON.parse(hout.trim().split("\n").at(-1)!);
+    assert.equal(j.counters.bad_desc, 7);
+    assert.equal(j.counters.bad_index, 1);
+    assert.equal(j.counters.bad_msgs, 10);
+    assert.equal(j.counters.mem_faults, 1);
+  } finally {
+    try {
+      host.kill("SIGKILL");
+    } catch { /* exited */ }
+    await host.status.catch(() => {});
+    await rd[Symbol.asyncDispose]();
+    await Deno.remove(sockDir, { recursive: true }).catch(() => {});
   }
 });
 
@@ -444,7 +577,7 @@ ncpid=$!
 exec 3>/tmp/in
 wait $ncpid || exit 12
 echo "T rx $(wc -c </tmp/rx) $(sha256sum </tmp/rx | cut -d' ' -f1)"
-# on to the namespace: its veth port has no header, so the switch segments our TSO frames
+# on to the namespace: its veth port gets our TSO frames whole (with a header) or segmented
 n=0
 until nc 10.78.0.1 5002 </tmp/rx; do
   n=$((n + 1)); [ $n -ge 50 ] && { echo "T connect failed"; exit 13; }; sleep 0.2
@@ -506,19 +639,27 @@ sleep 2
         want,
         `the namespace got: ${dec.decode(sk.stderr)}`,
       );
-      const va = e.vm().counters, veth = portOf(e.rd, SW, `vu${Deno.pid}r`)!.counters;
+      // the veth's port: with a virtio-net header (the kernel's offloads kept) the super-frames
+      // pass whole, without one the switch segments them
+      const vp = portOf(e.rd, SW, `vu${Deno.pid}r`)!;
+      const va = e.vm().counters, veth = vp.counters;
       console.log(
-        `    guest a sent ${va.tx_packets} frames; the namespace's port got ${veth.rx_packets}`,
+        `    guest a sent ${va.tx_packets} frames; the namespace's port (header ` +
+          `${vp.vnet_hdr_len}) got ${veth.rx_packets}`,
       );
-      assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
+      if (vp.vnet_hdr_len === 0) {
+        assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
+      }
       const st = e.att().vhost!;
       assert.equal(st.counters.bad_desc, 0);
       assert.equal(st.counters.bad_msgs, 0);
       // guest b's TCP left in super-frames (far fewer frames than 1448-byte segments)
       const vb = portOf(e.rd, SW, "vmb.sock")!.counters;
       console.log(`    guest b sent ${vb.tx_packets} frames, ${vb.tx_bytes} bytes`);
+      // (an average above 1514 bytes, the largest frame without TSO, needs super-frames; how
+      // large they are depends on the guests' timing: 3 to 40 KB on average here)
       assert.ok(
-        vb.tx_bytes / vb.tx_packets > 4000,
+        vb.tx_bytes / vb.tx_packets > 2 * 1514,
         `${vb.tx_bytes} bytes in ${vb.tx_packets} frames`,
       );
       console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
@@ -531,57 +672,74 @@ sleep 2
   guestSkip,
 );
 
+/** QEMU killed under a ping flood and started again, twice; `client`: QEMU listens (server=on). */
+async function qemuRestarts(kind: "vhost" | "vhost-client") {
+  const e = await setup(kind);
+  let lab: { ns: string; close(): Promise<void> } | undefined;
+  try {
+    lab = await namespaceOn(e);
+    const pid = e.att().pid;
+    let connects = 0;
+    for (let round = 0; round < 2; round++) {
+      await using g = await bootGuest({
+        name: `vk${round}`,
+        netdevs: vhostUserNic("n0", e.sock, { server: kind === "vhost-client" }),
+        ip: ["10.78.0.2/24"],
+        timeoutMs: GUEST_MS,
+        script: "sleep 600",
+      });
+      await g.ready(GUEST_MS);
+      await frontEndUp(e);
+      // traffic flows: a ping flood in the background while QEMU is killed
+      const flood = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.ns,
+          "ping",
+          "-n",
+          "-q",
+          "-i",
+          "0.01",
+          "-w",
+          "20",
+          "10.78.0.2",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
+      await g.kill(0);
+      await until(
+        () => /waiting for a front-end|client: connecting/.test(e.vm()?.info ?? ""),
+        10000,
+        "port down",
+      );
+      await until(() => e.att().status === "down", 10000, "attachment down");
+      try {
+        flood.kill("SIGKILL");
+      } catch { /* ended */ }
+      await flood.status;
+      // each QEMU was a new connection (a client may connect more than once while QEMU starts)
+      const c = e.att().vhost?.counters.connects ?? 0;
+      assert.ok(c > connects, `connections: ${c} after ${connects}`);
+      connects = c;
+    }
+    assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
+  } finally {
+    await lab?.close();
+    await e.cleanup();
+  }
+}
+
 vtest(
   "QEMU killed while a namespace pings its guest: the port goes down and comes back",
-  async () => {
-    const e = await setup();
-    let lab: { ns: string; close(): Promise<void> } | undefined;
-    try {
-      lab = await namespaceOn(e);
-      const pid = e.att().pid;
-      for (let round = 0; round < 2; round++) {
-        await using g = await bootGuest({
-          name: `vk${round}`,
-          netdevs: vhostUserNic("n0", e.sock),
-          ip: ["10.78.0.2/24"],
-          timeoutMs: GUEST_MS,
-          script: "sleep 600",
-        });
-        await g.ready(GUEST_MS);
-        await frontEndUp(e);
-        // traffic flows: a ping flood in the background while QEMU is killed
-        const flood = new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            lab.ns,
-            "ping",
-            "-n",
-            "-q",
-            "-i",
-            "0.01",
-            "-w",
-            "20",
-            "10.78.0.2",
-          ],
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
-        await until(() => nsPing(lab!.ns, "10.78.0.2", 2), 60000, `guest ${round} answers`);
-        await g.kill(0);
-        await until(() => /waiting for a front-end/.test(e.vm()?.info ?? ""), 10000, "port down");
-        await until(() => e.att().status === "down", 10000, "attachment down");
-        try {
-          flood.kill("SIGKILL");
-        } catch { /* ended */ }
-        await flood.status;
-        assert.equal(e.att().vhost?.counters.connects, round + 1);
-      }
-      assert.equal(e.att().pid, pid, "the same forwarder served both QEMUs");
-    } finally {
-      await lab?.close();
-      await e.cleanup();
-    }
-  },
+  () => qemuRestarts("vhost"),
+  guestSkip,
+);
+
+vtest(
+  "client mode with QEMU listening (server=on): killed and started again, vale reconnects",
+  () => qemuRestarts("vhost-client"),
   guestSkip,
 );

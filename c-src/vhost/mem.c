@@ -8,8 +8,8 @@
  * inside one region is refused.
  *
  * A region must lie inside its file (fstat): the front-end cannot make us
- * map past the end of a file. (It could still shrink the file afterwards,
- * which would fault our accesses; QEMU's memfd backends and DPDK do not.)
+ * map past the end of a file. If it shrinks the file afterwards, our access
+ * to the cut part faults: fault.c catches that SIGBUS for the mapped regions.
  */
 #include "vhost.h"
 
@@ -38,13 +38,15 @@ uint8_t *vh_uva(const struct vh_mem *m, uint64_t uva, uint64_t len)
 void vh_mem_unmap(struct vh_mem *m)
 {
 	for (uint32_t i = 0; i < m->n; i++)
-		if (m->r[i].map && m->r[i].map != MAP_FAILED)
+		if (m->r[i].map && m->r[i].map != MAP_FAILED) {
+			vh_fault_unwatch(m->r[i].map);
 			munmap(m->r[i].map, m->r[i].map_len);
+		}
 	memset(m, 0, sizeof *m);
 }
 
-int vh_mem_map(struct vh_mem *out, const uint8_t *payload, uint32_t size, const int *fds,
-	       int nfds, char *why, uint32_t why_len)
+int vh_mem_map(struct vh_dev *d, struct vh_mem *out, const uint8_t *payload, uint32_t size,
+	       const int *fds, int nfds, char *why, uint32_t why_len)
 {
 	memset(out, 0, sizeof *out);
 	if (size < 8) {
@@ -99,6 +101,7 @@ int vh_mem_map(struct vh_mem *out, const uint8_t *payload, uint32_t size, const 
 		r->map = p;
 		r->map_len = end;
 		r->host = (uint8_t *)p + rm.mmap_offset;
+		vh_fault_watch(d, p, end);
 	}
 	return 0;
 fail:

@@ -273,7 +273,7 @@ static int set_mem_table(struct vh_dev *d, struct msg *m)
 {
 	struct vh_mem nm;
 	char why[128];
-	if (vh_mem_map(&nm, m->p, m->h.size, m->fds, m->nfds, why, sizeof why) < 0) {
+	if (vh_mem_map(d, &nm, m->p, m->h.size, m->fds, m->nfds, why, sizeof why) < 0) {
 		refuse(d, "%s", why);
 		return -1;
 	}
@@ -572,8 +572,20 @@ static void *ctl_main(void *arg)
 			p[n++] = (struct pollfd){.fd = d->listen_fd, .events = POLLIN};
 		}
 		if (d->client && d->conn_fd < 0 && try_connect(d) == 0) continue;
-		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 1000);
+		int r = poll(p, (nfds_t)n, d->client && d->conn_fd < 0 ? 200 : 100);
 		if (d->stop) break;
+		if (__atomic_load_n(&d->mem_fault, __ATOMIC_ACQUIRE) && d->conn_fd >= 0) {
+			/* the front-end shrank memory it gave us: it is broken, drop it */
+			__atomic_store_n(&d->mem_fault, 0, __ATOMIC_RELEASE);
+			VH_ADD(d, mem_faults, 1);
+			pthread_mutex_lock(&d->mlock);
+			snprintf(d->last_err, sizeof d->last_err,
+				 "the front-end shrank its shared memory under us (SIGBUS caught): "
+				 "disconnected");
+			pthread_mutex_unlock(&d->mlock);
+			disconnect(d);
+			continue;
+		}
 		if (r <= 0) continue;
 		if (ip >= 0 && (p[ip].revents & (POLLIN | POLLHUP | POLLERR))) {
 			if (serve_one(d, m) < 0) disconnect(d);
@@ -649,6 +661,28 @@ int vh_dev_start(struct vh_dev *d, const char *path, bool client, bool offloads,
 		return -EINVAL;
 	}
 	memcpy(d->path, path, pl + 1);
+	/* the socket's directory: no symlink on the way, nobody else's, writable
+	 * by nobody else (unless sticky), as vale's own directories (fsafe.c) */
+	char dir[sizeof d->path];
+	memcpy(dir, path, pl + 1);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	int sr = vale_secure_dir(dir, ".", 0);
+	if (sr < 0) {
+		/* fsafe.c words it for run directories: keep the reason, not the hint */
+		char why[256];
+		snprintf(why, sizeof why, "%s", vale_last_error());
+		char *hint = strstr(why, " (remove it or choose another VALE_RUN_DIR)");
+		if (hint) *hint = 0;
+		const char *w = strncmp(why, "run directory ", 14) == 0 ? why + 14 : why;
+		snprintf(d->last_err, sizeof d->last_err, "unsafe socket directory %.220s", w);
+		return sr;
+	}
 	d->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->in_epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->out_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -719,7 +753,7 @@ static int jstr(char *o, size_t len, const char *s)
 
 int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 {
-	char path[256], err[320];
+	char path[256], err[640];
 	jstr(path, sizeof path, d->path);
 	pthread_mutex_lock(&d->mlock);
 	jstr(err, sizeof err, d->last_err);
@@ -752,7 +786,8 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		"\"counters\":{\"connects\":%llu,\"disconnects\":%llu,\"rejected_conns\":%llu,"
 		"\"msgs\":%llu,\"bad_msgs\":%llu,\"unknown_msgs\":%llu,\"bad_desc\":%llu,"
 		"\"bad_index\":%llu,\"rx_no_bufs\":%llu,\"rx_drops\":%llu,\"kicks_in\":%llu,"
-		"\"calls_out\":%llu,\"tx_offload_refused\":%llu},\"port_vnet_hdr\":%u,"
+		"\"calls_out\":%llu,\"tx_offload_refused\":%llu,\"mem_faults\":%llu},"
+		"\"port_vnet_hdr\":%u,"
 		"\"last_error\":%s}",
 		path, d->client ? "client" : "server", conn ? "true" : "false",
 		vh_dev_ready(d) ? "true" : "false", (unsigned long long)f, (unsigned long long)pf,
@@ -766,5 +801,6 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		(unsigned long long)LOAD_RLX(&c->bad_desc), (unsigned long long)LOAD_RLX(&c->bad_index),
 		(unsigned long long)LOAD_RLX(&c->rx_no_bufs), (unsigned long long)LOAD_RLX(&c->rx_drops),
 		(unsigned long long)LOAD_RLX(&c->kicks_in), (unsigned long long)LOAD_RLX(&c->calls_out),
-		(unsigned long long)LOAD_RLX(&c->tx_offload_refused), d->port_hdr, err);
+		(unsigned long long)LOAD_RLX(&c->tx_offload_refused),
+		(unsigned long long)LOAD_RLX(&c->mem_faults), d->port_hdr, err);
 }

@@ -147,9 +147,14 @@ static inline uint8_t *vh_gpa(const struct vh_mem *m, uint64_t gpa, uint64_t len
 }
 uint8_t *vh_uva(const struct vh_mem *m, uint64_t uva, uint64_t len);
 void vh_mem_unmap(struct vh_mem *m);
-/* Map the regions of a SET_MEM_TABLE payload with their fds into *out. */
-int vh_mem_map(struct vh_mem *out, const uint8_t *payload, uint32_t size, const int *fds,
-	       int nfds, char *why, uint32_t why_len);
+struct vh_dev;
+/* Map the regions of a SET_MEM_TABLE payload with their fds into *out (SIGBUS
+ * in them, a file shrunk under us, marks `d`: fault.c). */
+int vh_mem_map(struct vh_dev *d, struct vh_mem *out, const uint8_t *payload, uint32_t size,
+	       const int *fds, int nfds, char *why, uint32_t why_len);
+/* fault.c */
+void vh_fault_watch(struct vh_dev *d, void *start, uint64_t len);
+void vh_fault_unwatch(void *start);
 
 /* ---- counters (what a misbehaving front-end costs it) ---- */
 struct vh_counters {
@@ -160,6 +165,7 @@ struct vh_counters {
 	uint64_t rx_no_bufs;    /* the guest had no RX buffers: sends stopped (retry) */
 	uint64_t rx_drops;      /* frames to the guest dropped: too large for its buffers */
 	uint64_t tx_offload_refused; /* guest frames needing an offload the port cannot carry */
+	uint64_t mem_faults;    /* the front-end shrank mapped memory: connection ended */
 	uint64_t kicks_in, calls_out;
 };
 
@@ -207,7 +213,8 @@ struct vh_dev {
 	struct vh_mem mem;
 	struct vh_vq vq[2];
 	struct vh_counters c;
-	char last_err[128];   /* the last refusal, for people */
+	char last_err[256];   /* the last refusal, for people */
+	volatile int mem_fault; /* set by the SIGBUS handler (fault.c) */
 	char *mode;           /* the handle's mode text (64 bytes), kept current */
 };
 

@@ -13,6 +13,11 @@
  *                            waits for one frame from the switch, prints
  *                            "rx len L". Then an avail index 1000 ahead:
  *                            prints "broken", waits for stdin to close.
+ *   vhost_evil SOCK shrink   negotiate, send a good frame, then shrink the
+ *                            memfd of the memory table below a buffer and
+ *                            post that buffer: the back-end's read faults
+ *                            (SIGBUS, caught) and it ends the connection;
+ *                            prints "tx used 1", then "disconnected".
  *   vhost_evil SOCK garbage  a series of bad messages (each framing error
  *                            ends its connection; the others are refused
  *                            and the connection stays): prints one line per
@@ -372,15 +377,45 @@ static int do_garbage(void)
 	return 0;
 }
 
+static int do_shrink(void)
+{
+	negotiate();
+	struct desc *d = D(1);
+	good_frame(0x10000);
+	d[0] = (struct desc){gpa(0x10000), 72, 0, 0};
+	post(1, &tx_avail, 0);
+	if (wait_used(1, 1, 3000) < 0) {
+		printf("tx used %u (stuck)\n", used(1)[1]);
+		return 1;
+	}
+	printf("tx used 1\n");
+	/* the rings stay (below 0x8000), the buffer at 0x10000 is cut off */
+	if (ftruncate(memfd, 0x8000) < 0) die("ftruncate");
+	d[1] = (struct desc){gpa(0x10000), 72, 0, 0};
+	post(1, &tx_avail, 1);
+	char b;
+	for (int i = 0; i < 100; i++) { /* the back-end closes the connection */
+		ssize_t r = recv(fd, &b, 1, 0);
+		if (r == 0) {
+			printf("disconnected\n");
+			return 0;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) break;
+	}
+	printf("still connected\n");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: vhost_evil SOCK desc|garbage\n");
+		fprintf(stderr, "usage: vhost_evil SOCK desc|shrink|garbage\n");
 		return 2;
 	}
 	sock_path = argv[1];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(argv[2], "garbage")) return do_garbage();
 	fd = conn();
+	if (!strcmp(argv[2], "shrink")) return do_shrink();
 	return do_desc();
 }
