@@ -265,6 +265,16 @@ function ovsDpdk(): Record<string, string> | string {
   return p;
 }
 
+/** An interface of that name in our network namespace. */
+function linkExists(name: string): boolean {
+  try {
+    Deno.statSync(`/sys/class/net/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function measureOvs(size: number, seconds: number, ctx: RowContext): Promise<Measurement> {
   const p = ovsDpdk() as Record<string, string>;
   const cpu = cpusFor(ctx);
@@ -272,6 +282,15 @@ async function measureOvs(size: number, seconds: number, ctx: RowContext): Promi
   ctx.cleanup.add(`remove ${dir}`, () => Deno.removeSync(dir, { recursive: true }));
   const env = { OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir, OVS_SYSCONFDIR: dir };
   const sock = `${dir}/db.sock`;
+  // the netdev datapath makes TAPs in our namespace: the bridge's (named after it, ours
+  // alone) and "ovs-netdev" (removed at the end unless it was there before)
+  const br = `vb${Deno.pid % 100000}`;
+  const hadNetdev = linkExists("ovs-netdev");
+  ctx.cleanup.add(`remove the TAPs of OVS's netdev datapath`, () => {
+    for (const l of [br, ...(hadNetdev ? [] : ["ovs-netdev"])]) {
+      if (linkExists(l)) new Deno.Command("ip", { args: ["link", "del", l] }).outputSync();
+    }
+  });
   await run([p.tool, "create", `${dir}/conf.db`, p.schema]);
   const ovsdb = spawn(ctx, "ovsdb-server", [
     p.ovsdb,
@@ -308,11 +327,11 @@ async function measureOvs(size: number, seconds: number, ctx: RowContext): Promi
       `--pidfile=${dir}/vswitchd.pid`,
       `--log-file=${dir}/vswitchd.log`,
     ], env);
-    await vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev");
+    await vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=netdev");
     for (const [i, n] of [[1, "vh0"], [2, "vh1"]] as const) {
       await vsctl(
         "add-port",
-        "br0",
+        br,
         n,
         "--",
         "set",
@@ -322,8 +341,10 @@ async function measureOvs(size: number, seconds: number, ctx: RowContext): Promi
         `ofport_request=${i}`,
       );
     }
-    await run([p.ofctl, "del-flows", `unix:${dir}/br0.mgmt`], { env });
-    await run([p.ofctl, "add-flow", `unix:${dir}/br0.mgmt`, "in_port=1,actions=output:2"], { env });
+    await run([p.ofctl, "del-flows", `unix:${dir}/${br}.mgmt`], { env });
+    await run([p.ofctl, "add-flow", `unix:${dir}/${br}.mgmt`, "in_port=1,actions=output:2"], {
+      env,
+    });
     rx = spawn(
       ctx,
       "testpmd-rx",
@@ -343,6 +364,7 @@ async function measureOvs(size: number, seconds: number, ctx: RowContext): Promi
   } finally {
     await tx?.stop("SIGINT", 5000);
     await rx?.stop("SIGINT", 5000);
+    await vsctl("--if-exists", "del-br", br).catch(() => {});
     await vswitchd?.stop("SIGTERM", 5000);
     await ovsdb.stop("SIGTERM", 3000);
   }
