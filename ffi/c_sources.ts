@@ -57,4 +57,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "6f72991fbc09ba7dd870b6691440973610b1f85e754de692f7c3532b202a9058";
+export const C_SOURCES_SHA256 = "9691035028f7826601be0e2d4bc78e2c47bf4119c85f2ed6cc5d93305bac189e";

@@ -74,6 +74,10 @@ struct vale_fwd {
 	int vnet_applied; /* the port's virtio-net header length as we last set it */
 };
 
+/* How long the kernel -> port thread's txsync may wait for a full
+ * destination ring (vale_set_backpressure) before the switch drops. */
+#define FWD_BACKPRESSURE_US 100000u
+
 static __thread char f_errmsg[256];
 
 VALE_API const char *vale_fwd_last_error(void) { return f_errmsg; }
@@ -196,6 +200,9 @@ static void *k2v_main(void *arg)
 {
 	struct vale_fwd *f = arg;
 	pthread_setname_np(pthread_self(), "vale-fwd-k2v");
+	/* the kernel buffers what we do not take yet: wait for room at a full
+	 * destination rather than drop (a lost super-frame is 44 TCP segments) */
+	vale_set_backpressure(f->p, FWD_BACKPRESSURE_US);
 	vale_port *p = f->p;
 	const struct vale_port_info *m = &f->info;
 	uint32_t first = m->first_ring, last = m->last_ring < m->ntx ? m->last_ring : m->ntx;
