@@ -20,8 +20,9 @@
  *
  * A pipe end gives back-pressure (its TX ring stays full while the peer does
  * not read): the kernel->port thread then backs off, and the kernel counts
- * what it could not queue (rx_kernel_drops). A switch port never blocks: the
- * switch counts drops on full destinations.
+ * what it could not queue (rx_kernel_drops). A switch port waits for a full
+ * destination (vale_set_backpressure, FWD_BACKPRESSURE_US) while the kernel's
+ * socket buffer holds the rest; past that, the switch drops and counts.
  *
  * Interface down: frames from the port are dropped and counted (v2k_drops),
  * the state is VFS_DOWN until it is up again. Interface removed: both threads
