@@ -57,4 +57,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "9691035028f7826601be0e2d4bc78e2c47bf4119c85f2ed6cc5d93305bac189e";
+export const C_SOURCES_SHA256 = "7f372ad1b6c326c77676bc83038a0edecb529db3ffe74bb2eba4c5b48a697819";

@@ -397,6 +397,18 @@ static __attribute__((noinline)) void wait_room(vale_port *p, struct vale_kring 
 	}
 }
 
+/* Back-pressure before deliver(): wait for room for nsl slots in d's ring. */
+static __attribute__((noinline)) void wait_dest(vale_port *p, uint32_t src_ring, uint32_t d,
+						uint32_t nsl)
+{
+	uint32_t dend;
+	struct vale_map *dm = vale_map_get(p->sw, d, &dend);
+	if (!dm)
+		return;
+	uint32_t r = src_ring % dm->nrx;
+	wait_room(p, vale_kring(dm, dend, true, r), dm, dend, d, dm->rx_slots, nsl);
+}
+
 /* deliver() toward a port whose header length differs from the source's:
  * each packet is converted (offload.c) into as many slots as its plan says,
  * one lease per packet (a segmented packet is many frames). Out of line:
@@ -497,8 +509,6 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	struct vale_ring *rxr = vale_ring(dm, dend, true, r);
 	struct vale_counters *dc = &sw->ports[d].c;
 
-	if (unlikely(p->bp_wait_us))
-		wait_room(p, k, dm, dend, d, n, nsl);
 	/* A full ring is common under overload: see it without taking the lock,
 	 * so a spinning sender does not steal the line from everyone else. */
 	uint32_t hc = LOAD_RLX(&k->hwcur), hl = LOAD_RLX(&k->hwlease);
@@ -540,6 +550,8 @@ HOT void deliver_to(vale_port *p, struct vale_ring *txr, uint32_t src_ring, uint
 		    uint32_t bi, uint32_t npk, uint32_t nsl, uint32_t nb_uni)
 {
 	const uint32_t dhl = vale_vnet_len(LOAD_RLX(&p->sw->ports[d].vnet_hdr_len));
+	if (unlikely(p->bp_wait_us) && dhl == p->shl)
+		wait_dest(p, src_ring, d, nsl);
 	if (unlikely(dhl != p->shl))
 		deliver_convert(p, &p->m, txr, src_ring, d, ui, bi, npk, nb_uni, dhl);
 	else
