@@ -25,6 +25,7 @@
 import { parseArgs } from "node:util";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { buildPeers } from "./build_peers.ts";
+import { switchInfo } from "../lib/switch/control.ts";
 
 const dec = new TextDecoder();
 /** Measured window (seconds) of each measurement; main() sets it from --seconds. */
@@ -307,6 +308,19 @@ export function attachModes(): string {
     : "";
 }
 
+/** Frames the switch dropped at full RX rings so far (all ports of vale0; 0 for the bridge). */
+export function switchRingFull(): number {
+  if (!runDir) return 0;
+  try {
+    return switchInfo("vale0", { runDir }).ports.reduce(
+      (t, p) => t + p.counters.drops.ring_full,
+      0,
+    );
+  } catch {
+    return 0;
+  }
+}
+
 /** Sets the measured window and the vale ports' ring slots. */
 export function configure(seconds: number, slots = 0) {
   SECS = seconds;
@@ -364,19 +378,23 @@ async function main() {
             1472,
           ]] as const
         ) {
+          const full0 = switchRingFull();
           const { r: c, cores } = await withCpu(() => iperf(nsA, nsB, ipB, streams, udp));
+          const full = switchRingFull() - full0;
           rows.push({
             topo,
             dir: "A->B",
             size: what,
             gbps: c.gbps,
             cpuPerGbps: cores / Math.max(c.gbps, 1e-9),
-            note: udp ? `lost ${c.lost}` : `retransmits ${c.retr}`,
+            note: (udp ? `lost ${c.lost}` : `retransmits ${c.retr}`) +
+              (runDir ? `, switch ring_full ${full}` : ""),
           });
           console.log(
             `${topo.padEnd(16)} A->B ${what.padStart(8)}  ${c.gbps.toFixed(2)} Gbit/s  ` +
               `${cores.toFixed(2)} cores busy (${(cores / Math.max(c.gbps, 1e-9)).toFixed(2)} ` +
-              `per Gbit/s)  ${udp ? `lost ${c.lost}` : `retransmits ${c.retr}`}  ${method}`,
+              `per Gbit/s)  ${udp ? `lost ${c.lost}` : `retransmits ${c.retr}`}` +
+              `${runDir ? `  ring_full ${full}` : ""}  ${method}`,
           );
         }
       } finally {

@@ -59,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "0dee0ab35f729980775ea1d8b829406d7411dda03a23c319e19dbd976216e693";
+export const C_SOURCES_SHA256 = "affcb4bc44448bb911b836b49162c98759a51de68aaba9d19da8761dc495f3c3";

@@ -54,6 +54,8 @@ export const symbols = {
   },
   // virtio-net header length and MTU: of an open port, of a port by name (-1 keeps)
   vale_set_vnet: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  // back-pressure of a handle's senders: wait up to N µs for room at a full destination
+  vale_set_backpressure: { parameters: ["pointer", "u32"], result: "i32" },
   vale_port_set_vnet: { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "i32" },
 
   // --- tools (pkt-gen, bridge) ---

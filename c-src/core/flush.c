@@ -338,6 +338,77 @@ static bool src_snapshot(const struct vale_map *m, const struct vale_ring *txr, 
 	return nf <= VALE_MAX_FRAGS;
 }
 
+/* Free slots of a destination ring, read without its lock (a hint). */
+static inline uint32_t room_hint(struct vale_kring *k, uint32_t n)
+{
+	uint32_t hc = LOAD_ACQ(&k->hwcur), hl = LOAD_RLX(&k->hwlease);
+	if (hc >= n || hl >= n)
+		return n; /* damaged: let the locked path sort it out */
+	uint32_t room = vale_ring_dist(hl, hc, n);
+	return (room == 0 ? n : room) - 1;
+}
+
+/*
+ * Back-pressure (vale_set_backpressure): a sender that has somewhere to keep
+ * what it cannot forward yet (a kernel socket buffer behind a forwarder)
+ * waits for the destination to make room instead of dropping. Dropping a
+ * 64 KiB super-frame costs TCP 44 segments and a congestion-window cut; the
+ * sender's socket buffer holds the backlog meanwhile (and counts what it
+ * must drop). Bounded: at most bp_wait_us per delivery, and a destination
+ * whose consumer does not move for VALE_BP_STALL_US is not waited for again
+ * for VALE_BP_FORGET_NS (a stopped application must not slow the others).
+ */
+#define VALE_BP_STALL_US 50000u
+#define VALE_BP_FORGET_NS 1000000000ull
+static __attribute__((noinline)) void wait_room(vale_port *p, struct vale_kring *k,
+						struct vale_map *dm, uint32_t dend, uint32_t d,
+						uint32_t n, uint32_t nsl)
+{
+	uint32_t want = nsl < n ? nsl : n - 1;
+	if (room_hint(k, n) >= want)
+		return;
+	uint64_t t0 = vale_now_ns();
+	if (d == p->bp_stalled_idx && t0 < p->bp_stalled_until_ns)
+		return;
+	vale_wake_end(dm, dend, p->sw, d); /* make sure it drains */
+	uint64_t end = t0 + (uint64_t)p->bp_wait_us * 1000u, moved = t0;
+	uint32_t last = LOAD_RLX(&k->hwcur);
+	for (uint32_t i = 0;; i++) {
+		if (i < 16) {
+			sched_yield();
+		} else {
+			struct timespec ts = {0, 20000};
+			nanosleep(&ts, NULL);
+		}
+		if (room_hint(k, n) >= want)
+			return;
+		uint64_t now = vale_now_ns();
+		uint32_t hc = LOAD_RLX(&k->hwcur);
+		if (hc != last) {
+			last = hc;
+			moved = now;
+		} else if (now - moved > VALE_BP_STALL_US * 1000ull) {
+			p->bp_stalled_idx = d;
+			p->bp_stalled_until_ns = now + VALE_BP_FORGET_NS;
+			return;
+		}
+		if (now >= end)
+			return;
+	}
+}
+
+/* Back-pressure before deliver(): wait for room for nsl slots in d's ring. */
+static __attribute__((noinline)) void wait_dest(vale_port *p, uint32_t src_ring, uint32_t d,
+						uint32_t nsl)
+{
+	uint32_t dend;
+	struct vale_map *dm = vale_map_get(p->sw, d, &dend);
+	if (!dm)
+		return;
+	uint32_t r = src_ring % dm->nrx;
+	wait_room(p, vale_kring(dm, dend, true, r), dm, dend, d, dm->rx_slots, nsl);
+}
+
 /* deliver() toward a port whose header length differs from the source's:
  * each packet is converted (offload.c) into as many slots as its plan says,
  * one lease per packet (a segmented packet is many frames). Out of line:
@@ -380,6 +451,8 @@ static __attribute__((noinline)) void deliver_convert(vale_port *p, struct vale_
 			continue;
 		}
 		struct lease_rsv rsv;
+		if (unlikely(p->bp_wait_us))
+			wait_room(p, k, dm, dend, d, n, (uint32_t)ns);
 		uint32_t hc = LOAD_RLX(&k->hwcur), hl = LOAD_RLX(&k->hwlease);
 		if ((uint32_t)ns >= n || (hc < n && hl < n && vale_ring_next(hl, n) == hc)) {
 			full++;
@@ -477,6 +550,8 @@ HOT void deliver_to(vale_port *p, struct vale_ring *txr, uint32_t src_ring, uint
 		    uint32_t bi, uint32_t npk, uint32_t nsl, uint32_t nb_uni)
 {
 	const uint32_t dhl = vale_vnet_len(LOAD_RLX(&p->sw->ports[d].vnet_hdr_len));
+	if (unlikely(p->bp_wait_us) && dhl == p->shl)
+		wait_dest(p, src_ring, d, nsl);
 	if (unlikely(dhl != p->shl))
 		deliver_convert(p, &p->m, txr, src_ring, d, ui, bi, npk, nb_uni, dhl);
 	else

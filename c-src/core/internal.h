@@ -121,6 +121,12 @@ struct vale_port {
 		struct vale_mon { uint32_t idx, gen; } m[VALE_MAX_MONITORS];
 	} mon_tx, mon_rx;
 	const volatile uint32_t *mon_seq; /* our entry's mon_seq (set at open) */
+	/* vale_set_backpressure(): how long a flush may wait for room in a full
+	 * destination (0: drop at once, netmap's way), and the last destination
+	 * seen not draining at all (not waited for again for a while) */
+	uint32_t bp_wait_us;
+	uint32_t bp_stalled_idx;
+	uint64_t bp_stalled_until_ns;
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */

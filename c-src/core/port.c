@@ -202,6 +202,13 @@ VALE_API int vale_set_vnet(vale_port *p, int32_t hdr_len, int32_t mtu)
 	return r;
 }
 
+VALE_API int vale_set_backpressure(vale_port *p, uint32_t max_wait_us)
+{
+	p->bp_wait_us = max_wait_us > 1000000u ? 1000000u : max_wait_us;
+	p->bp_stalled_idx = ~0u;
+	return 0;
+}
+
 /* ---------------- open / close ---------------- */
 
 static int port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out)

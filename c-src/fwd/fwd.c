@@ -20,8 +20,9 @@
  *
  * A pipe end gives back-pressure (its TX ring stays full while the peer does
  * not read): the kernel->port thread then backs off, and the kernel counts
- * what it could not queue (rx_kernel_drops). A switch port never blocks: the
- * switch counts drops on full destinations.
+ * what it could not queue (rx_kernel_drops). A switch port waits for a full
+ * destination (vale_set_backpressure, FWD_BACKPRESSURE_US) while the kernel's
+ * socket buffer holds the rest; past that, the switch drops and counts.
  *
  * Interface down: frames from the port are dropped and counted (v2k_drops),
  * the state is VFS_DOWN until it is up again. Interface removed: both threads
@@ -73,6 +74,10 @@ struct vale_fwd {
 	uint8_t trash[VALE_BUF_SIZE]; /* where a damaged slot's frame goes */
 	int vnet_applied; /* the port's virtio-net header length as we last set it */
 };
+
+/* How long the kernel -> port thread's txsync may wait for a full
+ * destination ring (vale_set_backpressure) before the switch drops. */
+#define FWD_BACKPRESSURE_US 100000u
 
 static __thread char f_errmsg[256];
 
@@ -196,6 +201,9 @@ static void *k2v_main(void *arg)
 {
 	struct vale_fwd *f = arg;
 	pthread_setname_np(pthread_self(), "vale-fwd-k2v");
+	/* the kernel buffers what we do not take yet: wait for room at a full
+	 * destination rather than drop (a lost super-frame is 44 TCP segments) */
+	vale_set_backpressure(f->p, FWD_BACKPRESSURE_US);
 	vale_port *p = f->p;
 	const struct vale_port_info *m = &f->info;
 	uint32_t first = m->first_ring, last = m->last_ring < m->ntx ? m->last_ring : m->ntx;

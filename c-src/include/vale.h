@@ -474,6 +474,15 @@ typedef void vale_user_dtor_t(uint32_t port, void *priv);
 VALE_API int vale_port_counters(vale_port *p, struct vale_counters *out);
 VALE_API int vale_port_names(const char *run_dir, const char *sw, char *buf, uint32_t buflen);
 
+/* Back-pressure for this handle's senders (core/flush.c): a txsync that finds
+ * a destination's RX ring full waits up to max_wait_us for room (yielding,
+ * then 20 µs sleeps) before dropping, as netmap always does (0, the default).
+ * For senders with a buffer behind them (the kernel forwarder's socket): a
+ * dropped 64 KiB TCP super-frame costs a retransmit of 44 segments. A
+ * destination whose reader does not move for 1 ms is not waited for again
+ * for 200 ms. Per handle, not shared; returns 0. */
+VALE_API int vale_set_backpressure(vale_port *p, uint32_t max_wait_us);
+
 #ifdef __cplusplus
 }
 #endif

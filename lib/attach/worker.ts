@@ -247,11 +247,14 @@ function counters(sides: Side[]): Record<string, number> {
     out[`${p}to_switch_batches`] = x.k2vBatches;
     out[`${p}to_kernel_batches`] = x.v2kBatches;
     out[`${p}sleeps`] = x.kSleeps + x.vSleeps;
+    out[`${p}to_kernel_waits`] = x.v2kFull;
+    out[`${p}to_switch_waits`] = x.k2vWaits;
     try {
       const k = s.io.stats();
       out[`${p}kernel_rx_drops`] = Number(k.rxKernelDrops);
       out[`${p}kernel_rx_truncated`] = Number(k.rxTruncated + k.rxOversize);
       out[`${p}kernel_tx_drops`] = Number(k.txDrops + k.txErrors);
+      out[`${p}kernel_tx_full`] = Number(k.txRingFull);
     } catch { /* closed */ }
   }
   return out;

@@ -202,6 +202,19 @@ export class Port implements Disposable {
     check(vale().vale_set_vnet(this.#p(), v.vnetHdrLen ?? -1, v.mtu ?? -1));
   }
 
+  /**
+   * Back-pressure for this handle's txsyncs: a destination whose RX ring is full is waited for
+   * (up to `maxWaitUs` µs, yielding) instead of dropping at once, netmap's way (0, the default).
+   * A destination that does not read at all for 50 ms is not waited for again for 1 s; what
+   * still does not fit is dropped and counted (`ring_full`). The kernel forwarders use it.
+   */
+  setBackpressure(maxWaitUs: number): void {
+    if (!Number.isInteger(maxWaitUs) || maxWaitUs < 0 || maxWaitUs > 1_000_000) {
+      throw new RangeError(`backpressure ${maxWaitUs} µs: 0..1000000`);
+    }
+    check(vale().vale_set_backpressure(this.#p(), maxWaitUs));
+  }
+
   /** True once closed. */
   get closed(): boolean {
     return this.#closing;
