@@ -13,6 +13,12 @@
 
 import assert from "node:assert/strict";
 import {
+  assertTopologyClean,
+  procsWith,
+  RunDirs,
+  waitLine as waitLineOf,
+} from "./helpers/topo_check.ts";
+import {
   openPort,
   openTopology,
   Topology,
@@ -65,9 +71,7 @@ function ktest(name: string, fn: () => Promise<void>, extraSkip = "") {
         try {
           await fn();
         } finally { // the private run directories of the case
-          for (const d of runDirs.splice(0)) {
-            await Deno.remove(d, { recursive: true }).catch(() => {});
-          }
+          await runDirs.removeAll();
         }
       },
     });
@@ -111,22 +115,6 @@ async function sh(cmd: string, args: string[], env: Record<string, string> = {},
 
 const vale = (runDir: string, ...args: string[]) => sh(VALE, args, { VALE_RUN_DIR: runDir });
 
-/** Live processes whose command line mentions `s`. */
-function procsWith(s: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (cmd.includes(s) && st.slice(st.lastIndexOf(")") + 2)[0] !== "Z") {
-        out.push(`${e.name}: ${cmd}`);
-      }
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
 /** Is `pid` a live (not zombie) process? */
 function alive(pid: number): boolean {
   try {
@@ -137,65 +125,13 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Everything topology `name` could have left: nothing may be there. */
-async function assertClean(name: string, runDir: string): Promise<void> {
-  const ns = (await sh("ip", ["netns", "list"])).out.split("\n").filter((l) =>
-    l.startsWith(`vale-${name}-`)
-  );
-  assert.deepEqual(ns, [], `namespaces left: ${ns.join(", ")}`);
-  const links = (await sh("ip", ["-br", "link"])).out.split("\n").filter((l) =>
-    l.startsWith(`${name}-`)
-  );
-  assert.deepEqual(links, [], `interfaces left: ${links.join(", ")}`);
-  const files = [...Deno.readDirSync(runDir)].map((e) => e.name).filter((n) =>
-    n.startsWith(`vale${name}_`)
-  );
-  assert.deepEqual(files, [], `switches left in ${runDir}: ${files.join(", ")}`);
-  for (const sub of [".attach", ".topo"]) {
-    let left: string[] = [];
-    try {
-      left = [...Deno.readDirSync(`${runDir}/${sub}`)].map((e) => e.name)
-        .filter((n) => n.startsWith(`vale${name}_`) || n.startsWith(`${name}.`));
-    } catch { /* none */ }
-    assert.deepEqual(left, [], `${sub} files left: ${left.join(", ")}`);
-  }
-  const ps = [...procsWith(`vale${name}_`), ...procsWith(`vale-${name}-`)];
-  assert.deepEqual(ps, [], `processes left:\n${ps.join("\n")}`);
-}
+const assertClean = assertTopologyClean;
 
-const runDirs: string[] = [];
-async function freshRunDir(): Promise<string> {
-  const d = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-topo-" });
-  runDirs.push(d);
-  return d;
-}
+const runDirs = new RunDirs("vale-topo-");
+const freshRunDir = () => runDirs.fresh();
 
-/** Wait for a line of a child's stdout containing `what` (bounded). */
-async function waitLine(child: Deno.ChildProcess, what: string, ms = 30000): Promise<string> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const end = Date.now() + ms;
-  try {
-    while (!text.includes(what) && Date.now() < end) {
-      const r = await Promise.race([
-        reader.read(),
-        new Promise<{ done: true; value: undefined }>((res) =>
-          setTimeout(() => res({ done: true, value: undefined }), Math.max(0, end - Date.now()))
-        ),
-      ]);
-      if (r.done) break;
-      text += r.value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  if (!text.includes(what)) {
-    child.kill("SIGKILL");
-    const e = await new Response(child.stderr).text().catch(() => "");
-    assert.fail(`no '${what}' from the child; stdout: ${text}; stderr: ${e}`);
-  }
-  return text;
-}
+const waitLine = (child: Deno.ChildProcess, what: string, ms = 30000) =>
+  waitLineOf(child, what, ms);
 
 /** The packet counts of every port, for before/after comparisons. */
 function packets(

@@ -14,6 +14,12 @@
 // the reason; the validation case runs anywhere.
 
 import assert from "node:assert/strict";
+import {
+  assertTopologyClean,
+  procsWith,
+  RunDirs,
+  waitLine as waitLineOf,
+} from "./helpers/topo_check.ts";
 import { Topology, TopologyError, type TopologySpec, validateTopology } from "../lib/mod.ts";
 import { planTopology } from "../lib/topo/spec.ts";
 import { tearDown } from "../lib/topo/lifecycle.ts";
@@ -54,9 +60,7 @@ function vtest(name: string, fn: () => Promise<void>) {
       try {
         await fn();
       } finally {
-        for (const d of runDirs.splice(0)) {
-          await Deno.remove(d, { recursive: true }).catch(() => {});
-        }
+        await runDirs.removeAll();
       }
     },
   });
@@ -95,87 +99,13 @@ async function sh(cmd: string, args: string[], env: Record<string, string> = {},
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
-/** Live processes whose command line mentions `s` (QEMU runs as `-name vale-P-VM`). */
-function procsWith(s: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (cmd.includes(s) && st.slice(st.lastIndexOf(")") + 2)[0] !== "Z") {
-        out.push(`${e.name}: ${cmd.slice(0, 200)}`);
-      }
-    } catch { /* gone */ }
-  }
-  return out;
-}
+const assertClean = assertTopologyClean;
 
-/** Nothing of topology `name` may be left: QEMU, sockets, namespaces, links, switches, state. */
-async function assertClean(name: string, runDir: string): Promise<void> {
-  const qemu = procsWith(`vale-${name}-vm1`);
-  assert.deepEqual(qemu, [], `QEMU left:\n${qemu.join("\n")}`);
-  const ns = (await sh("ip", ["netns", "list"])).out.split("\n").filter((l) =>
-    l.startsWith(`vale-${name}-`)
-  );
-  assert.deepEqual(ns, [], `namespaces left: ${ns.join(", ")}`);
-  const links = (await sh("ip", ["-br", "link"])).out.split("\n").filter((l) =>
-    l.startsWith(`${name}-`)
-  );
-  assert.deepEqual(links, [], `interfaces left: ${links.join(", ")}`);
-  const files = [...Deno.readDirSync(runDir)].map((e) => e.name).filter((n) =>
-    n.startsWith(`vale${name}_`)
-  );
-  assert.deepEqual(files, [], `switches left in ${runDir}: ${files.join(", ")}`);
-  for (const sub of [".attach", ".topo"]) {
-    let left: string[] = [];
-    try {
-      left = [...Deno.readDirSync(`${runDir}/${sub}`)].map((e) => e.name)
-        .filter((n) => n.startsWith(`vale${name}_`) || n.startsWith(name));
-    } catch { /* none */ }
-    assert.deepEqual(
-      left,
-      [],
-      `${sub} files (VM sockets, consoles, state) left: ${left.join(", ")}`,
-    );
-  }
-  const ps = [...procsWith(`vale${name}_`), ...procsWith(`vale-${name}-`)];
-  assert.deepEqual(ps, [], `processes left:\n${ps.join("\n")}`);
-}
+const runDirs = new RunDirs("vale-tvm-");
+const freshRunDir = () => runDirs.fresh();
 
-const runDirs: string[] = [];
-async function freshRunDir(): Promise<string> {
-  const d = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-tvm-" });
-  runDirs.push(d);
-  return d;
-}
-
-/** Wait for a line of a child's stdout containing `what` (bounded). */
-async function waitLine(child: Deno.ChildProcess, what: string, ms = 120000): Promise<string> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const end = Date.now() + ms;
-  try {
-    while (!text.includes(what) && Date.now() < end) {
-      const r = await Promise.race([
-        reader.read(),
-        new Promise<{ done: true; value: undefined }>((res) =>
-          setTimeout(() => res({ done: true, value: undefined }), Math.max(0, end - Date.now()))
-        ),
-      ]);
-      if (r.done) break;
-      text += r.value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  if (!text.includes(what)) {
-    child.kill("SIGKILL");
-    const e = await new Response(child.stderr).text().catch(() => "");
-    assert.fail(`no '${what}' from the child; stdout: ${text}; stderr: ${e}`);
-  }
-  return text;
-}
+const waitLine = (child: Deno.ChildProcess, what: string, ms = 120000) =>
+  waitLineOf(child, what, ms);
 
 /** A script that brings `spec` up (owned), pings all, prints "up QEMU-PID", then waits. */
 async function ownerScript(rd: string): Promise<string> {

@@ -1,0 +1,116 @@
+// What the topology tests (topology_test.ts, topology_vm_test.ts) share: the
+// check that a topology left nothing behind, the processes that mention a
+// name, private run directories removed after each case, and reading a
+// child's stdout up to a line.
+import assert from "node:assert/strict";
+
+const dec = new TextDecoder();
+
+async function out(cmd: string, args: string[]): Promise<string> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(60000),
+  }).output();
+  return dec.decode(r.stdout);
+}
+
+/** Live (not zombie) processes whose command line mentions `s` (QEMU runs as `-name vale-P-VM`). */
+export function procsWith(s: string): string[] {
+  const found: string[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (cmd.includes(s) && st.slice(st.lastIndexOf(")") + 2)[0] !== "Z") {
+        found.push(`${e.name}: ${cmd.slice(0, 200)}`);
+      }
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+/**
+ * Nothing of topology `name` may be left in `runDir` or on the machine: processes (forwarders,
+ * bridges, QEMU), namespaces, interfaces, switches, attachment and state files, VM sockets and
+ * consoles.
+ */
+export async function assertTopologyClean(name: string, runDir: string): Promise<void> {
+  const ns = (await out("ip", ["netns", "list"])).split("\n").filter((l) =>
+    l.startsWith(`vale-${name}-`)
+  );
+  assert.deepEqual(ns, [], `namespaces left: ${ns.join(", ")}`);
+  const links = (await out("ip", ["-br", "link"])).split("\n").filter((l) =>
+    l.startsWith(`${name}-`)
+  );
+  assert.deepEqual(links, [], `interfaces left: ${links.join(", ")}`);
+  const files = [...Deno.readDirSync(runDir)].map((e) => e.name).filter((n) =>
+    n.startsWith(`vale${name}_`)
+  );
+  assert.deepEqual(files, [], `switches left in ${runDir}: ${files.join(", ")}`);
+  for (const sub of [".attach", ".topo"]) {
+    let left: string[] = [];
+    try {
+      left = [...Deno.readDirSync(`${runDir}/${sub}`)].map((e) => e.name)
+        .filter((n) => n.startsWith(`vale${name}_`) || n.startsWith(name));
+    } catch { /* none */ }
+    assert.deepEqual(
+      left,
+      [],
+      `${sub} files (state, VM sockets, consoles) left: ${left.join(", ")}`,
+    );
+  }
+  const ps = [...procsWith(`vale${name}_`), ...procsWith(`vale-${name}-`)];
+  assert.deepEqual(ps, [], `processes left:\n${ps.join("\n")}`);
+}
+
+/** Private run directories in /dev/shm, made per case and removed by `removeAll`. */
+export class RunDirs {
+  #dirs: string[] = [];
+  constructor(readonly prefix: string) {}
+  /** A new empty run directory. */
+  async fresh(): Promise<string> {
+    const d = await Deno.makeTempDir({ dir: "/dev/shm", prefix: this.prefix });
+    this.#dirs.push(d);
+    return d;
+  }
+  /** Remove every directory made so far. */
+  async removeAll(): Promise<void> {
+    for (const d of this.#dirs.splice(0)) {
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** Read a child's stdout until it contains `what` (bounded); fails with its output otherwise. */
+export async function waitLine(
+  child: Deno.ChildProcess,
+  what: string,
+  ms: number,
+): Promise<string> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const end = Date.now() + ms;
+  try {
+    while (!text.includes(what) && Date.now() < end) {
+      const r = await Promise.race([
+        reader.read(),
+        new Promise<{ done: true; value: undefined }>((res) =>
+          setTimeout(() => res({ done: true, value: undefined }), Math.max(0, end - Date.now()))
+        ),
+      ]);
+      if (r.done) break;
+      text += r.value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (!text.includes(what)) {
+    child.kill("SIGKILL");
+    const e = await new Response(child.stderr).text().catch(() => "");
+    assert.fail(`no '${what}' from the child; stdout: ${text}; stderr: ${e}`);
+  }
+  return text;
+}
