@@ -26,6 +26,7 @@
 // on a loaded one).
 
 import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
@@ -43,17 +44,7 @@ const TAG = `go${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
 const NETLOAD = `${ROOT}tests/helpers/netload.ts`;
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const missingCaps =
-  ([["CAP_NET_ADMIN", 12n], ["CAP_NET_RAW", 13n], ["CAP_SYS_ADMIN", 21n]] as const)
-    .filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
+const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
   ? `needs ${missingCaps.join(", ")} (run as root)`
   : guestAvailable();
@@ -343,13 +334,6 @@ async function exchange(
   }
 }
 
-function haveCmd(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 const HAVE_TSHARK = haveCmd("tcpdump", ["--version"]) && haveCmd("tshark", ["--version"]);
 
 /**

@@ -15,6 +15,7 @@
 // names. About 35 s on an idle machine (each guest boots in ~2.5 s).
 
 import assert from "node:assert/strict";
+import { capEff } from "./helpers/machine.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import {
@@ -30,14 +31,6 @@ import {
 const dec = new TextDecoder();
 const TAG = `gt${Deno.pid}`;
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
 const isRoot = ((capEff() >> 12n) & 1n) === 1n && ((capEff() >> 21n) & 1n) === 1n;
 const skipReason = !isRoot
   ? "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)"

@@ -12,6 +12,7 @@
 // registered as ignored with the reason in their names.
 
 import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import {
   attachInterface,
   type Attachment,
@@ -30,25 +31,8 @@ const ROOT = new URL("..", import.meta.url).pathname;
 
 // ---------------------------------------------------------------- privileges
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const missingCaps =
-  ([["CAP_NET_ADMIN", 12n], ["CAP_NET_RAW", 13n], ["CAP_SYS_ADMIN", 21n]] as const)
-    .filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
+const missingCaps = missingNetCaps();
 
-function haveCmd(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 const haveIp = haveCmd("ip", ["-V"]);
 const havePing = haveCmd("ping", ["-V"]);
 const haveIperf = haveCmd("iperf3", ["--version"]);

@@ -6,6 +6,7 @@
 // the tests are registered as ignored with the reason in their name.
 
 import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import {
   BUF_SIZE,
   KernelIo,
@@ -22,28 +23,8 @@ const TAG = `vt${Deno.pid}`;
 
 // ---------------------------------------------------------------- privileges
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const CAPS: [string, bigint][] = [
-  ["CAP_NET_ADMIN", 12n],
-  ["CAP_NET_RAW", 13n],
-  ["CAP_SYS_ADMIN", 21n],
-];
-const missingCaps = CAPS.filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
+const missingCaps = missingNetCaps();
 
-function haveCmd(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 const haveIp = haveCmd("ip", ["-V"]);
 const skipReason = missingCaps.length
   ? `needs ${missingCaps.join(", ")} (run as root)`

@@ -20,6 +20,7 @@
 // removed in `finally`. Without root the cases are ignored with the reason in their names.
 
 import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
@@ -32,24 +33,7 @@ const TAG = `ok${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
 const NETLOAD = `${ROOT}tests/helpers/netload.ts`;
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-function haveCmd(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-const missingCaps =
-  ([["CAP_NET_ADMIN", 12n], ["CAP_NET_RAW", 13n], ["CAP_SYS_ADMIN", 21n]] as const)
-    .filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
+const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
   ? `needs ${missingCaps.join(", ")} (run as root)`
   : !haveCmd("ip", ["-V"])

@@ -12,6 +12,7 @@
 // with the reason; the validation cases run anywhere.
 
 import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
   procsWith,
@@ -32,24 +33,7 @@ const VALE = `${ROOT}bin/vale`;
 const TAG = `${Deno.pid % 100000}`;
 const dec = new TextDecoder();
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const missingCaps =
-  ([["CAP_NET_ADMIN", 12n], ["CAP_NET_RAW", 13n], ["CAP_SYS_ADMIN", 21n]] as const)
-    .filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
-function haveCmd(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
+const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
   ? `needs ${missingCaps.join(", ")} (run as root)`
   : !haveCmd("ip", ["-V"])

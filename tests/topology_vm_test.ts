@@ -14,6 +14,7 @@
 // the reason; the validation case runs anywhere.
 
 import assert from "node:assert/strict";
+import { missingNetCaps } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
   procsWith,
@@ -32,17 +33,7 @@ const dec = new TextDecoder();
 /** Boot and commands under TCG on a loaded machine: generous bounds. */
 const BOOT_MS = 60000;
 
-function capEff(): bigint {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)/m);
-    return m ? BigInt("0x" + m[1]) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const missingCaps =
-  ([["CAP_NET_ADMIN", 12n], ["CAP_NET_RAW", 13n], ["CAP_SYS_ADMIN", 21n]] as const)
-    .filter(([, bit]) => ((capEff() >> bit) & 1n) === 0n).map(([n]) => n);
+const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
   ? `needs ${missingCaps.join(", ")} (run as root)`
   : guestAvailable() ?? "";
