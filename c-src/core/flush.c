@@ -128,28 +128,34 @@ HOT void fit_whole_packets(const struct vale_ft *ft, uint32_t ui, uint32_t bi, u
  * before hwcur, after repairing what a client damaged; 0 when every lease
  * is in flight. The lock stays held. */
 HOT uint32_t lease_space(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
-			 struct vale_counters *dc)
+			 struct vale_counters *dc, uint32_t *lease_out)
 {
 	kring_lock(k, n);
-	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
-	uint32_t lease = k->hwlease;
-	if (unlikely(hwcur >= n || lease >= n)) { /* damaged by a client: take the consumer's word */
-		lease_repair(k, n);
-		lease = k->hwlease;
-		hwcur = hwcur >= n ? lease : hwcur;
-	}
-	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
-	uint32_t room = vale_ring_dist(lease, hwcur, n);
-	uint32_t space = (room == 0 ? n : room) - 1;
 	if (unlikely(k->lease_next - k->lease_first >= VALE_NLEASES)) {
 		/* too many producers in flight: is the oldest one dead? */
 		vale_unlock(&k->lock);
 		vale_reclaim_leases(k, rxr, n, false, dc);
 		kring_lock(k, n);
-		if (k->lease_next - k->lease_first >= VALE_NLEASES)
-			space = 0;
+		if (k->lease_next - k->lease_first >= VALE_NLEASES) {
+			*lease_out = 0;
+			return 0;
+		}
 	}
-	return space;
+	/* Read once and checked: hwlease is where our lease starts (lease_take),
+	 * and a client that ignores the lock may write it at any time. */
+	uint32_t hwcur = LOAD_ACQ(&k->hwcur);
+	uint32_t lease = LOAD_RLX(&k->hwlease);
+	if (unlikely(hwcur >= n || lease >= n)) { /* damaged by a client: take the consumer's word */
+		lease_repair(k, n);
+		lease = LOAD_RLX(&k->hwlease);
+		if (lease >= n) /* scribbled again meanwhile */
+			lease = 0;
+		hwcur = hwcur >= n ? lease : hwcur;
+	}
+	*lease_out = lease;
+	/* room: from hwlease up to the slot before hwcur (one slot always stays empty) */
+	uint32_t room = vale_ring_dist(lease, hwcur, n);
+	return (room == 0 ? n : room) - 1;
 }
 
 /* Nothing fits: drop the lock. If a dead producer holds the front, reclaim
@@ -163,10 +169,11 @@ HOT void lease_refuse(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
 		vale_reclaim_leases(k, rxr, n, false, dc);
 }
 
-/* Record a lease of take_sl slots from hwlease and drop the lock. */
-HOT void lease_take(struct vale_kring *k, uint32_t n, uint32_t take_sl, struct lease_rsv *out)
+/* Record a lease of take_sl slots from `lease` (hwlease as lease_space read
+ * and checked it) and drop the lock. */
+HOT void lease_take(struct vale_kring *k, uint32_t n, uint32_t lease, uint32_t take_sl,
+		    struct lease_rsv *out)
 {
-	uint32_t lease = k->hwlease;
 	uint32_t my = k->lease_next;
 	struct vale_lease *l = &k->leases[my % VALE_NLEASES];
 	l->start = lease;
@@ -189,7 +196,8 @@ HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
 		       const struct vale_ft *ft, uint32_t ui, uint32_t bi, uint32_t npk, uint32_t nsl,
 		       struct vale_counters *dc, struct lease_rsv *out)
 {
-	uint32_t space = lease_space(k, rxr, n, dc);
+	uint32_t lease;
+	uint32_t space = lease_space(k, rxr, n, dc, &lease);
 	uint32_t take_pk = npk, take_sl = nsl; /* whole packets only */
 	if (unlikely(space < nsl))
 		fit_whole_packets(ft, ui, bi, space, &take_pk, &take_sl);
@@ -197,7 +205,7 @@ HOT bool lease_reserve(struct vale_kring *k, struct vale_ring *rxr, uint32_t n,
 		lease_refuse(k, rxr, n, dc);
 		return false;
 	}
-	lease_take(k, n, take_sl, out);
+	lease_take(k, n, lease, take_sl, out);
 	out->take_pk = take_pk;
 	return true;
 }
@@ -458,13 +466,14 @@ static __attribute__((noinline)) void deliver_convert(vale_port *p, struct vale_
 			full++;
 			continue;
 		}
-		uint32_t space = lease_space(k, rxr, n, dc);
+		uint32_t lease;
+		uint32_t space = lease_space(k, rxr, n, dc, &lease);
 		if (space < (uint32_t)ns) {
 			lease_refuse(k, rxr, n, dc);
 			full++;
 			continue;
 		}
-		lease_take(k, n, (uint32_t)ns, &rsv);
+		lease_take(k, n, lease, (uint32_t)ns, &rsv);
 		const struct vo_out o = {.slot = rxr->slot,
 					 .dbase = dm->base + dm->buf_ofs,
 					 .nbufs = dm->nbufs,
@@ -854,7 +863,9 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 	uint32_t tail = k->hwtail, rcur = LOAD_ACQ(&k->hwcur);
 	if (tail >= rn || rcur >= rn) {
 		lease_repair(k, rn);
-		tail = k->hwtail;
+		tail = LOAD_RLX(&k->hwtail);
+		if (tail >= rn) /* scribbled again meanwhile */
+			tail = 0;
 		rcur = rcur >= rn ? tail : rcur;
 	}
 	const uint32_t tail0 = tail; /* checked: where this flush starts filling */
