@@ -647,7 +647,9 @@ sleep 2
         `    guest a sent ${va.tx_packets} frames; the namespace's port (header ` +
           `${vp.vnet_hdr_len}) got ${veth.rx_packets}`,
       );
-      if (vp.vnet_hdr_len === 0) {
+      // (a TCG guest's TSO frames are as large as its speed lets TCP make them: when they
+      // averaged above an MTU frame, some were super-frames and the switch cut them)
+      if (vp.vnet_hdr_len === 0 && va.tx_bytes / va.tx_packets > 1514 + 12) {
         assert.ok(veth.rx_packets > va.tx_packets, "the switch segmented guest a's frames");
       }
       const st = e.att().vhost!;
@@ -656,10 +658,10 @@ sleep 2
       // guest b's TCP left in super-frames (far fewer frames than 1448-byte segments)
       const vb = portOf(e.rd, SW, "vmb.sock")!.counters;
       console.log(`    guest b sent ${vb.tx_packets} frames, ${vb.tx_bytes} bytes`);
-      // (an average above 1514 bytes, the largest frame without TSO, needs super-frames; how
-      // large they are depends on the guests' timing: 3 to 40 KB on average here)
+      // (an average above 1526 bytes, the largest frame without TSO with its 12-byte header,
+      // needs super-frames; how large they are depends on the guests' timing: 1.6 to 40 KB)
       assert.ok(
-        vb.tx_bytes / vb.tx_packets > 2 * 1514,
+        vb.tx_bytes / vb.tx_packets > 1514 + 12,
         `${vb.tx_bytes} bytes in ${vb.tx_packets} frames`,
       );
       console.log(`    boot to ready: ${ra.bootMs?.toFixed(0)} ms, ${rb.bootMs?.toFixed(0)} ms`);
