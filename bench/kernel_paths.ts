@@ -6,7 +6,11 @@
 // Topologies (all in namespaces named kp<pid>…, removed at the end; the root
 // namespace only holds the vale-attached veth ends and its forwarders):
 //   vale-veth    [A] a ══ r ─ vale0 ─ rb ══ b [B]       (both veth ends attached: AF_PACKET
-//                                                        with virtio-net headers, offloads kept)
+//                                                        with virtio-net headers, offloads kept,
+//                                                        the kernel fast path on: learned unicast
+//                                                        frames handed over by a tc program)
+//   vale-veth-nofast                                     the same with `--no-kfast`: every frame
+//                                                        through the forwarders
 //   vale-tap     [A] TAP ta ─ vale0 ─ TAP tb [B]         (vale0:tap:NAME in each namespace:
 //                                                        IFF_VNET_HDR, TSO/checksum offloads)
 //   vale-veth-nohdr, vale-tap-nohdr   the same with `--vnet-hdr 0` (MTU-sized frames: AF_XDP
@@ -223,6 +227,7 @@ let runDir = "";
 /** The topologies, in the order main() runs them. */
 export const TOPOLOGIES = [
   "vale-veth",
+  "vale-veth-nofast",
   "vale-tap",
   "vale-veth-nohdr",
   "vale-tap-nohdr",
@@ -283,7 +288,8 @@ export async function setup(topo: Topo) {
   } else {
     runDir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-kp-" });
     const vnetHdr = topo.endsWith("-nohdr") ? 0 : undefined; // undefined: the default (12)
-    const o = { runDir, slots: SLOTS, vnetHdr } as const;
+    const kfast = topo === "vale-veth-nofast" ? false : undefined; // undefined: on
+    const o = { runDir, slots: SLOTS, vnetHdr, kfast } as const;
     if (topo.startsWith("vale-tap")) {
       // the TAPs are made inside the namespaces by the forwarders (vale0:tap:NAME)
       for (const [ns, t, addr] of [[nsA, ta, ipA], [nsB, tb, ipB]]) {

@@ -78,7 +78,14 @@ const ROWS: [string, "vale" | "peer", Topo, string][] = [
     "vale",
     "vale-veth",
     "namespaces on veths, root ends attached by vale-ctl -a (AF_PACKET with 12-byte " +
-    "virtio-net headers: GSO super-frames and partial checksums kept)",
+    "virtio-net headers: GSO super-frames and partial checksums kept; the kernel fast path " +
+    "hands learned unicast frames from veth to veth)",
+  ],
+  [
+    "kernel: vale0, veths (no fast path)",
+    "vale",
+    "vale-veth-nofast",
+    "as the veth row with --no-kfast: every frame through the forwarders (three copies)",
   ],
   [
     "kernel: vale0, TAPs (vnet hdr)",

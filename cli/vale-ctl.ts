@@ -80,6 +80,9 @@ vale-ctl arguments
 		port that -n or -g creates, or that --set changes; with -a/-h of a kernel
 		interface, the header the attachment uses (default 12: offloads kept,
 		64 KiB GSO frames; 0: MTU-sized frames, AF_XDP on veths)
+	--no-kfast	with -a/-h of a kernel interface: no kernel fast path (every frame
+		through the forwarder; by default frames between veths/VM TAPs of one
+		switch whose destination the switch learned are handed over by the kernel)
 	--mtu BYTES	MTU (largest Ethernet frame without header, 64..65553; default 1514)
 		of the port that -n or -g creates, or that --set changes
 	--set interface	change --vnet-hdr and/or --mtu of an existing port (open or not;
@@ -408,7 +411,7 @@ function attachKernelInterface(name: string, host: boolean, verbose: boolean): v
   const prevGroup = Deno.env.get("VALE_GROUP");
   if (shareGroup !== undefined) Deno.env.set("VALE_GROUP", shareGroup);
   try {
-    a = attachInterfaceSync(name, { host, vnetHdr: attachVnetHdr });
+    a = attachInterfaceSync(name, { host, vnetHdr: attachVnetHdr, kfast: attachKfast });
   } catch (e) {
     // the reason (a missing privilege, the method's error) matters here: always say it
     if (!verbose && e instanceof ValeError) err(`vale-ctl: ${e.message}\n`);
@@ -460,6 +463,8 @@ function listDetachedKernelInterfaces(verbose: boolean): void {
 let shareGroup: string | undefined;
 /** --vnet-hdr with -a/-h of a kernel interface: the attachment's header (default 12, 0 none). */
 let attachVnetHdr: 0 | 10 | 12 | undefined;
+/** --no-kfast with -a/-h: no kernel fast path for the attachment. */
+let attachKfast: false | undefined;
 
 /** `valeX:tap:NAME`, `valeX:netmap:IF`, `valeX:xdp:IF`, `valeX:packet:IF` (lib/names.ts)? */
 function namesKernelPort(name: string): boolean {
@@ -510,6 +515,7 @@ export function main(argv: string[]): number {
     { name: "lookup", arg: "required" },
     { name: "lookup-config", arg: "required" },
     { name: "batch", arg: "required" },
+    { name: "no-kfast", arg: "none" },
   ]);
   if (g.error) {
     err(`${g.error}\n`);
@@ -526,6 +532,7 @@ export function main(argv: string[]): number {
   };
   shareGroup = undefined;
   attachVnetHdr = undefined;
+  attachKfast = undefined;
   for (const { opt, arg } of g.opts) {
     switch (opt) {
       case "help":
@@ -539,6 +546,9 @@ export function main(argv: string[]): number {
         break;
       case "group":
         shareGroup = arg!;
+        break;
+      case "no-kfast":
+        attachKfast = false;
         break;
       case "vnet-hdr":
       case "mtu":

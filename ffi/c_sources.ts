@@ -31,6 +31,7 @@ export const C_SOURCES: readonly string[] = [
   "c-src/fwd/fwd.c",
   "c-src/fwd/fwd.h",
   "c-src/include/io.h",
+  "c-src/include/kfast.h",
   "c-src/include/vale.h",
   "c-src/include/vale_app.h",
   "c-src/interpose/packet_sock.c",
@@ -51,6 +52,11 @@ export const C_SOURCES: readonly string[] = [
   "c-src/io/sg.c",
   "c-src/io/tap.c",
   "c-src/io/vhost.c",
+  "c-src/kfast/bpf.c",
+  "c-src/kfast/kfast.c",
+  "c-src/kfast/kfast_impl.h",
+  "c-src/kfast/prog.c",
+  "c-src/kfast/vbpf.h",
   "c-src/vhost/fault.c",
   "c-src/vhost/mem.c",
   "c-src/vhost/proto.c",
@@ -59,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "e18df1458f6509fd4f3b9fb3b8e24fbc3e6a6a257f2c801cd52b3d9f2ec2082d";
+export const C_SOURCES_SHA256 = "1c3fd7731bc156c48c49f99cbd131bc83f94b0ae96d71bad1956f166fb419584";

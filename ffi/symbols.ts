@@ -110,6 +110,12 @@ export const symbols = {
   vale_io_vhost_json: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // c-src/fwd/fwd.h: forwarder kernel interface <-> port (lib/backends/forwarder.ts, lib/attach/side.ts)
   vale_fwd_last_error: { parameters: [], result: "pointer" },
+  // c-src/kfast/ (include/kfast.h): an attachment's kernel fast path
+  vale_kfast_start: { parameters: ["pointer", "pointer", "u32", "buffer"], result: "i32" },
+  vale_kfast_stop: { parameters: ["pointer"], result: "void" },
+  vale_kfast_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  vale_kfast_attached: { parameters: ["u32"], result: "i32" },
+  vale_io_mark_filter: { parameters: ["pointer", "u32"], result: "i32" },
   vale_fwd_create: { parameters: ["pointer", "pointer", "buffer", "buffer"], result: "i32" },
   vale_fwd_start: { parameters: ["pointer"], result: "i32" },
   vale_fwd_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },

@@ -14,6 +14,7 @@
 #include "vale.h"
 #include "io.h"
 #include "../fwd/fwd.h"
+#include "kfast.h"
 #include "../apps/pktgen.h"
 #include "../apps/bridge.h"
 
@@ -122,6 +123,13 @@ static void structs(struct out *o)
 	FIELD(vale_fwd_stats, v_sleeps); FIELD(vale_fwd_stats, link_downs);
 	FIELD(vale_fwd_stats, io_errors); FIELD(vale_fwd_stats, state);
 	FIELD(vale_fwd_stats, err); FIELD(vale_fwd_stats, msg);
+	END();
+	STRUCT(vale_kfast_stats);
+	FIELD(vale_kfast_stats, fast_pkts); FIELD(vale_kfast_stats, fast_bytes);
+	FIELD(vale_kfast_stats, macs); FIELD(vale_kfast_stats, dests);
+	FIELD(vale_kfast_stats, syncs); FIELD(vale_kfast_stats, map_errors);
+	FIELD(vale_kfast_stats, active); FIELD(vale_kfast_stats, why_off);
+	FIELD(vale_kfast_stats, refreshed);
 	END();
 	STRUCT(vale_pg_conf);
 	FIELD(vale_pg_conf, version); FIELD(vale_pg_conf, func); FIELD(vale_pg_conf, nthreads);

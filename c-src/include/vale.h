@@ -252,7 +252,13 @@ struct vale_port_ent {
 	char info[64];           /* free text, e.g. "veth1 af_packet" for attachments */
 	volatile uint32_t vnet_hdr_len; /* 0, 10 or 12 (anything else is taken as 0) */
 	volatile uint32_t mtu;   /* VALE_MIN_MTU..VALE_MAX_MTU (else VALE_DEF_MTU) */
-	uint8_t _pad0[192 - 176];
+	/* the kernel fast path (c-src/kfast/, include/kfast.h): set by the forwarder of an
+	 * attachment while frames may be redirected to its interface; 0: never. Readers
+	 * check it all (namespace, live pid, vale's program on that interface) */
+	volatile uint32_t kf_ifindex; /* the interface, in the forwarder's network namespace */
+	volatile uint32_t kf_netns;   /* that namespace (inode number of /proc/self/ns/net) */
+	volatile int32_t kf_pid;      /* the forwarder */
+	volatile uint32_t kf_on;      /* bit 0: on; bit 1: a veth (to its peer's ingress) */
 	/* monitors (c-src/core/monitor.c), on a line of their own: written only
 	 * when a monitor comes or goes, read once per sync by the monitored port */
 	volatile uint32_t mon_seq; /* monitored port: bumped when one of its monitors comes or goes */

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <linux/filter.h>
 
 /* The backends by kind (VIO_AUTO has none of its own). */
 static const struct vale_io_ops *const backends[] = {
@@ -271,6 +273,34 @@ VALE_API int vale_io_tap_persist(struct vale_io *h, int32_t on)
 VALE_API int vale_io_vnet_hdr(struct vale_io *h)
 {
 	return h->ops->vnet_hdr ? h->ops->vnet_hdr(h) : -1;
+}
+
+VALE_API int vale_io_mark_filter(struct vale_io *h, uint32_t mark)
+{
+	if (h->kind != VIO_PACKET)
+		return vio_err(EOPNOTSUPP, "%s: a mark filter needs an AF_PACKET socket", h->ifname);
+	if (!mark) {
+		if (setsockopt(h->fd, SOL_SOCKET, SO_DETACH_FILTER, &mark, sizeof mark) < 0 &&
+		    errno != ENOENT)
+			return vio_err(errno, "%s: SO_DETACH_FILTER: %s", h->ifname, strerror(errno));
+		return 0;
+	}
+	/* classic BPF: A = skb->mark; A == mark ? keep all : drop */
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_MARK)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, mark, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+	if (setsockopt(h->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0)
+		return vio_err(errno, "%s: SO_ATTACH_FILTER: %s", h->ifname, strerror(errno));
+	return 0;
+}
+
+VALE_API int vale_io_driver(struct vale_io *h, char *out, uint32_t size)
+{
+	return vio_link_driver(h->ctl_fd, h->ifname, out, size);
 }
 
 VALE_API int vale_io_fd(struct vale_io *h) { return h->poll_fd >= 0 ? h->poll_fd : h->fd; }

@@ -7,6 +7,7 @@
 import type { Layout } from "../layout.ts";
 import { FWD_CONF, FWD_STATS } from "./fwd.ts";
 import { IO_INFO, IO_LINK, IO_OPTS, IO_STATS } from "./io.ts";
+import { KFAST_STATS } from "./kfast.ts";
 import { OPEN_REQ } from "./open_req.ts";
 import { PORT_INFO } from "./port_info.ts";
 import { RING, SLOT } from "./ring.ts";
@@ -24,6 +25,7 @@ export const LAYOUTS: readonly Layout[] = [
   IO_LINK,
   FWD_CONF,
   FWD_STATS,
+  KFAST_STATS,
   PG_CONF,
   PG_STATS,
   BR_CONF,

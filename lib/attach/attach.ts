@@ -65,6 +65,27 @@ export interface AttachOptions extends ControlOptions {
    * a NIC: AF_XDP without one when it can). 0: no header, MTU-sized frames (veths on AF_XDP).
    */
   vnetHdr?: 0 | 10 | 12;
+  /**
+   * The kernel fast path (default true): frames between this interface and other
+   * kernel-served ports of the switch (veths, VM TAPs on AF_PACKET with a header) are
+   * handed over by the kernel where the switch has learned the destination
+   * (lib/backends/kfast.ts). false: every frame goes through the forwarder.
+   */
+  kfast?: boolean;
+}
+
+/** An attachment's kernel fast path, as its worker reports it. */
+export interface KfastState {
+  /** Running (the program is attached; `active` says whether it redirects now). */
+  on: boolean;
+  /** Why it is not running, or why it does not redirect now (a monitor, a lookup module). */
+  reason?: string;
+  /** Redirecting now. */
+  active?: boolean;
+  /** Frames the kernel redirected from this port. */
+  fastPkts?: number;
+  /** MACs of other ports it may redirect to now. */
+  dests?: number;
 }
 
 /** The virtio-net header length attachments use unless told otherwise (as virtio 1.0). */
@@ -96,6 +117,8 @@ export interface AttachConfig {
   slots: number;
   /** virtio-net header asked for (absent: {@link DEFAULT_VNET_HDR}; 0: none). */
   vnetHdr?: number;
+  /** The kernel fast path (absent: on; false: off). */
+  kfast?: boolean;
   /** When `-a` was run (ISO time). */
   created: string;
 }
@@ -120,6 +143,8 @@ export interface WorkerState {
   mtu?: number;
   /** virtio-net header bytes before each frame on the port (0: none). */
   vnetHdr?: number;
+  /** The kernel fast path: on (and its counters), or why it is off. */
+  kfast?: KfastState;
   /** We created the TAP (method tap) and delete it on detach. */
   tapCreated?: boolean;
   /** We created the host TAP and delete it on detach. */
@@ -174,6 +199,8 @@ export interface Attachment {
   why?: string;
   /** virtio-net header bytes before each frame on its port (0: none, MTU-sized frames). */
   vnetHdr?: number;
+  /** The kernel fast path: on (with its counters) or why not. */
+  kfast?: KfastState;
   /** Host-stack port and TAP (`-h`). */
   host?: { port: string; tap: string };
   /**
@@ -393,6 +420,7 @@ export function attachmentStatus(
     mode: st?.mode,
     why: st?.why,
     vnetHdr: st?.vnetHdr,
+    kfast: st?.kfast,
     host: conf.host,
     status,
     message,
@@ -459,6 +487,9 @@ export function attachmentNote(sw: string, p: PortInfo, opts: ControlOptions = {
   return `fwd:${a.status} ${what}${a.pid ? ` fwd_pid:${a.pid}` : ""}` +
     (a.restarts ? ` restarts:${a.restarts}` : "") +
     (a.status === "running" ? "" : ` (${a.message})`) +
+    (a.kfast?.on && a.port === p.name
+      ? ` kfast${a.kfast.active ? "" : `:off(${a.kfast.reason})`}`
+      : "") +
     (a.warning && a.port === p.name ? ` warning: ${a.warning}` : "");
 }
 
@@ -537,6 +568,7 @@ function attachStart(swPort: string, opts: AttachOptions): AttachJob {
     supervise: opts.supervise ?? true,
     slots: opts.slots ?? 0,
     vnetHdr: opts.vnetHdr ?? DEFAULT_VNET_HDR,
+    kfast: opts.kfast === false ? false : undefined,
     created: new Date().toISOString(),
   };
 

@@ -7,6 +7,7 @@
  * @module
  */
 import { KernelIo, type KernelIoOptions } from "../backends/kernel_io.ts";
+import { KernelFastPath } from "../backends/kfast.ts";
 import { asValeError, Errno } from "../errors.ts";
 import { cstr, vale } from "../../ffi/lib.ts";
 import {
@@ -49,6 +50,8 @@ interface Run {
   lastTrunc: number;
   lastTruncLog: number;
   truncated: number;
+  /** The kernel fast path of the interface's side (null: off). */
+  kfast: KernelFastPath | null;
 }
 
 /** Reads the configuration and writes the first report ("starting"); null if unreadable. */
@@ -94,6 +97,7 @@ function startRun(confPath: string): Run | null {
     lastTrunc: t,
     lastTruncLog: 0,
     truncated: 0,
+    kfast: null,
   };
   report();
   run.log(
@@ -178,6 +182,62 @@ function openInterface(run: Run): void {
     `${conf.iface}: ${i.mode} (${i.why}), MTU ${i.mtu}` +
       (i.vnetHdrLen ? `, ${i.vnetHdrLen}-byte virtio-net header (offloads kept)` : ""),
   );
+}
+
+/**
+ * The kernel fast path of the interface's side, where it applies: AF_PACKET with a
+ * header (veth, a VM's TAP), in our namespace, not turned off. Failing to start it
+ * is not fatal: every frame then takes the forwarder, as said in the log and report.
+ */
+function startKfast(run: Run): void {
+  const { conf, st } = run;
+  const s = run.sides[0];
+  const i = s.io.info();
+  let reason = "";
+  if (conf.kfast === false) reason = "turned off (--no-kfast)";
+  else if (i.kind !== "packet") reason = `not on AF_PACKET (${i.kind})`;
+  else if (!i.vnetHdrLen) reason = "no virtio-net header (--vnet-hdr 0)";
+  else if (conf.netns) reason = "the interface is in another namespace";
+  if (!reason) {
+    try {
+      run.kfast = new KernelFastPath(s.io, s.port);
+    } catch (e) {
+      reason = (e as Error).message;
+    }
+  }
+  st.kfast = run.kfast ? { on: true, active: true, fastPkts: 0, dests: 0 } : { on: false, reason };
+  run.log(
+    run.kfast
+      ? `${conf.iface}: kernel fast path on (tc program at its ingress: frames to other ` +
+        `kernel ports of ${conf.switch} learned by the switch are handed over by the kernel)`
+      : `${conf.iface}: kernel fast path off: ${reason}`,
+  );
+}
+
+/** The fast path's state into the report; true if it changed (not the counters). */
+function followKfast(run: Run): boolean {
+  if (!run.kfast || !run.st.kfast) return false;
+  try {
+    const x = run.kfast.stats();
+    const reason = x.active
+      ? undefined
+      : x.why === "monitor"
+      ? "a monitor is open on the port"
+      : "the switch runs another lookup module";
+    const changed = run.st.kfast.active !== x.active;
+    run.st.kfast = { on: true, active: x.active, reason, fastPkts: x.fastPkts, dests: x.dests };
+    if (changed) {
+      run.log(`kernel fast path ${x.active ? "redirecting again" : `paused: ${reason}`}`);
+    }
+    return changed;
+  } catch {
+    return false;
+  }
+}
+
+function stopKfast(run: Run): void {
+  run.kfast?.stop();
+  run.kfast = null;
 }
 
 /** `-h`: the host stack's side, through a TAP with the interface's MAC. */
@@ -296,7 +356,10 @@ function reopenOnMtuChange(run: Run, t: number): boolean {
     const mtu = KernelIo.link(s.iface, s.netns).mtu;
     if (mtu === s.mtu) return false;
     run.log(`${s.iface}: MTU ${s.mtu} -> ${mtu}: reopening`);
+    const fast = run.kfast !== null;
+    stopKfast(run);
     reopenSide(s, mtu);
+    if (fast) startKfast(run);
     run.st.mtu = mtu;
     run.st.mode = s.io.info().mode;
     return true;
@@ -329,6 +392,8 @@ function warnOfTruncation(run: Run, t: number): boolean {
 /** Stop forwarding, take the ports off the switch, delete our TAPs; the exit status. */
 function detach(run: Run): number {
   const { conf, st } = run;
+  followKfast(run);
+  stopKfast(run); // before its handle and port close; its last counts reach the switch
   st.counters = counters(run.sides);
   const lib = vale();
   for (const s of run.sides) {
@@ -362,6 +427,7 @@ export async function worker(confPath: string): Promise<number> {
   } catch (e) {
     return failedStart(run, e);
   }
+  startKfast(run);
   run.st.state = run.sides[0].fwd.stats().state === "down" ? "down" : "running";
   run.st.message = `forwarding ${run.name} <-> ${run.conf.iface} (${run.st.mode})`;
   run.report();
@@ -375,6 +441,7 @@ export async function worker(confPath: string): Promise<number> {
     changed = reopenOnMtuChange(run, t) || changed;
     changed = warnOfTruncation(run, t) || changed;
     changed = followVhost(run) || changed;
+    changed = followKfast(run) || changed;
     if (changed || t - run.lastReport >= 5000) {
       run.lastReport = t;
       run.st.counters = counters(run.sides);
