@@ -27,6 +27,7 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { ip, netload, nsPing, sh } from "./helpers/nslab.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
@@ -39,7 +40,6 @@ import {
   tapNic,
 } from "./helpers/guest.ts";
 
-const dec = new TextDecoder();
 const TAG = `go${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
 const NETLOAD = `${ROOT}tests/helpers/netload.ts`;
@@ -67,20 +67,6 @@ function gtest(name: string, fn: () => Promise<void>) {
  * sizes its TSO frames by its pacing rate, and a TCG guest is slow), so no more is asserted. */
 const MTU_FRAME = 1514 + 12;
 
-async function sh(cmd: string, args: string[], ms = 30000) {
-  const r = await new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).output();
-  return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
-async function ip(...args: string[]): Promise<string> {
-  const r = await sh("ip", args);
-  if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err.trim()}`);
-  return r.out;
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string) {
   const end = Date.now() + ms;
@@ -181,38 +167,6 @@ async function patternSha(n: number): Promise<string> {
   return [...d].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** netload.ts in namespace `ns`; resolves with its stdout. */
-function netload(ns: string, args: string[], ms: number): Deno.ChildProcess {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net", NETLOAD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).spawn();
-}
-
-/** A namespace's ping of `dst` with `size`-byte payloads: the loss in percent, as text. */
-async function nsPing(ns: string, dst: string, size: number): Promise<string> {
-  const r = await sh("ip", [
-    "netns",
-    "exec",
-    ns,
-    "ping",
-    "-n",
-    "-q",
-    "-c",
-    "3",
-    "-i",
-    "0.3",
-    "-W",
-    "5",
-    "-s",
-    `${size}`,
-    dst,
-  ], 30000);
-  return /(\d+(?:\.\d+)?)% packet loss/.exec(r.out)?.[1] ?? `no answer: ${r.out}${r.err}`;
-}
-
 /** The counters that matter, as a snapshot. */
 function snap(p: PortInfo) {
   const c = p.counters;
@@ -266,7 +220,7 @@ async function exchange(
   for (const size of [8000, 30000]) {
     const gp = await g.run(`ping -c 3 -i 0.3 -W 5 -s ${size} ${nsip}`, 60000);
     assert.match(gp.output, / 0% packet loss/, `guest ping -s ${size} ${nsip}: ${gp.output}`);
-    assert.equal(await nsPing(ns, gip, size), "0", `${ns} ping -s ${size} the guest`);
+    assert.equal(await nsPing(ns, gip, size, { interval: "0.3", wait: "5" }), "0", `${ns} ping -s ${size} the guest`);
   }
 
   // namespace -> guest: the guest's nc writes what it gets to /tmp/rx

@@ -21,6 +21,7 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
@@ -28,10 +29,8 @@ import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
 
-const dec = new TextDecoder();
 const TAG = `ok${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
-const NETLOAD = `${ROOT}tests/helpers/netload.ts`;
 
 const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
@@ -54,27 +53,6 @@ function otest(name: string, fn: () => Promise<void>, extraSkip = "") {
       fn,
     });
   }
-}
-
-interface Out {
-  ok: boolean;
-  out: string;
-  err: string;
-}
-async function sh(cmd: string, args: string[], ms = 30000, env?: Record<string, string>) {
-  const r = await new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    env,
-    signal: AbortSignal.timeout(ms),
-  }).output();
-  return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
-async function ip(...args: string[]): Promise<string> {
-  const r = await sh("ip", args);
-  if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err.trim()}`);
-  return r.out;
 }
 
 /** A namespace's side of the lab: how it reaches vale0. */
@@ -157,87 +135,6 @@ class Lab implements AsyncDisposable {
   }
 }
 
-/** netload.ts in namespace `ns`. */
-function netload(ns: string, args: string[], ms: number): Deno.ChildProcess {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net", NETLOAD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).spawn();
-}
-
-/** Runs a sink in `rx`, then the source in `tx`; the sink's JSON result. */
-async function transfer(
-  lab: Lab,
-  rx: number,
-  tx: number,
-  sink: string[],
-  source: string[],
-  ms: number,
-): Promise<Record<string, number>> {
-  const s = netload(lab.ns[rx], sink, ms);
-  const out = s.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    let text = "";
-    while (!text.includes("listening")) {
-      const r = await out.read();
-      if (r.done) break;
-      text += r.value;
-    }
-    assert.match(text, /listening/, "the sink started");
-    const src = await sh(
-      "ip",
-      [
-        "netns",
-        "exec",
-        lab.ns[tx],
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--unstable-net",
-        NETLOAD,
-        ...source,
-      ],
-      ms,
-    );
-    assert.ok(src.ok, src.err);
-    while (!text.includes("}")) {
-      const r = await out.read();
-      if (r.done) break;
-      text += r.value;
-    }
-    return JSON.parse(text.slice(text.indexOf("{")));
-  } finally {
-    out.releaseLock();
-    try {
-      s.kill("SIGKILL");
-    } catch { /* done */ }
-    await s.status.catch(() => {});
-  }
-}
-
-async function pingLoss(ns: string, dst: string, size: number): Promise<string> {
-  const r = await sh("ip", [
-    "netns",
-    "exec",
-    ns,
-    "ping",
-    "-n",
-    "-q",
-    "-c",
-    "3",
-    "-i",
-    "0.2",
-    "-W",
-    "2",
-    "-s",
-    `${size}`,
-    dst,
-  ], 20000);
-  return /(\d+(?:\.\d+)?)% packet loss/.exec(r.out)?.[1] ?? `no answer: ${r.out}${r.err}`;
-}
-
 const TCP_BYTES = 100 * 1024 * 1024;
 
 /** The traffic every case runs, A -> B and back; returns nothing, asserts everything. */
@@ -245,14 +142,13 @@ async function traffic(lab: Lab): Promise<void> {
   const [a, b] = lab.ips;
   // large pings: IP fragments of an MTU 1500 link, in both directions
   for (const size of [8000, 60000]) {
-    assert.equal(await pingLoss(lab.ns[0], b, size), "0", `ping -s ${size} A -> B`);
-    assert.equal(await pingLoss(lab.ns[1], a, size), "0", `ping -s ${size} B -> A`);
+    assert.equal(await nsPing(lab.ns[0], b, size), "0", `ping -s ${size} A -> B`);
+    assert.equal(await nsPing(lab.ns[1], a, size), "0", `ping -s ${size} B -> A`);
   }
   // TCP: exact byte count and content
-  const tcp = await transfer(
-    lab,
-    1,
-    0,
+  const tcp = await nsTransfer(
+    lab.ns[1],
+    lab.ns[0],
     ["tcp-sink", b, "5401"],
     ["tcp-source", b, "5401", `${TCP_BYTES}`],
     60000,
@@ -261,10 +157,9 @@ async function traffic(lab: Lab): Promise<void> {
   assert.equal(tcp.n, TCP_BYTES, "every TCP byte arrived, no more");
   // UDP: exact datagram counts, MTU-sized and fragmented
   for (const [n, size] of [[2000, 1472], [300, 8000]]) {
-    const u = await transfer(
-      lab,
-      1,
-      0,
+    const u = await nsTransfer(
+      lab.ns[1],
+      lab.ns[0],
       ["udp-sink", b, "5402", `${n}`, `${size}`, "3000"],
       ["udp-source", b, "5402", `${n}`, `${size}`],
       30000,

@@ -1,0 +1,118 @@
+/**
+ * Commands and traffic in network namespaces, for the kernel tests: `sh`, `ip`,
+ * netload.ts (exact TCP/UDP accounting) run inside a namespace, a transfer from
+ * one namespace's source to another's sink, and ping's loss.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+
+const dec = new TextDecoder();
+const NETLOAD = new URL("./netload.ts", import.meta.url).pathname;
+
+/** A command's outcome. */
+export interface Out {
+  ok: boolean;
+  out: string;
+  err: string;
+}
+
+/** Runs a command to its end (killed after ms). */
+export async function sh(
+  cmd: string,
+  args: string[],
+  ms = 30000,
+  env?: Record<string, string>,
+): Promise<Out> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    env,
+    signal: AbortSignal.timeout(ms),
+  }).output();
+  return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
+/** `ip ARGS`; throws with ip's message when it fails. */
+export async function ip(...args: string[]): Promise<string> {
+  const r = await sh("ip", args);
+  if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err.trim()}`);
+  return r.out;
+}
+
+/** netload.ts (tests/helpers/netload.ts) running in namespace `ns`. */
+export function netload(ns: string, args: string[], ms: number): Deno.ChildProcess {
+  return new Deno.Command("ip", {
+    args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net", NETLOAD, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(ms),
+  }).spawn();
+}
+
+/** Starts netload's `sink` in namespace nsRx, then its `source` in nsTx; the sink's JSON result. */
+export async function nsTransfer(
+  nsRx: string,
+  nsTx: string,
+  sink: string[],
+  source: string[],
+  ms: number,
+): Promise<Record<string, number>> {
+  const s = netload(nsRx, sink, ms);
+  const out = s.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let text = "";
+    while (!text.includes("listening")) {
+      const r = await out.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    assert.match(text, /listening/, "the sink started");
+    const src = await sh(
+      "ip",
+      ["netns", "exec", nsTx, Deno.execPath(), "run", "-A", "--unstable-net", NETLOAD, ...source],
+      ms,
+    );
+    assert.ok(src.ok, src.err);
+    while (!text.includes("}")) {
+      const r = await out.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    return JSON.parse(text.slice(text.indexOf("{")));
+  } finally {
+    out.releaseLock();
+    try {
+      s.kill("SIGKILL");
+    } catch { /* done */ }
+    await s.status.catch(() => {});
+  }
+}
+
+/** Namespace ns pings dst `count` times with `size`-byte payloads: the loss in percent, as text. */
+export async function nsPing(
+  ns: string,
+  dst: string,
+  size = 56,
+  { count = 3, interval = "0.2", wait = "2" } = {},
+): Promise<string> {
+  const r = await sh("ip", [
+    "netns",
+    "exec",
+    ns,
+    "ping",
+    "-n",
+    "-q",
+    "-c",
+    `${count}`,
+    "-i",
+    interval,
+    "-W",
+    wait,
+    "-s",
+    `${size}`,
+    dst,
+  ], 30000);
+  return /(\d+(?:\.\d+)?)% packet loss/.exec(r.out)?.[1] ?? `no answer: ${r.out}${r.err}`;
+}

@@ -1,0 +1,233 @@
+// The kernel fast path of attachments (lib/backends/kfast.ts, c-src/kfast/): namespaces on
+// veths whose root ends are attached to vale0 by `vale-ctl -a`, as the README's container
+// recipe does. Once the switch has learned where a unicast destination is, the kernel hands
+// frames from veth to veth (a tc program) and the switch's counters still count every frame
+// once: the tests compare them with the kernel's own interface counters, move 100 MB of TCP
+// and 2000 UDP datagrams exactly (no loss, no duplicate), and check what must take the
+// normal path: a port with a monitor (the monitor sees every frame), a MAC that moves to
+// another port, `--no-kfast`. The program goes with its forwarder, also after SIGKILL.
+//
+// Namespaces and veths are named kf<pid>…, the run dir is private; all of it is removed in
+// `finally`. Without root (or without tcx, Linux >= 6.6) the cases are ignored with the reason
+// in their names.
+
+import assert from "node:assert/strict";
+import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
+import {
+  type Attachment,
+  attachInterface,
+  detachInterface,
+  listAttachments,
+} from "../lib/attach/attach.ts";
+import { KernelFastPath } from "../lib/backends/kfast.ts";
+import { openPort } from "../lib/open.ts";
+import { type PortInfo, switchInfo } from "../lib/switch/control.ts";
+
+const TAG = `kf${Deno.pid}`;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function kernelRelease(): number[] {
+  return Deno.osRelease().split(/[.-]/).slice(0, 2).map(Number);
+}
+const [maj, min] = kernelRelease();
+const missingCaps = missingNetCaps();
+const skipReason = missingCaps.length
+  ? `needs ${missingCaps.join(", ")} (run as root)`
+  : !haveCmd("ip", ["-V"]) || !haveCmd("ping", ["-V"])
+  ? "needs ip and ping (scripts/install-deps.sh)"
+  : maj < 6 || (maj === 6 && min < 6)
+  ? `needs Linux >= 6.6 for tcx (this is ${Deno.osRelease()})`
+  : "";
+
+function ktest(name: string, fn: () => Promise<void>) {
+  if (skipReason) {
+    Deno.test({ name: `kfast: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
+    return;
+  }
+  Deno.test({ name: `kfast: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(fn: () => T | undefined | false, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Namespaces on veths, root ends attached to vale0 (IPv6 off: no traffic of their own). */
+class Lab implements AsyncDisposable {
+  readonly ns: string[] = [];
+  readonly ips: string[] = [];
+  readonly ports: string[] = [];
+  runDir = "";
+
+  async setup(n: number, extra: string[] = []): Promise<this> {
+    this.runDir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "vale-kft-" });
+    for (let i = 0; i < n; i++) await this.add(extra);
+    return this;
+  }
+
+  /** One more namespace on vale0 (`extra`: more vale-ctl -a options). */
+  async add(extra: string[] = []): Promise<number> {
+    const i = this.ns.length;
+    const ns = `${TAG}${"ABCD"[i]}`, root = `${TAG}r${i}`, addr = `10.99.0.${i + 1}`;
+    this.ns.push(ns);
+    this.ips.push(addr);
+    this.ports.push(root);
+    await ip("netns", "add", ns);
+    for (const k of ["all", "default"]) {
+      await sh("ip", ["netns", "exec", ns, "sysctl", "-qw", `net.ipv6.conf.${k}.disable_ipv6=1`]);
+    }
+    await ip("-n", ns, "link", "set", "lo", "up");
+    await ip("link", "add", root, "type", "veth", "peer", "name", "nsveth", "netns", ns);
+    // the root end is the switch's: no IPv6 traffic of the root namespace's own on it
+    await sh("sysctl", ["-qw", `net.ipv6.conf.${root}.disable_ipv6=1`]);
+    await ip("link", "set", root, "up");
+    await ip("-n", ns, "addr", "add", `${addr}/24`, "dev", "nsveth");
+    await ip("-n", ns, "link", "set", "nsveth", "up");
+    const r = await this.ctl("-a", `vale0:${root}`, ...extra);
+    assert.ok(r.ok, r.out + r.err);
+    return i;
+  }
+
+  ctl(...args: string[]): Promise<Out> {
+    return sh(
+      Deno.execPath(),
+      ["run", "-A", "--no-lock", "--config", `${ROOT}deno.json`, `${ROOT}cli/vale-ctl.ts`, ...args],
+      60000,
+      { VALE_RUN_DIR: this.runDir },
+    );
+  }
+
+  port(i: number): PortInfo {
+    const p = switchInfo("vale0", { runDir: this.runDir }).ports.find((x) =>
+      x.name === this.ports[i]
+    );
+    assert.ok(p, `port ${this.ports[i]} on vale0`);
+    return p;
+  }
+
+  attachment(i: number): Attachment {
+    const a = listAttachments("vale0", { runDir: this.runDir }).find((x) =>
+      x.port === this.ports[i]
+    );
+    assert.ok(a, `attachment of ${this.ports[i]}`);
+    return a;
+  }
+
+  async ifindex(i: number): Promise<number> {
+    return JSON.parse(await ip("-j", "link", "show", this.ports[i]))[0].ifindex;
+  }
+
+  /** The kernel's counters of namespace i's interface. */
+  async kernel(i: number): Promise<{ tx: number; rx: number }> {
+    const j = JSON.parse(await ip("-n", this.ns[i], "-s", "-j", "link", "show", "nsveth"))[0];
+    return { tx: j.stats64.tx.packets, rx: j.stats64.rx.packets };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.runDir) {
+      for (const a of listAttachments(undefined, { runDir: this.runDir })) {
+        await detachInterface(a.name, { runDir: this.runDir }).catch(() => {});
+      }
+    }
+    for (const ns of this.ns) await sh("ip", ["netns", "del", ns]);
+    for (const p of this.ports) await sh("ip", ["link", "del", p]);
+    if (this.runDir) await Deno.remove(this.runDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Waits until the switch's counters of every port equal the kernel's of its namespace. */
+async function countersAgree(lab: Lab): Promise<void> {
+  let last = "";
+  const end = Date.now() + 5000;
+  for (;;) {
+    const rows = [];
+    for (let i = 0; i < lab.ns.length; i++) {
+      const k = await lab.kernel(i), c = lab.port(i).counters;
+      rows.push({ i, kTx: k.tx, sTx: c.tx_packets, kRx: k.rx, sRx: c.rx_packets });
+    }
+    last = JSON.stringify(rows);
+    if (rows.every((r) => r.kTx === r.sTx && r.kRx === r.sRx)) return;
+    if (Date.now() > end) {
+      assert.fail(`switch counters (sTx, sRx) != the namespaces' kernel counters: ${last}`);
+    }
+    await sleep(100);
+  }
+}
+
+const TCP_BYTES = 100 * 1024 * 1024;
+
+ktest("veth to veth: learned unicast frames take the kernel's short cut, counted exactly", async () => {
+  await using lab = await new Lab().setup(2);
+  for (const i of [0, 1]) {
+    const a = lab.attachment(i);
+    assert.deepEqual(a.kfast?.on, true, JSON.stringify(a.kfast));
+    assert.ok(KernelFastPath.attached(await lab.ifindex(i)), "the program is at the ingress");
+  }
+  const [a, b] = lab.ips;
+  assert.equal(await nsPing(lab.ns[0], b), "0", "ping A -> B");
+  const tcp = await nsTransfer(
+    lab.ns[1],
+    lab.ns[0],
+    ["tcp-sink", b, "5501"],
+    ["tcp-source", b, "5501", `${TCP_BYTES}`],
+    90000,
+  );
+  assert.deepEqual(tcp, { n: TCP_BYTES, bad: -1 }, "every TCP byte, once, in order");
+  const u = await nsTransfer(
+    lab.ns[0],
+    lab.ns[1],
+    ["udp-sink", a, "5502", "2000", "1472", "3000"],
+    ["udp-source", a, "5502", "2000", "1472"],
+    30000,
+  );
+  assert.deepEqual(u, { got: 2000, distinct: 2000, bad: 0 }, "UDP B -> A: no loss, no duplicate");
+  await countersAgree(lab);
+  // most of it went the short way: the forwarder's reports say how much
+  const fast = await until(
+    () => {
+      const k = lab.attachment(0).kfast;
+      return (k?.fastPkts ?? 0) > 0 && k;
+    },
+    8000,
+    "A's fast-path count in its report",
+  );
+  const tx = lab.port(0).counters.tx_packets;
+  assert.ok(fast.fastPkts! > tx / 2, `fast ${fast.fastPkts} of ${tx} frames A sent`);
+  assert.equal(fast.dests, 1, "one MAC of another port to redirect to");
+  const l = await lab.ctl("-l", "-v");
+  assert.match(l.out, new RegExp(`vale0:${lab.ports[0]} .* kfast`), l.out);
+});
+
+ktest("a monitor on a port sends its frames the normal way: the monitor sees each", async () => {
+  await using lab = await new Lab().setup(2);
+  const b = lab.ips[1];
+  assert.equal(await nsPing(lab.ns[0], b), "0", "ping A -> B (learning)");
+  const mon = openPort(`vale0:${lab.ports[1]}/r`, { runDir: lab.runDir });
+  try {
+    // B's own fast path pauses, and no other port redirects to B any more
+    await until(() => lab.attachment(1).kfast?.active === false, 5000, "B's fast path paused");
+    assert.match(lab.attachment(1).kfast?.reason ?? "", /monitor/);
+    assert.equal(await nsPing(lab.ns[0], b, 56, { count: 5 }), "0", "ping A -> B, monitored");
+    // B's port received 5 echo requests: the monitor has a copy of each
+    let requests = 0;
+    for (const f of mon.tryReceive()) {
+      const e = f.length - 98; // the frame (14 + 20 + 8 + 56 bytes) after a header, if any
+      // IPv4 (0x0800), ICMP (1), echo request (8)
+      if (e >= 0 && f[e + 12] === 8 && f[e + 13] === 0 && f[e + 23] === 1 && f[e + 34] === 8) {
+        requests++;
+      }
+    }
+    assert.equal(requests, 5, "the monitor saw every echo request to B");
+  } finally {
+    mon.close();
+  }
+  await until(() => lab.attachment(1).kfast?.active === true, 5000, "B's fast path back");
+  await countersAgree(lab);
+});
