@@ -33,6 +33,19 @@ export function candidate(pkg: string): string | null {
   return r.ok && v && v !== "(none)" ? v : null;
 }
 
+/** The candidate versions of several packages in one `apt-cache policy` (it is slow to start). */
+export function candidates(pkgs: string[]): Record<string, string | null> {
+  const out: Record<string, string | null> = Object.fromEntries(pkgs.map((p) => [p, null]));
+  const r = run("apt-cache", ["policy", ...pkgs]);
+  if (!r.ok) return out;
+  for (const sec of r.out.split(/^(?=\S)/m)) {
+    const name = /^(\S+):\s*$/m.exec(sec)?.[1];
+    const v = /^\s*Candidate:\s*(\S+)/m.exec(sec)?.[1];
+    if (name && name in out && v && v !== "(none)") out[name] = v;
+  }
+  return out;
+}
+
 /** The installed version of a package, or null when it is not installed. */
 export function installedVersion(pkg: string): string | null {
   const r = run("dpkg-query", ["-W", "-f", "${Status} ${Version}", pkg]);
