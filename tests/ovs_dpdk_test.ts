@@ -5,7 +5,9 @@
 //   network), then a real preparation in a temporary --dir (Debian's .debs
 //   downloaded with apt-get download, or taken from build/peers/ovs-dpdk/debs),
 //   a second run that changes nothing, a re-unpack when the prepared version
-//   is not apt's, --check, and the tree kept when apt knows nothing;
+//   is not apt's, --check, and the tree kept when apt knows nothing; a shared
+//   library dpkg says is not installed (DPKG_ADMINDIR: a copy of its database)
+//   is fetched and unpacked too, and the binary finds it there;
 // - the private OVS the row starts (tests/helpers/ovs_dpdk_driver.ts: ovsdb-server
 //   and ovs-vswitchd-dpdk with two dpdkvhostuser ports): everything lives in its
 //   run directory and namespace, and nothing is left after a normal end, Ctrl-C,
@@ -18,6 +20,7 @@
 
 import assert from "node:assert/strict";
 import { removeStale } from "../bench/cleanup.ts";
+import { aptHasLists } from "../scripts/debs.ts";
 import { missingNetCaps } from "./helpers/machine.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -161,6 +164,42 @@ otest("prepares, a second run is a no-op, a new version is unpacked again", fetc
   assert.match(off.out, /ovs-dpdk: kept: openvswitch-switch-dpdk /);
   console.log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 });
+
+/** A copy of dpkg's database (DPKG_ADMINDIR) in which `gone` are not installed. */
+function dpkgWithout(dir: string, gone: string[]): Record<string, string> {
+  Deno.mkdirSync(`${dir}/info`, { recursive: true });
+  Deno.mkdirSync(`${dir}/updates`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/available`, "");
+  const stanzas = Deno.readTextFileSync("/var/lib/dpkg/status").split("\n\n");
+  Deno.writeTextFileSync(
+    `${dir}/status`,
+    stanzas.filter((st) => !gone.some((p) => st.startsWith(`Package: ${p}\n`))).join("\n\n"),
+  );
+  return { DPKG_ADMINDIR: dir };
+}
+
+otest(
+  "a shared library that is not installed is unpacked into the tree too",
+  fetchWhy ?? (aptHasLists() ? null : "apt has no package lists (apt-get update)"),
+  () => {
+    const dir = `${work}/withlibs`;
+    const env = dpkgWithout(`${work}/dpkg`, ["libunbound8"]);
+    const r = script(["--dir", dir, ...debArgs], env);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /libraries unpacked too: [^)]*libunbound8/);
+    const m = JSON.parse(Deno.readTextFileSync(`${dir}/manifest.json`));
+    assert.ok(m.libraries.libunbound8, JSON.stringify(m.libraries));
+    assert.ok(m.libraryPath.length > 0);
+    // the binary finds it in the tree (with the path the row sets)
+    const ldd = new Deno.Command("ldd", {
+      args: [`${dir}/root/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk`],
+      env: { LD_LIBRARY_PATH: m.libraryPath.map((d: string) => `${dir}/root/${d}`).join(":") },
+      stdout: "piped",
+    }).outputSync();
+    assert.match(dec.decode(ldd.stdout), new RegExp(`libunbound\\.so\\.\\d+ => ${dir}/root/`));
+    Deno.removeSync(dir, { recursive: true });
+  },
+);
 
 // ---------------------------------------------------------------- the private OVS
 
