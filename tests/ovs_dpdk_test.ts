@@ -315,7 +315,7 @@ function checkRunning(s: Started, driverPid: number) {
   }
   assert.ok(s.dir.startsWith(`${s.tmpDir}/`));
   assert.match(s.tmpDir, new RegExp(`/vbench-${driverPid}-`));
-  assert.equal(s.ns, `vbench-${driverPid}-ovst`);
+  assert.equal(s.ns, `vbench-${driverPid}-ovst-1`);
   assert.ok(netnsExists(s.ns));
   assert.notEqual(netnsOf(s.pids[1]), netnsOf("self"), "ovs-vswitchd in its own namespace");
   assert.equal(netnsOf(s.pids[0]), netnsOf("self"));

@@ -60,19 +60,23 @@ function logTail(file: string, n = 8): string {
   }
 }
 
+/** OVSes started by this process: each gets its own names (a disturbed run is measured again). */
+let started = 0;
+
 /**
  * Starts OVS in a run directory of its own under ctx.tmpDir, ovs-vswitchd in
- * a namespace of its own (`<prefix><tag>`), DPDK initialised without
- * hugepages with the file prefix `<prefix><tag>`, one PMD thread on
+ * a namespace of its own (`<prefix><tag>-<n>`), DPDK initialised without
+ * hugepages with the file prefix `<prefix><tag>-<n>`, one PMD thread on
  * `pmdCpu`. Everything is registered in ctx.cleanup.
  */
 export async function startPrivateOvs(
   ctx: RowContext,
   ovs: OvsDpdk,
-  tag: string,
+  baseTag: string,
   pmdCpu: number,
 ): Promise<PrivateOvs> {
   const f = ovs.files;
+  const tag = `${baseTag}-${++started}`;
   const dir = Deno.makeTempDirSync({ dir: ctx.tmpDir, prefix: "ovsdpdk-" });
   ctx.cleanup.add(`remove ${dir}`, () => Deno.removeSync(dir, { recursive: true }));
   ctx.cleanup.add(`remove DPDK dir ${tag}`, () => removeRuntimeDir(ctx, tag));

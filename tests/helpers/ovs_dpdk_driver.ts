@@ -41,7 +41,7 @@ try {
     tmpDir,
     dir: o.dir,
     ns: o.ns.name,
-    dpdkPrefix: `${ctx.prefix}${tag}`,
+    dpdkPrefix: o.ns.name, // the namespace and DPDK's file prefix have the same name
     pids: [o.ovsdb.pid, o.vswitchd.pid],
     sockets,
   }));
