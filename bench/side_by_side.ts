@@ -33,6 +33,7 @@ import "./peers/linux.ts";
 import "./peers/ovs.ts";
 import "./kernel_rows.ts";
 import "./peers/vhost.ts";
+import "./peers/ovs_dpdk.ts";
 
 const HELP = `usage: deno run -A bench/side_by_side.ts [options]
 

@@ -6,6 +6,12 @@
 #   scripts/install-peers.sh            # trafgen, dpdk-testpmd, iproute2, taskset, cc
 #   scripts/install-peers.sh --ovs      # also Open vSwitch (the optional OVS row)
 #   scripts/install-peers.sh --check    # only report what is there
+#   scripts/install-peers.sh --no-ovs-dpdk  # leave out Open vSwitch with DPDK (below)
+#
+# Open vSwitch with DPDK (the OVS-DPDK vhost-user row) is not installed: its
+# Debian packages are unpacked into build/peers/ovs-dpdk/ by
+# scripts/peers/ovs_dpdk.ts (≈ 5 MB to download; a no-op when current; needs
+# deno). A failure there is not fatal: the row is then skipped, saying why.
 #
 # Package → program (checked with `dpkg -L`):
 #   netsniff-ng  → /usr/sbin/trafgen     (Linux rows' sender; bench/c/tx_ring is the fallback)
@@ -18,13 +24,15 @@
 set -eu
 
 with_ovs=0
+with_ovs_dpdk=1
 check_only=0
 for a in "$@"; do
   case "$a" in
   --ovs) with_ovs=1 ;;
+  --no-ovs-dpdk) with_ovs_dpdk=0 ;;
   --check) check_only=1 ;;
   -h | --help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -46,6 +54,33 @@ have_prog() {
 
 have_pkg() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# Open vSwitch with DPDK, unpacked into build/ (scripts/peers/ovs_dpdk.ts);
+# with --check only reported. Sets ovs_dpdk_missing=1 when it is not there.
+ovs_dpdk_missing=0
+prepare_ovs_dpdk() {
+  if [ "$with_ovs_dpdk" != 1 ]; then return 0; fi
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  deno="$root/node_modules/.bin/deno"
+  [ -x "$deno" ] || deno=$(command -v deno || true)
+  if [ -z "$deno" ]; then
+    echo "install-peers: no deno here: run deno run -A scripts/peers/ovs_dpdk.ts for the OVS-DPDK row" >&2
+    ovs_dpdk_missing=1
+    return 0
+  fi
+  if [ "$check_only" = 1 ]; then
+    DENO_NO_PACKAGE_JSON=1 "$deno" run -A "$root/scripts/peers/ovs_dpdk.ts" --check || ovs_dpdk_missing=1
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && ! apt-cache show openvswitch-switch-dpdk >/dev/null 2>&1; then
+    echo "install-peers: apt-get update (apt knows no openvswitch-switch-dpdk)"
+    apt-get update -qq || true
+  fi
+  if ! DENO_NO_PACKAGE_JSON=1 "$deno" run -A "$root/scripts/peers/ovs_dpdk.ts"; then
+    echo "install-peers: Open vSwitch with DPDK could not be prepared (the OVS-DPDK row will be skipped)" >&2
+    ovs_dpdk_missing=1
+  fi
 }
 
 missing=""
@@ -71,10 +106,13 @@ echo "peers of the side-by-side benchmark:"
 report
 if [ -z "$missing" ]; then
   echo "install-peers: everything is installed."
+  prepare_ovs_dpdk
+  if [ "$check_only" = 1 ] && [ "$ovs_dpdk_missing" = 1 ]; then exit 1; fi
   exit 0
 fi
 if [ "$check_only" = 1 ]; then
   echo "install-peers: missing:$missing"
+  prepare_ovs_dpdk
   exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -115,4 +153,5 @@ if [ -n "$missing" ]; then
   echo "install-peers: still missing:$missing" >&2
   exit 1
 fi
+prepare_ovs_dpdk
 echo "install-peers: done."

@@ -9,6 +9,8 @@
 //                            dpdk-testpmd with two net_vhost ports in io mode
 //                            (no switching: port 0 -> port 1).
 //
+// The same front-ends on Open vSwitch with DPDK are in ovs_dpdk.ts.
+//
 // The rate is the mean of the receiving testpmd's per-second `Rx-pps` lines
 // after the first few, as in the memif row.
 
@@ -29,7 +31,8 @@ function memAvailableMb(): number {
   }
 }
 
-function testpmd(ctx: RowContext, tag: string, cpu: number, vdevs: string[], fwd: string[]) {
+/** A dpdk-testpmd command line: EAL on `cpu` (no PCI, no hugepages), `vdevs`, then `fwd`. */
+export function testpmd(ctx: RowContext, tag: string, cpu: number, vdevs: string[], fwd: string[]) {
   return [
     "dpdk-testpmd",
     "--lcores",
@@ -53,7 +56,8 @@ function testpmd(ctx: RowContext, tag: string, cpu: number, vdevs: string[], fwd
   ];
 }
 
-function removeRuntimeDir(ctx: RowContext, tag: string): void {
+/** Removes the DPDK runtime directory of the `--file-prefix` `<prefix><tag>`. */
+export function removeRuntimeDir(ctx: RowContext, tag: string): void {
   for (
     const base of ["/var/run/dpdk", `${Deno.env.get("XDG_RUNTIME_DIR") ?? "/nonexistent"}/dpdk`]
   ) {
@@ -64,7 +68,7 @@ function removeRuntimeDir(ctx: RowContext, tag: string): void {
 }
 
 /** The mean of `rx`'s Rx-pps lines over `seconds`, after warm-up; CPU of `pids`. */
-async function rxRate(
+export async function rxRate(
   rx: Child,
   others: Child[],
   seconds: number,
@@ -113,7 +117,8 @@ async function rxRate(
   };
 }
 
-function available(ctx: RowContext, processes: number): Promise<true | string> {
+/** Can `processes` testpmd-sized DPDK processes run here (testpmd, CPUs, memory)? */
+export function vhostAvailable(ctx: RowContext, processes: number): Promise<true | string> {
   if (!which("dpdk-testpmd")) {
     return Promise.resolve("dpdk-testpmd is not installed (Debian: dpdk-dev)");
   }
@@ -223,7 +228,7 @@ registerRow({
   description: "dpdk-testpmd txonly → virtio-user → vale vhost-user port → switch → vhost-user " +
     "port → virtio-user → dpdk-testpmd rxonly, --no-huge",
   sizes: [60, 1514],
-  available: (ctx) => available(ctx, 2),
+  available: (ctx) => vhostAvailable(ctx, 2),
   run: measureVale,
 });
 
@@ -233,153 +238,6 @@ registerRow({
   description: "the same two virtio-user front-ends joined by a dpdk-testpmd with two net_vhost " +
     "ports in io mode (no switching), --no-huge",
   sizes: [60, 1514],
-  available: (ctx) => available(ctx, 3),
+  available: (ctx) => vhostAvailable(ctx, 3),
   run: measurePmd,
-});
-
-// ---------------------------------------------------------------- Open vSwitch with DPDK
-
-/**
- * Where Debian's openvswitch-switch-dpdk (with openvswitch-switch and -common)
- * is: installed (root "") or unpacked with `dpkg-deb -x` into
- * $VBENCH_OVS_DPDK_ROOT (nothing installed on the machine).
- */
-function ovsDpdk(): Record<string, string> | string {
-  const root = Deno.env.get("VBENCH_OVS_DPDK_ROOT") ?? "";
-  const p = {
-    vswitchd: `${root}/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk`,
-    ovsdb: `${root}/usr/sbin/ovsdb-server`,
-    tool: `${root}/usr/bin/ovsdb-tool`,
-    vsctl: `${root}/usr/bin/ovs-vsctl`,
-    ofctl: `${root}/usr/bin/ovs-ofctl`,
-    schema: `${root}/usr/share/openvswitch/vswitch.ovsschema`,
-  };
-  for (const f of Object.values(p)) {
-    try {
-      Deno.statSync(f);
-    } catch {
-      return `openvswitch-switch-dpdk is not installed (${f} missing; or set ` +
-        "VBENCH_OVS_DPDK_ROOT to a dpkg-deb -x of openvswitch-switch-dpdk, -switch and -common)";
-    }
-  }
-  return p;
-}
-
-/** An interface of that name in our network namespace. */
-function linkExists(name: string): boolean {
-  try {
-    Deno.statSync(`/sys/class/net/${name}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function measureOvs(size: number, seconds: number, ctx: RowContext): Promise<Measurement> {
-  const p = ovsDpdk() as Record<string, string>;
-  const cpu = cpusFor(ctx);
-  const dir = Deno.makeTempDirSync({ dir: ctx.tmpDir, prefix: "ovsdpdk-" });
-  ctx.cleanup.add(`remove ${dir}`, () => Deno.removeSync(dir, { recursive: true }));
-  const env = { OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir, OVS_SYSCONFDIR: dir };
-  const sock = `${dir}/db.sock`;
-  // the netdev datapath makes TAPs in our namespace: the bridge's (named after it, ours
-  // alone) and "ovs-netdev" (removed at the end unless it was there before)
-  const br = `vb${Deno.pid % 100000}`;
-  const hadNetdev = linkExists("ovs-netdev");
-  ctx.cleanup.add(`remove the TAPs of OVS's netdev datapath`, () => {
-    for (const l of [br, ...(hadNetdev ? [] : ["ovs-netdev"])]) {
-      if (linkExists(l)) new Deno.Command("ip", { args: ["link", "del", l] }).outputSync();
-    }
-  });
-  await run([p.tool, "create", `${dir}/conf.db`, p.schema]);
-  const ovsdb = spawn(ctx, "ovsdb-server", [
-    p.ovsdb,
-    `${dir}/conf.db`,
-    `--remote=punix:${sock}`,
-    `--pidfile=${dir}/ovsdb.pid`,
-    `--log-file=${dir}/ovsdb.log`,
-  ], env);
-  const vsctl = (...args: string[]) =>
-    run([p.vsctl, `--db=unix:${sock}`, "--timeout=30", ...args], { env });
-  const tags = [`orx${size}`, `otx${size}`, `ovs${size}`];
-  for (const t of tags) ctx.cleanup.add(`remove DPDK dir ${t}`, () => removeRuntimeDir(ctx, t));
-  let vswitchd: Child | undefined, rx: Child | undefined, tx: Child | undefined;
-  try {
-    for (let i = 0; i < 100 && (await vsctl("--no-wait", "init").catch(() => null)) === null; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    // no hugepages: OVS adds --in-memory unless --legacy-mem is given, and --no-huge needs
-    // legacy memory; per-port pools (the shared one asks for 262144 mbufs)
-    await vsctl(
-      "--no-wait",
-      "set",
-      "Open_vSwitch",
-      ".",
-      "other_config:dpdk-init=true",
-      `other_config:dpdk-extra=--no-huge --legacy-mem -m 2048 --no-pci --file-prefix ` +
-        `${ctx.prefix}${tags[2]}`,
-      `other_config:pmd-cpu-mask=0x${(1 << cpu.rx).toString(16)}`,
-      "other_config:per-port-memory=true",
-    );
-    vswitchd = spawn(ctx, "ovs-vswitchd", [
-      p.vswitchd,
-      `unix:${sock}`,
-      `--pidfile=${dir}/vswitchd.pid`,
-      `--log-file=${dir}/vswitchd.log`,
-    ], env);
-    await vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=netdev");
-    for (const [i, n] of [[1, "vh0"], [2, "vh1"]] as const) {
-      await vsctl(
-        "add-port",
-        br,
-        n,
-        "--",
-        "set",
-        "Interface",
-        n,
-        "type=dpdkvhostuser",
-        `ofport_request=${i}`,
-      );
-    }
-    await run([p.ofctl, "del-flows", `unix:${dir}/${br}.mgmt`], { env });
-    await run([p.ofctl, "add-flow", `unix:${dir}/${br}.mgmt`, "in_port=1,actions=output:2"], {
-      env,
-    });
-    rx = spawn(
-      ctx,
-      "testpmd-rx",
-      testpmd(ctx, tags[0], cpu.rx, [`net_virtio_user0,path=${dir}/vh1`], [
-        "--forward-mode=rxonly",
-      ]),
-    );
-    tx = spawn(
-      ctx,
-      "testpmd-tx",
-      testpmd(ctx, tags[1], cpu.tx, [`net_virtio_user0,path=${dir}/vh0`], [
-        "--forward-mode=txonly",
-        `--txpkts=${size}`,
-      ]),
-    );
-    return await rxRate(rx, [tx, vswitchd], seconds, ctx, size, () => [ovsdb.pid]);
-  } finally {
-    await tx?.stop("SIGINT", 5000);
-    await rx?.stop("SIGINT", 5000);
-    await vsctl("--if-exists", "del-br", br).catch(() => {});
-    await vswitchd?.stop("SIGTERM", 5000);
-    await ovsdb.stop("SIGTERM", 3000);
-  }
-}
-
-registerRow({
-  name: "OVS-DPDK vhost-user",
-  kind: "peer",
-  description: "the same two virtio-user front-ends on two dpdkvhostuser ports of Open vSwitch " +
-    "with DPDK (netdev datapath, one PMD thread, a static in_port flow), --no-huge --legacy-mem",
-  sizes: [60, 1514],
-  available(ctx) {
-    const p = ovsDpdk();
-    if (typeof p === "string") return Promise.resolve(p);
-    return available(ctx, 4);
-  },
-  run: measureOvs,
 });

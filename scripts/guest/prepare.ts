@@ -17,6 +17,15 @@
 
 import { parseArgs } from "node:util";
 import { type CpioEntry, cpioNewc } from "./cpio.ts";
+import {
+  candidate,
+  type Deb,
+  debField,
+  findOrDownload as fetchDeb,
+  installedVersion,
+  listDebs,
+  run,
+} from "../debs.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 export const GUEST_DIR = `${ROOT}build/guest`;
@@ -56,44 +65,10 @@ export interface PrepareOptions {
 
 const dec = new TextDecoder();
 
-function run(cmd: string, args: string[], cwd?: string): { ok: boolean; out: string; err: string } {
-  try {
-    const r = new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).outputSync();
-    return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-  } catch (e) {
-    return { ok: false, out: "", err: `${cmd}: ${(e as Error).message}` };
-  }
-}
-
-/** The candidate version apt would install, or null. */
-function candidate(pkg: string): string | null {
-  const r = run("apt-cache", ["policy", pkg]);
-  const v = /^\s*Candidate:\s*(\S+)/m.exec(r.out)?.[1];
-  return r.ok && v && v !== "(none)" ? v : null;
-}
-
 /** The kernel image package the meta package depends on now, e.g. linux-image-6.1.0-50-cloud-amd64. */
 function kernelPackageFromApt(): string | null {
   const r = run("apt-cache", ["depends", KERNEL_META]);
   return r.ok ? (/^\s*Depends:\s*(linux-image-\S+)/m.exec(r.out)?.[1] ?? null) : null;
-}
-
-function debField(file: string, field: string): string {
-  const r = run("dpkg-deb", ["-f", file, field]);
-  if (!r.ok) throw new Error(`dpkg-deb -f ${file}: ${r.err.trim()}`);
-  return r.out.trim();
-}
-
-function listDebs(dirs: string[], re: RegExp): string[] {
-  const out: string[] = [];
-  for (const d of dirs) {
-    try {
-      for (const e of Deno.readDirSync(d)) {
-        if (e.isFile && re.test(e.name)) out.push(`${d}/${e.name}`);
-      }
-    } catch { /* no such directory */ }
-  }
-  return out;
 }
 
 /** A .deb of `pkg` at `version` (any version when null): found locally or downloaded. */
@@ -102,28 +77,8 @@ function findOrDownload(
   version: string | null,
   dirs: string[],
   log: (s: string) => void,
-): { file: string; version: string } {
-  const esc = pkg.replace(/[.+]/g, "\\$&");
-  const local = listDebs(dirs, new RegExp(`^${esc}_.*\\.deb$`))
-    .map((file) => ({ file, version: debField(file, "Version") }))
-    .filter((d) => version === null || d.version === version);
-  if (local.length) return local.sort((a, b) => a.version < b.version ? 1 : -1)[0];
-  if (version === null) {
-    throw new Error(`no ${pkg} .deb in ${dirs.join(", ")} and apt cannot say which`);
-  }
-  const into = `${GUEST_DIR}/debs`;
-  Deno.mkdirSync(into, { recursive: true });
-  log(`apt-get download ${pkg}=${version}`);
-  // bounded: a dead mirror must not hang the test run
-  const r = run("timeout", ["600", "apt-get", "download", "-q", `${pkg}=${version}`], into);
-  if (!r.ok) {
-    throw new Error(`apt-get download ${pkg}=${version} failed: ${(r.err || r.out).trim()}`);
-  }
-  const got = listDebs([into], new RegExp(`^${esc}_.*\\.deb$`))
-    .map((file) => ({ file, version: debField(file, "Version") }))
-    .find((d) => d.version === version);
-  if (!got) throw new Error(`apt-get download ${pkg}=${version} left no .deb in ${into}`);
-  return got;
+): Deb {
+  return fetchDeb(pkg, version, dirs, `${GUEST_DIR}/debs`, log);
 }
 
 // ---------------------------------------------------------------- ELF
@@ -271,8 +226,7 @@ export function prepareGuest(opts: PrepareOptions = {}): GuestImage {
   const kernelPackage = debField(kernel.file, "Package");
 
   // busybox: the installed busybox-static, else its .deb
-  const st = run("dpkg-query", ["-W", "-f", "${Status} ${Version}", BUSYBOX]);
-  const installed = /^install ok installed (\S+)/.exec(st.out)?.[1];
+  const installed = installedVersion(BUSYBOX);
   const bbVersion = installed ?? candidate(BUSYBOX);
   const init = Deno.readTextFileSync(INIT);
   const key = `${kernelPackage}_${kernel.version}+busybox_${bbVersion ?? "local"}+${
