@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "1c3fd7731bc156c48c49f99cbd131bc83f94b0ae96d71bad1956f166fb419584";
+export const C_SOURCES_SHA256 = "05b7fdcd1feca28c36ada7dabe198341988a1db89cd138be9b7d13969a0ec51c";

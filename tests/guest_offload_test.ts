@@ -220,7 +220,11 @@ async function exchange(
   for (const size of [8000, 30000]) {
     const gp = await g.run(`ping -c 3 -i 0.3 -W 5 -s ${size} ${nsip}`, 60000);
     assert.match(gp.output, / 0% packet loss/, `guest ping -s ${size} ${nsip}: ${gp.output}`);
-    assert.equal(await nsPing(ns, gip, size, { interval: "0.3", wait: "5" }), "0", `${ns} ping -s ${size} the guest`);
+    assert.equal(
+      await nsPing(ns, gip, size, { interval: "0.3", wait: "5" }),
+      "0",
+      `${ns} ping -s ${size} the guest`,
+    );
   }
 
   // namespace -> guest: the guest's nc writes what it gets to /tmp/rx

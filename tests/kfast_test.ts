@@ -15,8 +15,8 @@ import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
 import {
-  type Attachment,
   attachInterface,
+  type Attachment,
   detachInterface,
   listAttachments,
 } from "../lib/attach/attach.ts";
@@ -163,47 +163,50 @@ async function countersAgree(lab: Lab): Promise<void> {
 
 const TCP_BYTES = 100 * 1024 * 1024;
 
-ktest("veth to veth: learned unicast frames take the kernel's short cut, counted exactly", async () => {
-  await using lab = await new Lab().setup(2);
-  for (const i of [0, 1]) {
-    const a = lab.attachment(i);
-    assert.deepEqual(a.kfast?.on, true, JSON.stringify(a.kfast));
-    assert.ok(KernelFastPath.attached(await lab.ifindex(i)), "the program is at the ingress");
-  }
-  const [a, b] = lab.ips;
-  assert.equal(await nsPing(lab.ns[0], b), "0", "ping A -> B");
-  const tcp = await nsTransfer(
-    lab.ns[1],
-    lab.ns[0],
-    ["tcp-sink", b, "5501"],
-    ["tcp-source", b, "5501", `${TCP_BYTES}`],
-    90000,
-  );
-  assert.deepEqual(tcp, { n: TCP_BYTES, bad: -1 }, "every TCP byte, once, in order");
-  const u = await nsTransfer(
-    lab.ns[0],
-    lab.ns[1],
-    ["udp-sink", a, "5502", "2000", "1472", "3000"],
-    ["udp-source", a, "5502", "2000", "1472"],
-    30000,
-  );
-  assert.deepEqual(u, { got: 2000, distinct: 2000, bad: 0 }, "UDP B -> A: no loss, no duplicate");
-  await countersAgree(lab);
-  // most of it went the short way: the forwarder's reports say how much
-  const fast = await until(
-    () => {
-      const k = lab.attachment(0).kfast;
-      return (k?.fastPkts ?? 0) > 0 && k;
-    },
-    8000,
-    "A's fast-path count in its report",
-  );
-  const tx = lab.port(0).counters.tx_packets;
-  assert.ok(fast.fastPkts! > tx / 2, `fast ${fast.fastPkts} of ${tx} frames A sent`);
-  assert.equal(fast.dests, 1, "one MAC of another port to redirect to");
-  const l = await lab.ctl("-l", "-v");
-  assert.match(l.out, new RegExp(`vale0:${lab.ports[0]} .* kfast`), l.out);
-});
+ktest(
+  "veth to veth: learned unicast frames take the kernel's short cut, counted exactly",
+  async () => {
+    await using lab = await new Lab().setup(2);
+    for (const i of [0, 1]) {
+      const a = lab.attachment(i);
+      assert.deepEqual(a.kfast?.on, true, JSON.stringify(a.kfast));
+      assert.ok(KernelFastPath.attached(await lab.ifindex(i)), "the program is at the ingress");
+    }
+    const [a, b] = lab.ips;
+    assert.equal(await nsPing(lab.ns[0], b), "0", "ping A -> B");
+    const tcp = await nsTransfer(
+      lab.ns[1],
+      lab.ns[0],
+      ["tcp-sink", b, "5501"],
+      ["tcp-source", b, "5501", `${TCP_BYTES}`],
+      90000,
+    );
+    assert.deepEqual(tcp, { n: TCP_BYTES, bad: -1 }, "every TCP byte, once, in order");
+    const u = await nsTransfer(
+      lab.ns[0],
+      lab.ns[1],
+      ["udp-sink", a, "5502", "2000", "1472", "3000"],
+      ["udp-source", a, "5502", "2000", "1472"],
+      30000,
+    );
+    assert.deepEqual(u, { got: 2000, distinct: 2000, bad: 0 }, "UDP B -> A: no loss, no duplicate");
+    await countersAgree(lab);
+    // most of it went the short way: the forwarder's reports say how much
+    const fast = await until(
+      () => {
+        const k = lab.attachment(0).kfast;
+        return (k?.fastPkts ?? 0) > 0 && k;
+      },
+      8000,
+      "A's fast-path count in its report",
+    );
+    const tx = lab.port(0).counters.tx_packets;
+    assert.ok(fast.fastPkts! > tx / 2, `fast ${fast.fastPkts} of ${tx} frames A sent`);
+    assert.equal(fast.dests, 1, "one MAC of another port to redirect to");
+    const l = await lab.ctl("-l", "-v");
+    assert.match(l.out, new RegExp(`vale0:${lab.ports[0]} .* kfast`), l.out);
+  },
+);
 
 ktest("a monitor on a port sends its frames the normal way: the monitor sees each", async () => {
   await using lab = await new Lab().setup(2);
@@ -230,4 +233,66 @@ ktest("a monitor on a port sends its frames the normal way: the monitor sees eac
   }
   await until(() => lab.attachment(1).kfast?.active === true, 5000, "B's fast path back");
   await countersAgree(lab);
+});
+
+ktest("--no-kfast: every frame through the forwarder, still exact", async () => {
+  await using lab = await new Lab().setup(2, ["--no-kfast"]);
+  for (const i of [0, 1]) {
+    const k = lab.attachment(i).kfast;
+    assert.deepEqual(k, { on: false, reason: "turned off (--no-kfast)" });
+    assert.equal(KernelFastPath.attached(await lab.ifindex(i)), false, "no program");
+  }
+  const b = lab.ips[1];
+  const tcp = await nsTransfer(
+    lab.ns[1],
+    lab.ns[0],
+    ["tcp-sink", b, "5503"],
+    ["tcp-source", b, "5503", `${10 * 1024 * 1024}`],
+    60000,
+  );
+  assert.deepEqual(tcp, { n: 10 * 1024 * 1024, bad: -1 });
+  await countersAgree(lab);
+});
+
+ktest("the program goes with its forwarder (SIGKILL) and comes back with it", async () => {
+  await using lab = await new Lab().setup(2);
+  const ifx = await lab.ifindex(0);
+  assert.ok(KernelFastPath.attached(ifx));
+  const a = lab.attachment(0);
+  assert.ok(a.pid > 0 && a.supervisorPid > 0, JSON.stringify(a));
+  // nothing restarts it: the kernel detaches the program when the process is gone
+  Deno.kill(a.supervisorPid, "SIGKILL");
+  Deno.kill(a.pid, "SIGKILL");
+  await until(() => !KernelFastPath.attached(ifx), 5000, "the program detached");
+  assert.equal(lab.attachment(0).status, "dead");
+  // -a restarts it: the program is back and traffic takes it again
+  const r = await lab.ctl("-a", `vale0:${lab.ports[0]}`);
+  assert.ok(r.ok, r.out + r.err);
+  assert.ok(KernelFastPath.attached(ifx), "the program is back");
+  assert.equal(await nsPing(lab.ns[0], lab.ips[1], 56, { count: 5 }), "0", "ping A -> B");
+  // detached: gone for good
+  const d = await lab.ctl("-d", `vale0:${lab.ports[0]}`);
+  assert.ok(d.ok, d.out + d.err);
+  assert.equal(KernelFastPath.attached(ifx), false, "no program after -d");
+});
+
+ktest("a MAC that moves to another port is followed", async () => {
+  await using lab = await new Lab().setup(3);
+  const b = lab.ips[1];
+  // A talks to B: both MACs learned, the fast path carries A <-> B
+  assert.equal(await nsPing(lab.ns[0], b, 56, { count: 3 }), "0", "ping A -> B");
+  await until(() => (lab.attachment(1).kfast?.dests ?? 0) >= 1, 8000, "B redirects to A");
+  // A's MAC moves to C: A goes down, C takes its MAC and A's address
+  const macA = JSON.parse(await ip("-n", lab.ns[0], "-j", "link", "show", "nsveth"))[0].address;
+  await ip("-n", lab.ns[0], "link", "set", "nsveth", "down");
+  await ip("-n", lab.ns[2], "link", "set", "nsveth", "down");
+  await ip("-n", lab.ns[2], "link", "set", "nsveth", "address", macA);
+  await ip("-n", lab.ns[2], "addr", "add", `${lab.ips[0]}/24`, "dev", "nsveth");
+  await ip("-n", lab.ns[2], "link", "set", "nsveth", "up");
+  // C's frames teach the switch; B's answers follow the MAC to C, not to A's port
+  const loss = await nsPing(lab.ns[2], b, 56, { count: 5, interval: "0.3" });
+  assert.ok(Number(loss) <= 20, `C -> B with A's MAC: ${loss}% lost`);
+  const macs = JSON.parse((await lab.ctl("--macs", "vale0", "--json")).out);
+  const e = (macs.macs ?? macs).find((m: { mac: string }) => m.mac === macA);
+  assert.equal(e?.port, lab.port(2).index, `A's MAC is on C's port: ${JSON.stringify(e)}`);
 });

@@ -30,6 +30,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include "../kfast/vbpf.h"
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 
@@ -84,74 +85,31 @@ struct xdp {
 	int need_kick;
 };
 
-static long sys_bpf(int cmd, union bpf_attr *attr, unsigned int size)
-{
-	return syscall(__NR_bpf, cmd, attr, size);
-}
-
 static int xdp_map_create(uint32_t entries)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof a);
-	a.map_type = BPF_MAP_TYPE_XSKMAP;
-	a.key_size = 4;
-	a.value_size = 4;
-	a.max_entries = entries;
-	memcpy(a.map_name, "vale_xsks", 10);
-	return (int)sys_bpf(BPF_MAP_CREATE, &a, sizeof a);
+	return vbpf_map_create(BPF_MAP_TYPE_XSKMAP, 4, 4, entries, 0, "vale_xsks");
 }
 
 static int xdp_prog_load(int map_fd, int frags, char *log, uint32_t log_len)
 {
-	struct bpf_insn insn[6];
-	memset(insn, 0, sizeof insn);
-	/* r2 = ((struct xdp_md *)r1)->rx_queue_index */
-	insn[0].code = BPF_LDX | BPF_W | BPF_MEM;
-	insn[0].dst_reg = BPF_REG_2;
-	insn[0].src_reg = BPF_REG_1;
-	insn[0].off = offsetof(struct xdp_md, rx_queue_index);
-	/* r1 = &xsks (64-bit immediate: map fd) */
-	insn[1].code = BPF_LD | BPF_DW | BPF_IMM;
-	insn[1].dst_reg = BPF_REG_1;
-	insn[1].src_reg = BPF_PSEUDO_MAP_FD;
-	insn[1].imm = map_fd;
-	/* insn[2]: upper half of the immediate, zero */
-	/* r3 = XDP_PASS: the action when no socket is at that index */
-	insn[3].code = BPF_ALU64 | BPF_MOV | BPF_K;
-	insn[3].dst_reg = BPF_REG_3;
-	insn[3].imm = XDP_PASS;
-	insn[4].code = BPF_JMP | BPF_CALL;
-	insn[4].imm = BPF_FUNC_redirect_map;
-	insn[5].code = BPF_JMP | BPF_EXIT;
-
-	static const char license[] = "Dual BSD/GPL";
-	union bpf_attr a;
-	memset(&a, 0, sizeof a);
-	a.prog_type = BPF_PROG_TYPE_XDP;
-	a.insns = (uint64_t)(uintptr_t)insn;
-	a.insn_cnt = 6;
-	a.license = (uint64_t)(uintptr_t)license;
-	a.expected_attach_type = BPF_XDP;
-	a.prog_flags = frags ? BPF_F_XDP_HAS_FRAGS : 0;
-	memcpy(a.prog_name, "vale_xsk", 9);
-	if (log) {
-		log[0] = 0;
-		a.log_buf = (uint64_t)(uintptr_t)log;
-		a.log_size = log_len;
-		a.log_level = 1;
-	}
-	return (int)sys_bpf(BPF_PROG_LOAD, &a, sizeof a);
+	const struct bpf_insn insn[] = {
+		/* r2 = ((struct xdp_md *)r1)->rx_queue_index */
+		LDX_MEM(BPF_W, BPF_REG_2, BPF_REG_1, offsetof(struct xdp_md, rx_queue_index)),
+		/* r1 = &xsks */
+		LD_MAP_FD(BPF_REG_1, map_fd),
+		LD_IMM64_HI(0),
+		/* r3 = XDP_PASS: the action when no socket is at that index */
+		MOV64_IMM(BPF_REG_3, XDP_PASS),
+		CALL(BPF_FUNC_redirect_map),
+		EXIT(),
+	};
+	return vbpf_prog_load(BPF_PROG_TYPE_XDP, BPF_XDP, frags ? BPF_F_XDP_HAS_FRAGS : 0, insn,
+			      sizeof insn / sizeof insn[0], "vale_xsk", log, log_len);
 }
 
 static int xdp_link_create(int prog_fd, uint32_t ifindex, uint32_t xdp_flags)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof a);
-	a.link_create.prog_fd = (uint32_t)prog_fd;
-	a.link_create.target_ifindex = ifindex;
-	a.link_create.attach_type = BPF_XDP;
-	a.link_create.flags = xdp_flags;
-	return (int)sys_bpf(BPF_LINK_CREATE, &a, sizeof a);
+	return vbpf_link_create(prog_fd, ifindex, BPF_XDP, xdp_flags);
 }
 
 static int ring_map(int fd, struct xring *r, const struct xdp_ring_offset *off, uint64_t pgoff,
@@ -297,12 +255,7 @@ static int xsk_setup(struct vale_io *h, struct xdp *x, struct xsk *s, const char
 		setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof budget);
 	}
 	uint32_t key = s->qid;
-	union bpf_attr a;
-	memset(&a, 0, sizeof a);
-	a.map_fd = (uint32_t)x->map_fd;
-	a.key = (uint64_t)(uintptr_t)&key;
-	a.value = (uint64_t)(uintptr_t)&fd;
-	if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a, sizeof a) < 0) {
+	if (vbpf_map_update(x->map_fd, &key, &fd, 0) < 0) {
 		int e = errno;
 		return vio_err(-e, "'%s': XSKMAP update: %s", ifname, strerror(e));
 	}
