@@ -14,12 +14,7 @@
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
-import {
-  attachInterface,
-  type Attachment,
-  detachInterface,
-  listAttachments,
-} from "../lib/attach/attach.ts";
+import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
 import { openPort } from "../lib/open.ts";
 import { type PortInfo, switchInfo } from "../lib/switch/control.ts";
