@@ -16,6 +16,7 @@ import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
+import { buildProg } from "./helpers/cprog.ts";
 import { openPort } from "../lib/open.ts";
 import { type PortInfo, switchInfo } from "../lib/switch/control.ts";
 
@@ -290,4 +291,55 @@ ktest("a MAC that moves to another port is followed", async () => {
   const macs = JSON.parse((await lab.ctl("--macs", "vale0", "--json")).out);
   const e = (macs.macs ?? macs).find((m: { mac: string }) => m.mac === macA);
   assert.equal(e?.port, lab.port(2).index, `A's MAC is on C's port: ${JSON.stringify(e)}`);
+});
+
+ktest("a client that claims another interface in its port entry is not believed", async () => {
+  await using lab = await new Lab().setup(1);
+  // the decoy: a veth pair vale never attached (its counters must stay at zero)
+  const d0 = `${TAG}d0`, d1 = `${TAG}d1`;
+  try {
+    await ip("link", "add", d0, "type", "veth", "peer", "name", d1);
+    for (const d of [d0, d1]) {
+      await sh("sysctl", ["-qw", `net.ipv6.conf.${d}.disable_ipv6=1`]);
+      await ip("link", "set", d, "up");
+    }
+    const decoy = JSON.parse(await ip("-j", "link", "show", d0))[0].ifindex;
+    const lureMac = "02:00:00:00:00:77";
+    const bin = await buildProg("kfast_lure");
+    const lure = new Deno.Command(bin, {
+      args: ["vale0", "lure", `${decoy}`, lureMac, "20000"],
+      env: { VALE_RUN_DIR: lab.runDir },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = lure.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("ready")) {
+      const r = await out.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    assert.match(text, /ready/, "the lure started");
+    await sleep(200); // a few of the forwarder's synchronisations
+    await ip("-n", lab.ns[0], "neigh", "add", "10.99.0.77", "lladdr", lureMac, "dev", "nsveth");
+    await nsPing(lab.ns[0], "10.99.0.77", 56, { count: 5, wait: "1" }); // no answer: a lure
+    await sleep(300);
+    await lure.stdin.close();
+    while (!/rx \d+/.test(text)) {
+      const r = await out.read();
+      if (r.done) break;
+      text += r.value;
+    }
+    out.releaseLock();
+    await lure.status;
+    assert.equal(/rx (\d+)/.exec(text)?.[1], "5", `the 5 echo requests reached the lure: ${text}`);
+    for (const d of [d0, d1]) {
+      const s = JSON.parse(await ip("-s", "-j", "link", "show", d))[0].stats64;
+      assert.deepEqual([s.tx.packets, s.rx.packets], [0, 0], `${d} saw nothing`);
+    }
+    assert.equal(lab.attachment(0).kfast?.dests ?? 0, 0, "A redirects to nobody");
+  } finally {
+    await sh("ip", ["link", "del", d0]);
+  }
 });
