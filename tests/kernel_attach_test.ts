@@ -13,6 +13,7 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { ip, nsPingRun, type Out, sh } from "./helpers/nslab.ts";
 import {
   attachInterface,
   type Attachment,
@@ -25,7 +26,6 @@ import { openPort } from "../lib/open.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import { Topology } from "../lib/topo/topology.ts";
 
-const dec = new TextDecoder();
 const TAG = `ka${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -64,28 +64,6 @@ function ktest(
 
 // ---------------------------------------------------------------- helpers
 
-interface Out {
-  ok: boolean;
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function sh(cmd: string, args: string[], ms = 30000, env?: Record<string, string>) {
-  const r = await new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    env,
-    signal: AbortSignal.timeout(ms),
-  }).output();
-  return { ok: r.success, code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
-async function ip(...args: string[]): Promise<string> {
-  const r = await sh("ip", args);
-  if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err.trim()}`);
-  return r.out;
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Wait until `fn` is true (polling), at most `ms`. */
@@ -123,27 +101,8 @@ function procsWith(s: string): number[] {
   return out;
 }
 
-async function ping(ns: string, dst: string, count = 3, extra: string[] = []): Promise<Out> {
-  return await sh(
-    "ip",
-    [
-      "netns",
-      "exec",
-      ns,
-      "ping",
-      "-n",
-      "-q",
-      "-c",
-      `${count}`,
-      "-i",
-      "0.2",
-      "-W",
-      "1",
-      ...extra,
-      dst,
-    ],
-    20000,
-  );
+function ping(ns: string, dst: string, count = 3, extra: string[] = []): Promise<Out> {
+  return nsPingRun(ns, dst, { count, wait: "1", extra });
 }
 const lossOf = (o: Out) => Number(/(\d+(?:\.\d+)?)% packet loss/.exec(o.out)?.[1] ?? 100);
 

@@ -13,15 +13,14 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
-import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
+import { ip, nsPing, nsTransfer, type Out, portOf, sh, valeCtl } from "./helpers/nslab.ts";
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
 import { buildProg } from "./helpers/cprog.ts";
 import { openPort } from "../lib/open.ts";
-import { type PortInfo, switchInfo } from "../lib/switch/control.ts";
+import type { PortInfo } from "../lib/switch/control.ts";
 
 const TAG = `kf${Deno.pid}`;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 function kernelRelease(): number[] {
   return Deno.osRelease().split(/[.-]/).slice(0, 2).map(Number);
@@ -92,20 +91,11 @@ class Lab implements AsyncDisposable {
   }
 
   ctl(...args: string[]): Promise<Out> {
-    return sh(
-      Deno.execPath(),
-      ["run", "-A", "--no-lock", "--config", `${ROOT}deno.json`, `${ROOT}cli/vale-ctl.ts`, ...args],
-      60000,
-      { VALE_RUN_DIR: this.runDir },
-    );
+    return valeCtl(this.runDir, ...args);
   }
 
   port(i: number): PortInfo {
-    const p = switchInfo("vale0", { runDir: this.runDir }).ports.find((x) =>
-      x.name === this.ports[i]
-    );
-    assert.ok(p, `port ${this.ports[i]} on vale0`);
-    return p;
+    return portOf(this.runDir, "vale0", this.ports[i]);
   }
 
   attachment(i: number): Attachment {

@@ -21,16 +21,14 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
-import { ip, nsPing, nsTransfer, type Out, sh } from "./helpers/nslab.ts";
+import { ip, nsPing, nsTransfer, type Out, portOf, sh, valeCtl } from "./helpers/nslab.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
 import { openPort } from "../lib/open.ts";
-import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
 
 const TAG = `ok${Deno.pid}`;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 const missingCaps = missingNetCaps();
 const skipReason = missingCaps.length
@@ -105,20 +103,11 @@ class Lab implements AsyncDisposable {
   }
 
   ctl(...args: string[]): Promise<Out> {
-    return sh(
-      Deno.execPath(),
-      ["run", "-A", "--no-lock", "--config", `${ROOT}deno.json`, `${ROOT}cli/vale-ctl.ts`, ...args],
-      60000,
-      { VALE_RUN_DIR: this.runDir },
-    );
+    return valeCtl(this.runDir, ...args);
   }
 
   port(i: number): PortInfo {
-    const p = switchInfo("vale0", { runDir: this.runDir }).ports.find((x) =>
-      x.name === this.ports[i]
-    );
-    assert.ok(p, `port ${this.ports[i]} on vale0`);
-    return p;
+    return portOf(this.runDir, "vale0", this.ports[i]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -6,13 +6,17 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { type PortInfo, switchInfo } from "../../lib/switch/control.ts";
 
 const dec = new TextDecoder();
 const NETLOAD = new URL("./netload.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** A command's outcome. */
 export interface Out {
   ok: boolean;
+  /** Exit status. */
+  code: number;
   out: string;
   err: string;
 }
@@ -31,7 +35,7 @@ export async function sh(
     env,
     signal: AbortSignal.timeout(ms),
   }).output();
-  return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+  return { ok: r.success, code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
 /** `ip ARGS`; throws with ip's message when it fails. */
@@ -90,14 +94,13 @@ export async function nsTransfer(
   }
 }
 
-/** Namespace ns pings dst `count` times with `size`-byte payloads: the loss in percent, as text. */
-export async function nsPing(
+/** ping from namespace ns (-n -q), as it ran. */
+export function nsPingRun(
   ns: string,
   dst: string,
-  size = 56,
-  { count = 3, interval = "0.2", wait = "2" } = {},
-): Promise<string> {
-  const r = await sh("ip", [
+  { count = 3, interval = "0.2", wait = "2", extra = [] as string[] } = {},
+): Promise<Out> {
+  return sh("ip", [
     "netns",
     "exec",
     ns,
@@ -110,9 +113,35 @@ export async function nsPing(
     interval,
     "-W",
     wait,
-    "-s",
-    `${size}`,
+    ...extra,
     dst,
   ], 30000);
+}
+
+/** Namespace ns pings dst `count` times with `size`-byte payloads: the loss in percent, as text. */
+export async function nsPing(
+  ns: string,
+  dst: string,
+  size = 56,
+  { count = 3, interval = "0.2", wait = "2" } = {},
+): Promise<string> {
+  const r = await nsPingRun(ns, dst, { count, interval, wait, extra: ["-s", `${size}`] });
   return /(\d+(?:\.\d+)?)% packet loss/.exec(r.out)?.[1] ?? `no answer: ${r.out}${r.err}`;
+}
+
+/** bin/vale-ctl ARGS with VALE_RUN_DIR=runDir. */
+export function valeCtl(runDir: string, ...args: string[]): Promise<Out> {
+  return sh(
+    Deno.execPath(),
+    ["run", "-A", "--no-lock", "--config", `${ROOT}deno.json`, `${ROOT}cli/vale-ctl.ts`, ...args],
+    60000,
+    { VALE_RUN_DIR: runDir },
+  );
+}
+
+/** Port `name` of switch `sw` in runDir (asserted to exist). */
+export function portOf(runDir: string, sw: string, name: string): PortInfo {
+  const p = switchInfo(sw, { runDir }).ports.find((x) => x.name === name);
+  assert.ok(p, `port ${name} on ${sw}`);
+  return p;
 }
