@@ -1,7 +1,7 @@
 // Helpers shared by the peer rows: tracked children, the start/result
 // protocol of the programs in bench/c, and the namespaces/veths of the Linux rows.
 
-import { Child, CpuWindow, run, which } from "../proc.ts";
+import { Child, CpuWindow, run, sleep, which } from "../proc.ts";
 import { type Measurement, parseResultLine, type RowContext } from "../rows.ts";
 
 /** Spawns a child whose process tree is killed by the row's cleanup if still running. */
@@ -198,4 +198,18 @@ export function senderCommand(
       "-q",
     ]),
   };
+}
+
+/** Waits until `path` exists, at most `ms` (the error adds `what()`: a log tail, say). */
+export async function waitForPath(path: string, ms: number, what = () => ""): Promise<void> {
+  const end = performance.now() + ms;
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      return;
+    } catch {
+      if (performance.now() > end) throw new Error(`${path} did not appear in ${ms} ms${what()}`);
+      await sleep(50);
+    }
+  }
 }

@@ -5,25 +5,12 @@
 // OpenFlow counterpart of the Linux bridge's static fdb). trafgen sends from
 // one namespace, bench/c/rx_mmap counts in another, as for the Linux rows.
 
-import { run, sleep, which } from "../proc.ts";
+import { run, which } from "../proc.ts";
 import { registerRow, type RowContext } from "../rows.ts";
-import { cpusFor, DST_MAC, Netns, spawn, SRC_MAC, vethPair } from "./common.ts";
+import { cpusFor, DST_MAC, Netns, spawn, SRC_MAC, vethPair, waitForPath } from "./common.ts";
 import { linuxCheck, measureLinux, type Topology } from "./linux.ts";
 
 let topo: Topology | undefined;
-
-async function waitFor(path: string, ms: number): Promise<void> {
-  const end = performance.now() + ms;
-  for (;;) {
-    try {
-      Deno.statSync(path);
-      return;
-    } catch {
-      if (performance.now() > end) throw new Error(`${path} did not appear within ${ms} ms`);
-      await sleep(50);
-    }
-  }
-}
 
 async function setup(ctx: RowContext): Promise<void> {
   const dir = Deno.makeTempDirSync({ dir: ctx.tmpDir, prefix: "ovs-" });
@@ -47,7 +34,7 @@ async function setup(ctx: RowContext): Promise<void> {
     `--pidfile=${dir}/ovsdb.pid`,
     `--log-file=${dir}/ovsdb.log`,
   ], env);
-  await waitFor(sock, 10_000);
+  await waitForPath(sock, 10_000);
   const vsctl = (...args: string[]) =>
     run(["ovs-vsctl", `--db=unix:${sock}`, "--timeout=20", ...args], { env });
   await vsctl("--no-wait", "init");
@@ -87,7 +74,7 @@ async function setup(ctx: RowContext): Promise<void> {
   }
   const ofctl = (...args: string[]) => run(["ovs-ofctl", ...args], { env });
   const mgmt = `unix:${dir}/br0.mgmt`;
-  await waitFor(`${dir}/br0.mgmt`, 10_000);
+  await waitForPath(`${dir}/br0.mgmt`, 10_000);
   await ofctl("del-flows", mgmt);
   await ofctl("add-flow", mgmt, `dl_dst=${DST_MAC},actions=output:pr`);
   await ofctl("add-flow", mgmt, `dl_dst=${SRC_MAC},actions=output:ps`);

@@ -15,9 +15,9 @@
 // name the run's prefix, so the row's cleanup stops it (end of row, error,
 // Ctrl-C) and the next run removes what a SIGKILLed run left.
 
-import { type Child, run, sleep, which } from "../proc.ts";
+import { type Child, run, which } from "../proc.ts";
 import { type Measurement, registerRow, type RowContext } from "../rows.ts";
-import { cpusFor, Netns, spawn } from "./common.ts";
+import { cpusFor, Netns, spawn, waitForPath } from "./common.ts";
 import { removeRuntimeDir, rxRate, testpmd, vhostAvailable } from "./vhost.ts";
 import { findOvsDpdk, type OvsDpdk } from "../../scripts/peers/ovs_dpdk.ts";
 
@@ -35,19 +35,6 @@ export interface PrivateOvs {
   env: Record<string, string>;
   vsctl(...args: string[]): Promise<unknown>;
   ofctl(...args: string[]): Promise<unknown>;
-}
-
-async function waitFor(path: string, ms: number, what: () => string): Promise<void> {
-  const end = performance.now() + ms;
-  for (;;) {
-    try {
-      Deno.statSync(path);
-      return;
-    } catch {
-      if (performance.now() > end) throw new Error(`${path} did not appear in ${ms} ms${what()}`);
-      await sleep(50);
-    }
-  }
 }
 
 /** The last lines of an OVS log of the run directory, for error messages. */
@@ -99,7 +86,7 @@ export async function startPrivateOvs(
     `--pidfile=${dir}/ovsdb.pid`,
     `--log-file=${dir}/ovsdb.log`,
   ], env);
-  await waitFor(sock, 10_000, () => ovsdb.tail() + logTail(`${dir}/ovsdb.log`));
+  await waitForPath(sock, 10_000, () => ovsdb.tail() + logTail(`${dir}/ovsdb.log`));
   const vsctl = (...args: string[]) =>
     run([f.vsctl, `--db=unix:${sock}`, "--timeout=30", ...args], { env });
   const ofctl = (...args: string[]) => run([f.ofctl, ...args], { env });
