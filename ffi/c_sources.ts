@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "05b7fdcd1feca28c36ada7dabe198341988a1db89cd138be9b7d13969a0ec51c";
+export const C_SOURCES_SHA256 = "dbc6a9adf3d49cd2d7b3d4a1a109a423f033789c3b6f2e811cca69694e32e01c";

@@ -10,7 +10,8 @@
  *     monitor: every 20 ms;
  *   - adds what the program counted to the switch's port counters (tx of our
  *     port, rx of the destination, header bytes included as the switch counts
- *     them): every 2 ms, so counters lag the kernel by about that much;
+ *     them): every 2 ms while frames take the short cut (counters lag the
+ *     kernel by about that much), else at the next synchronisation;
  *   - keeps the switch's entries of our MACs from ageing while their frames
  *     take the fast path (the switch sees none of them): every second.
  *
@@ -31,9 +32,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define KF_FOLD_MS 2
-#define KF_SYNC_EVERY 10   /* folds: 20 ms */
-#define KF_AGE_EVERY 500   /* folds: 1 s */
+#define KF_FOLD_MS 2    /* counters into the switch, while frames take the fast path */
+#define KF_SYNC_MS 20   /* the learning table into the map */
+#define KF_AGE_MS 1000  /* our MACs kept alive in the learning table */
 #define KF_RECHECK_NS 1000000000ull /* a destination's kernel-side check is redone after 1 s */
 /* kf_on of a port entry */
 #define KF_ON 0x1      /* redirect to its interface allowed */
@@ -227,7 +228,8 @@ static void sync_map(struct vale_kfast *k)
 
 /* ---------------- counters and ageing ---------------- */
 
-static void fold(struct vale_kfast *k)
+/* Adds what the program counted since the last call; true if it counted any. */
+static bool fold(struct vale_kfast *k)
 {
 	struct vale_sw *sw = k->sw;
 	uint64_t pk = 0, by = 0, by_own = 0;
@@ -252,7 +254,7 @@ static void fold(struct vale_kfast *k)
 		by_own += db + dp * own_hdr;
 	}
 	if (!pk)
-		return;
+		return false;
 	struct vale_counters *c = &sw->ports[k->own].c;
 	ADD_RLX(&c->tx_pkts, pk);
 	ADD_RLX(&c->tx_bytes, by_own);
@@ -260,6 +262,7 @@ static void fold(struct vale_kfast *k)
 	k->st.fast_pkts += pk;
 	k->st.fast_bytes += by;
 	pthread_mutex_unlock(&k->mu);
+	return true;
 }
 
 static void keep_alive(struct vale_kfast *k)
@@ -295,21 +298,25 @@ static void *kf_thread(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the runtime's business */
-	for (uint64_t tick = 0;; tick++) {
-		if (tick % KF_SYNC_EVERY == 0)
+	uint64_t next_sync = 0, next_age = vale_now_ns() + KF_AGE_MS * 1000000ull;
+	for (;;) {
+		uint64_t now = vale_now_ns();
+		if (now >= next_sync) {
 			sync_map(k);
-		fold(k);
-		if (tick % KF_AGE_EVERY == KF_AGE_EVERY - 1)
+			next_sync = now + KF_SYNC_MS * 1000000ull;
+		}
+		/* while frames take the short cut, their counts reach the switch every
+		 * KF_FOLD_MS; an idle fast path wakes only for the next synchronisation */
+		bool busy = fold(k);
+		if (now >= next_age) {
 			keep_alive(k);
+			next_age = now + KF_AGE_MS * 1000000ull;
+		}
+		uint64_t until_ns = busy ? now + KF_FOLD_MS * 1000000ull : next_sync;
 		pthread_mutex_lock(&k->mu);
 		if (!k->stop) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += KF_FOLD_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			struct timespec until = {.tv_sec = (time_t)(until_ns / 1000000000ull),
+						 .tv_nsec = (long)(until_ns % 1000000000ull)};
 			pthread_cond_timedwait(&k->cv, &k->mu, &until);
 		}
 		bool stop = k->stop;
