@@ -54,8 +54,10 @@ export {
   type Attachment,
   type AttachOptions,
   detachInterface,
+  type KfastState,
   listAttachments,
 } from "./attach/attach.ts";
+export { KernelFastPath, type KfastStats } from "./backends/kfast.ts";
 export { PktGen, type PktGenConf } from "./tools/pktgen.ts";
 export {
   type PortRates,
