@@ -59,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "e18df1458f6509fd4f3b9fb3b8e24fbc3e6a6a257f2c801cd52b3d9f2ec2082d";
+export const C_SOURCES_SHA256 = "bb64ed58ef86e1194e78027f0ba47f45a21242ba2f3721450cee38f66296c0bd";

@@ -65,11 +65,11 @@ static int down(struct vale_io *h)
 				    : "no front-end connected");
 }
 
-static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
-		      uint32_t max)
+static int vhost_recv_common(struct vale_io *h, void *const *bufs, uint16_t *lens,
+			     uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
 {
 	uint64_t frames = 0, bytes = 0;
-	int r = vh_dequeue(h->priv, bufs, lens, flags, max, h->buf_size, &frames, &bytes);
+	int r = vh_dequeue(h->priv, bufs, lens, flags, ents, max, h->buf_size, &frames, &bytes);
 	if (frames) {
 		h->st.rx_pkts += frames;
 		h->st.rx_bytes += bytes;
@@ -78,6 +78,25 @@ static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint
 	if (r == -ENETDOWN) return down(h);
 	if (r == -ENOBUFS) return vio_err(r, "vhost-user: the next frame needs more buffers");
 	return r;
+}
+
+static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		      uint32_t max)
+{
+	return vhost_recv_common(h, bufs, lens, flags, NULL, max);
+}
+
+/* The guest's TX frames described in place (guest memory): the switch's
+ * flush copies them once, straight into the destinations' rings. */
+static int vhost_recv_direct(struct vale_io *h, void *const *bufs, uint16_t *lens,
+			     uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
+{
+	return vhost_recv_common(h, bufs, lens, flags, ents, max);
+}
+
+static void vhost_recv_release(struct vale_io *h)
+{
+	vh_release(h->priv);
 }
 
 static int vhost_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
@@ -128,6 +147,8 @@ const struct vale_io_ops vale_io_vhost_ops = {
 	.fds = vhost_fds,
 	.check = vhost_check,
 	.vnet_hdr = vhost_vnet_hdr,
+	.recv_direct = vhost_recv_direct,
+	.recv_release = vhost_recv_release,
 };
 
 const struct vale_io_ops vale_io_vhost_client_ops = {
@@ -140,6 +161,8 @@ const struct vale_io_ops vale_io_vhost_client_ops = {
 	.fds = vhost_fds,
 	.check = vhost_check,
 	.vnet_hdr = vhost_vnet_hdr,
+	.recv_direct = vhost_recv_direct,
+	.recv_release = vhost_recv_release,
 };
 
 VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len)
