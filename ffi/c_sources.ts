@@ -59,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "bb64ed58ef86e1194e78027f0ba47f45a21242ba2f3721450cee38f66296c0bd";
+export const C_SOURCES_SHA256 = "cdfd8decc8cdac7cf23e914f5aaebc67199ac416cf98c938e9bf29ce24a08855";
