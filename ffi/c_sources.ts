@@ -59,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "cdfd8decc8cdac7cf23e914f5aaebc67199ac416cf98c938e9bf29ce24a08855";
+export const C_SOURCES_SHA256 = "7c080bab1f6a2f1df6eca9b6bf1376f12e542ce402aaa4f4849710130a468e98";

@@ -285,19 +285,19 @@ static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t
 
 /*
  * A chain the switch can read where it is (vale_set_tx_source): its bytes
- * from `skip`, cut at buffer size, into ents[0..]; returns the pieces, or 0
- * when it cannot (more pieces than `room` or VALE_MAX_FRAGS, or a first
- * piece too short for the switch's lookup: the Ethernet header, after the
- * port's virtio-net header `ph`, must be in the first piece, or whole in the
- * second when the first is exactly that header, as the copied frame would
- * have it). The pointers and lengths are the ones walk_chain checked against
+ * from `skip`, cut at buffer size, into ents[0..]; returns the pieces; 0
+ * when it cannot (more than VALE_MAX_FRAGS pieces, or a first piece too short
+ * for the switch's lookup: the Ethernet header, after the port's virtio-net
+ * header `ph`, must be in the first piece, or whole in the second when the
+ * first is exactly that header, as the copied frame would have it); NO_ROOM
+ * when it needs more than `room` entries (it waits for the next batch). The pointers and lengths are the ones walk_chain checked against
  * the memory table: a guest rewriting its descriptors now changes nothing.
  */
+#define NO_ROOM UINT32_MAX
 static uint32_t chain_to_ents(struct vh_vq *q, int nseg, uint32_t skip, uint32_t len, uint32_t ph,
 			      struct vale_src_slot *ents, uint32_t room, uint32_t bs)
 {
 	uint32_t k = 0, total = len;
-	if (room > VALE_MAX_FRAGS) room = VALE_MAX_FRAGS;
 	for (int s = 0; s < nseg && len; s++) {
 		const uint8_t *p = q->seg[s].p;
 		uint32_t l = q->seg[s].len;
@@ -311,7 +311,8 @@ static uint32_t chain_to_ents(struct vh_vq *q, int nseg, uint32_t skip, uint32_t
 		if (l > len) l = len;
 		len -= l;
 		while (l) {
-			if (k == room) return 0;
+			if (k == VALE_MAX_FRAGS) return 0;
+			if (k == room) return NO_ROOM;
 			uint32_t c = l < bs ? l : bs;
 			ents[k].p = p;
 			ents[k].len = (uint16_t)c;
@@ -393,6 +394,10 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 			uint32_t direct = ents ? chain_to_ents(q, nseg, skip, (uint32_t)len, port_hdr,
 							       ents + b, max - b, bs)
 					       : 0;
+			if (direct == NO_ROOM) {
+				if (b > 0) break; /* the next batch reads it in place */
+				direct = 0; /* the whole batch cannot hold its pieces: copied */
+			}
 			if (direct) { /* the switch reads it in place: one copy */
 				for (uint32_t k = b; k < b + direct; k++) {
 					lens[k] = ents[k].len;
