@@ -59,4 +59,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "7c080bab1f6a2f1df6eca9b6bf1376f12e542ce402aaa4f4849710130a468e98";
+export const C_SOURCES_SHA256 = "1cf27c7612e292956afb4c49675ed0e103c348a9718baa4400b16af5130f92b4";

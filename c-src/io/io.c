@@ -252,9 +252,10 @@ VALE_API int vale_io_recv_batch(struct vale_io *h, void *const *bufs, uint16_t *
 VALE_API int vale_io_recv_direct(struct vale_io *h, void *const *bufs, uint16_t *lens,
 				 uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
 {
+	if (max == 0) /* a probe: no error message either way */
+		return h->ops->recv_direct ? 0 : -EOPNOTSUPP;
 	if (!h->ops->recv_direct)
 		return vio_err(-EOPNOTSUPP, "'%s': frames cannot be read in place", h->ifname);
-	if (max == 0) return 0; /* a probe: supported */
 	if (h->dead) return vio_err(h->dead, "interface '%s' was removed", h->ifname);
 	return h->ops->recv_direct(h, bufs, lens, flags, ents, max);
 }

@@ -5,9 +5,11 @@
  * virtio-net (QEMU) or DPDK's virtio-user, whose rings and memory we map.
  * The protocol and the rings are c-src/vhost/; this file is only the ops
  * table the forwarder drives, so `vale-ctl -a valeX:vhost:PATH` runs like
- * any attachment: recv_batch takes the guest's TX chains into the port's TX
- * ring buffers, send_batch puts the port's RX buffers into the guest's RX
- * buffers.
+ * any attachment: recv_direct describes the guest's TX frames in place (the
+ * switch copies them once, from guest memory, into the destinations; the
+ * chains go back at recv_release), recv_batch copies them into the port's TX
+ * ring buffers (a pipe end, in a process), send_batch puts the port's RX
+ * buffers into the guest's RX buffers.
  *
  * "Link down" is "no front-end, or its queues are not running": recv and
  * send return -ENETDOWN, so the forwarder counts frames to the port as drops

@@ -5,8 +5,9 @@
  *   proto.c   the socket: message framing (fds by SCM_RIGHTS), negotiation,
  *             the control thread (listen or connect, one front-end at a time)
  *   mem.c     the front-end's memory table: mapping, address translation
- *   vring.c   split virtqueues: guest TX chains -> caller buffers, caller
- *             buffers -> guest RX buffers (mergeable), notifications
+ *   vring.c   split virtqueues: guest TX chains -> described in place for the
+ *             switch (or copied into caller buffers), caller buffers -> guest
+ *             RX buffers (mergeable), notifications
  *
  * Written from QEMU's vhost-user specification (docs/interop/vhost-user.rst)
  * and the virtio 1.x specification (split virtqueues, virtio-net header).

@@ -2,8 +2,11 @@
  * vale vhost-user: split virtqueues (virtio 1.x, "Split Virtqueues").
  *
  * Queue 1 is the guest's TX: vh_dequeue() takes available chains, skips the
- * virtio-net header and copies the frame into the caller's buffers (the
- * switch port's TX ring buffers), returning each chain in the used ring.
+ * virtio-net header and either describes the frame in place for the switch
+ * (a source table: pointers into guest memory; the chains are returned to the
+ * used ring by vh_release once the switch has copied them) or copies it into
+ * the caller's buffers (the switch port's TX ring buffers) and returns the
+ * chain at once.
  * Queue 0 is the guest's RX: vh_enqueue() copies frames from the caller's
  * buffers (the port's RX ring buffers) into the guest's buffers, several
  * chains per frame with mergeable RX buffers (num_buffers in the header).
