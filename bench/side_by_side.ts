@@ -189,6 +189,9 @@ export async function main(argv: string[]): Promise<number> {
       const label = `run ${run}/${runs} · ${cell.row.name} · ${cell.size} B`;
       try {
         for (let attempt = 0;; attempt++) {
+          // a retry starts clean: the last attempt's attachments (a vhost-user socket still
+          // listened on), processes and directories are undone first
+          if (attempt > 0) await scope.runAll();
           const background = await waitQuiet(BUSY, quietWait * 1000);
           const m = await cell.row.run(cell.size, seconds, ctxFor(scope));
           m.background = background;

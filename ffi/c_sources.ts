@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "dbc6a9adf3d49cd2d7b3d4a1a109a423f033789c3b6f2e811cca69694e32e01c";
+export const C_SOURCES_SHA256 = "715474a1d41099bb5c873aa035b7bbc87c9a911c1a1b2fff2ab309fa530bb62e";

@@ -132,6 +132,13 @@ vtest("testpmd txonly -> vale -> pkt-gen rx: exact counts", async () => {
       "delivered + dropped = sent",
     );
     assert.equal(e.vm().counters.tx_bytes, sent * 60);
+    // one copy: the switch read every frame straight from testpmd's memory into pkt-gen's ring
+    // (none went through the vhost port's own TX ring first)
+    await until(() => e.att().vhost?.counters.tx_direct === sent, 5000, "tx_direct = sent");
+    assert.equal(e.att().vhost!.counters.tx_copied, 0);
+    const l = await runTool("vale-ctl", ["-l", "-v", `${SW}:${e.port}`], e.rd);
+    assert.equal(l.code, 0, l.stderr);
+    assert.match(l.stdout, new RegExp(` guest_tx_direct:${sent} guest_tx_copied:0\\b`));
     const got = rxp().counters.rx_packets;
     await new Promise((r) => setTimeout(r, 300));
     rx.signal("SIGINT");
@@ -329,6 +336,23 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     assert.equal(new TextDecoder().decode(sh.stdout), "tx used 1\ndisconnected\n");
     await until(() => e.att().vhost?.counters.mem_faults === 1, 5000, "the fault counted");
 
+    // a front-end rewriting its TX descriptors (outside memory, huge lengths) and frames while
+    // the switch reads them in place: each chain is taken as it was read, once; a frame the
+    // switch forwards has the length it had then, and nothing outside the memory is read
+    const c0 = e.att().vhost!.counters, t0 = e.vm().counters.tx_packets;
+    const o0 = portOf(e.rd, SW, "obs")!.counters;
+    const rw = await new Deno.Command(evil, { args: [e.sock, "rewrite"], stdout: "piped" })
+      .output();
+    assert.equal(new TextDecoder().decode(rw.stdout), "tx used 20000\n");
+    const fwd = () => e.vm().counters.tx_packets - t0;
+    const refused = () => (e.att().vhost?.counters.bad_desc ?? 0) - c0.bad_desc;
+    await until(() => fwd() + refused() === 20000, 5000, "every chain forwarded or refused");
+    const o1 = portOf(e.rd, SW, "obs")!.counters;
+    console.log(`    rewrite: ${fwd()} frames forwarded, ${refused()} chains refused`);
+    assert.ok(fwd() > 0 && o1.rx_packets > o0.rx_packets);
+    assert.equal(o1.rx_bytes - o0.rx_bytes, 60 * (o1.rx_packets - o0.rx_packets));
+    assert.equal(e.att().vhost!.counters.tx_direct - c0.tx_direct, fwd());
+
     // the forwarder never crashed nor restarted, and a well-behaved front-end works next
     assert.equal(e.att().pid, pid);
     assert.equal(e.att().restarts, 0);
@@ -444,6 +468,13 @@ vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async 
     await d.stdin.close();
     await d.status;
     await reader;
+    // descriptors and frames rewritten while the switch copies from them, into a real port
+    const obs = startTool("pkt-gen", ["-i", `${SW}:obs`, "-f", "rx"], rd.dir);
+    await obs.waitFor(/Ready/);
+    const rw = await new Deno.Command(evil, { args: [sock, "rewrite"], stdout: "piped" }).output();
+    assert.equal(dec.decode(rw.stdout), "tx used 20000\n");
+    obs.signal("SIGINT");
+    await obs.within(10000);
     const sh = await new Deno.Command(evil, { args: [sock, "shrink"], stdout: "piped" }).output();
     assert.equal(dec.decode(sh.stdout), "tx used 1\ndisconnected\n");
     await hin.close();
@@ -453,7 +484,11 @@ vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async 
     assert.ok(!/(ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer)/.test(all), all);
     assert.equal(st.code, 0, all);
     const j = JSON.parse(hout.trim().split("\n").at(-1)!);
-    assert.equal(j.counters.bad_desc, 7);
+    // desc: 6 bad TX chains, 1 bad RX one, 2 good frames; rewrite: 20000 chains, good or
+    // refused as they were read; shrink: 2 frames (the second read as zeros after the fault)
+    assert.ok(j.counters.bad_desc >= 7);
+    assert.equal(j.counters.tx_direct + j.counters.bad_desc, 2 + 7 + 20000 + 2);
+    assert.equal(j.counters.tx_copied, 0);
     assert.equal(j.counters.bad_index, 1);
     assert.equal(j.counters.bad_msgs, 10);
     assert.equal(j.counters.mem_faults, 1);
@@ -465,6 +500,35 @@ vtest("under ASan/UBSan: the back-end against the misbehaving front-end", async 
     await rd[Symbol.asyncDispose]();
     await Deno.remove(sockDir, { recursive: true }).catch(() => {});
   }
+});
+
+// The switch side of the single copy, without a front-end: a sender with a source table
+// (what the vhost-user forwarder registers) whose shared TX slots are scribbled before every
+// txsync, its frames ending at guard pages; plain and under ASan/UBSan.
+Deno.test({
+  name: "vhost_user: a source table: the flush reads only it (C, plain and ASan/UBSan)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    for (const sanitize of [false, true]) {
+      await using rd = await tempRunDir();
+      const bin = await buildProg("srctab_check", { sanitize });
+      const r = await new Deno.Command(bin, {
+        env: {
+          VALE_RUN_DIR: rd.dir,
+          ASAN_OPTIONS: "halt_on_error=1:abort_on_error=0:exitcode=99:detect_leaks=1",
+          UBSAN_OPTIONS: "halt_on_error=1:print_stacktrace=1:exitcode=99",
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      const all = dec.decode(r.stdout) + dec.decode(r.stderr);
+      assert.ok(!/(ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer)/.test(all), all);
+      assert.equal(r.code, 0, all);
+      assert.equal(dec.decode(r.stdout), "ok 1280 frames\n");
+    }
+  },
 });
 
 // ---------------------------------------------------------------- QEMU guests
@@ -655,6 +719,23 @@ sleep 2
       const st = e.att().vhost!;
       assert.equal(st.counters.bad_desc, 0);
       assert.equal(st.counters.bad_msgs, 0);
+      // both guests' frames, super-frames included, were read in guest memory by the switch
+      // (one copy); none went through a port's TX ring first
+      const vhb = () => listAttachments(SW, { runDir: e.rd }).find((x) => x.port === "vmb.sock")!;
+      const fromB = () => portOf(e.rd, SW, "vmb.sock")!.counters.tx_packets;
+      await until(
+        () =>
+          e.att().vhost?.counters.tx_direct === e.vm().counters.tx_packets &&
+          vhb().vhost?.counters.tx_direct === fromB(),
+        5000,
+        "tx_direct = the ports' tx_packets",
+      );
+      console.log(
+        `    read in place: guest a ${e.att().vhost!.counters.tx_direct} frames, ` +
+          `guest b ${vhb().vhost!.counters.tx_direct}`,
+      );
+      assert.equal(e.att().vhost!.counters.tx_copied, 0);
+      assert.equal(vhb().vhost!.counters.tx_copied, 0);
       // guest b's TCP left in super-frames (far fewer frames than 1448-byte segments)
       const vb = portOf(e.rd, SW, "vmb.sock")!.counters;
       console.log(`    guest b sent ${vb.tx_packets} frames, ${vb.tx_bytes} bytes`);

@@ -317,6 +317,58 @@ HOT void copy_leased(const struct copy_ends *ep, const struct vale_ft *ft, uint3
 	c->bytes = bytes;
 }
 
+/* copy_leased() for a sender with a source table (vale_set_tx_source): the
+ * bytes, lengths and chain ends come from the private table, never from the
+ * shared TX slots; a copy of the exact length (the source is not a 2048-byte
+ * switch buffer: reading past the end could leave its mapping). Out of line:
+ * other senders never come here. */
+static __attribute__((noinline)) void copy_leased_src(const struct copy_ends *e,
+						      const struct vale_src_slot *st,
+						      const struct vale_ft *ft, uint32_t ui,
+						      uint32_t bi, const struct lease_rsv *r,
+						      struct copied *c)
+{
+	const uint32_t n = e->n, nbufs = e->nbufs;
+	uint32_t j = r->start, got = 0, bad = 0;
+	uint64_t bytes = 0;
+	for (uint32_t u = ui, b = bi, k = 0, i; k < r->take_pk; k++) {
+		NEXT_PKT(i, u, b, ft);
+		uint32_t s = ft[i].slot, nf = ft[i].nfrags;
+		bool ok = true;
+		uint64_t plen = 0;
+		for (uint32_t f = 0, x = j; f < nf; f++) {
+			struct vale_slot *ds = &e->rxr->slot[x];
+			uint32_t bidx = LOAD_RLX(&ds->buf_idx);
+			const uint8_t *sp = st[s].p;
+			uint32_t len = st[s].len;
+			if (likely(ok && buf_ok(bidx, nbufs) && sp && len <= VALE_BUF_SIZE)) {
+				memcpy(e->dbase + (uint64_t)bidx * VALE_BUF_SIZE, sp, len);
+				ds->len = (uint16_t)len;
+				ds->flags = f + 1 < nf ? VS_MOREFRAG : 0;
+				plen += len;
+			} else {
+				ok = false;
+			}
+			s = vale_ring_next(s, e->tn);
+			x = vale_ring_next(x, n);
+		}
+		if (likely(ok)) {
+			got++;
+			bytes += plen;
+		} else {
+			for (uint32_t f = 0, x = j; f < nf; f++, x = vale_ring_next(x, n)) {
+				e->rxr->slot[x].len = 0;
+				e->rxr->slot[x].flags = 0;
+			}
+			bad++;
+		}
+		j = ring_add(j, nf, n);
+	}
+	c->got = got;
+	c->bad = bad;
+	c->bytes = bytes;
+}
+
 /* Mark our lease filled and publish, in lease order, what is ready. */
 HOT void lease_complete(struct vale_kring *k, uint32_t n, uint32_t my)
 {
@@ -342,6 +394,25 @@ static bool src_snapshot(const struct vale_map *m, const struct vale_ring *txr, 
 		src->len[f] = len;
 		src->total += len;
 		s = vale_ring_next(s, m->tx_slots);
+	}
+	return nf <= VALE_MAX_FRAGS;
+}
+
+/* src_snapshot() from a source table (vale_set_tx_source). */
+static bool src_snapshot_tab(const struct vale_src_slot *st, uint32_t tn, uint32_t s, uint32_t nf,
+			     struct vo_src *src)
+{
+	src->n = nf;
+	src->total = 0;
+	for (uint32_t f = 0; f < nf && f < VALE_MAX_FRAGS; f++) {
+		const uint8_t *sp = st[s].p;
+		uint32_t len = st[s].len;
+		if (!sp || len > VALE_BUF_SIZE)
+			return false;
+		src->p[f] = sp;
+		src->len[f] = len;
+		src->total += len;
+		s = vale_ring_next(s, tn);
 	}
 	return nf <= VALE_MAX_FRAGS;
 }
@@ -446,7 +517,9 @@ static __attribute__((noinline)) void deliver_convert(vale_port *p, struct vale_
 	uint64_t bytes = 0;
 	for (uint32_t u = ui, b = bi, x = 0, i; x < npk; x++) {
 		NEXT_PKT(i, u, b, p->ft);
-		if (!src_snapshot(src_m, txr, p->ft[i].slot, p->ft[i].nfrags, &src)) {
+		if (!(p->src_cur ? src_snapshot_tab(p->src_cur, src_m->tx_slots, p->ft[i].slot,
+						    p->ft[i].nfrags, &src)
+				 : src_snapshot(src_m, txr, p->ft[i].slot, p->ft[i].nfrags, &src))) {
 			bad++; /* changed since phase 1 */
 			continue;
 		}
@@ -541,7 +614,10 @@ static void deliver(vale_port *p, struct vale_map *src_m, struct vale_ring *txr,
 	    .n = n,
 	};
 	struct copied c = {0, 0, 0};
-	copy_leased(&e, p->ft, ui, bi, &rsv, &c);
+	if (unlikely(p->src_cur)) /* a source table: one private load per destination */
+		copy_leased_src(&e, p->src_cur, p->ft, ui, bi, &rsv, &c);
+	else
+		copy_leased(&e, p->ft, ui, bi, &rsv, &c);
 	lease_complete(k, n, rsv.my);
 	vale_wake_end(dm, dend, sw, d);
 
@@ -621,6 +697,36 @@ HOT int chain_measure(const struct vale_map *m, struct vale_ring *txr, uint32_t 
 	return 1;
 }
 
+/* chain_measure() over a source table: nothing shared is read or reset. */
+static int chain_measure_src(const struct vale_src_slot *st, uint32_t j, uint32_t head, uint32_t n,
+			     uint32_t *nf, uint32_t *len, uint32_t *next)
+{
+	bool ok = true, complete = false;
+	uint32_t s = j, f = 0, l = 0;
+	while (s != head) {
+		const struct vale_src_slot *e = &st[s];
+		f++;
+		if (!e->p || e->len > VALE_BUF_SIZE)
+			ok = false;
+		else
+			l += e->len;
+		s = vale_ring_next(s, n);
+		if (!(e->flags & VS_MOREFRAG)) {
+			complete = true;
+			break;
+		}
+		if (f == VALE_MAX_FRAGS) {
+			ok = false;
+			complete = true;
+			break;
+		}
+	}
+	*nf = f;
+	*len = l;
+	*next = s;
+	return !complete ? -1 : ok ? 0 : 1;
+}
+
 /* Append packet `i` (nf slots) to the list of its destination. */
 HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, uint32_t nf)
 {
@@ -650,9 +756,9 @@ HOT void batch_queue(vale_port *p, struct batch *b, uint32_t i, uint32_t dst, ui
  * (the checks that need no parsing: offload.h) and point *buf / *flen at the
  * Ethernet frame for the lookup, which may start in the second slot when the
  * header fills the first. False: a bad header (or one split across slots). */
-HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr, uint32_t j,
-			 uint32_t nf, uint32_t shl, uint32_t len, const uint8_t **buf,
-			 uint32_t *flen)
+HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr,
+			 const struct vale_src_slot *st, uint32_t j, uint32_t nf, uint32_t shl,
+			 uint32_t len, const uint8_t **buf, uint32_t *flen)
 {
 	uint32_t first_len = *flen;
 	if (first_len < shl)
@@ -666,6 +772,14 @@ HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr,
 		*flen = first_len - shl;
 		return true;
 	}
+	if (st) { /* a source table: the second piece from it */
+		const struct vale_src_slot *e2 = &st[vale_ring_next(j, m->tx_slots)];
+		if (!e2->p || e2->len > VALE_BUF_SIZE)
+			return false;
+		*buf = e2->p;
+		*flen = e2->len;
+		return true;
+	}
 	const struct vale_slot *s2 = &txr->slot[vale_ring_next(j, m->tx_slots)];
 	uint32_t idx = LOAD_RLX(&s2->buf_idx), l2 = LOAD_RLX(&s2->len);
 	if (!buf_ok(idx, m->nbufs) || l2 > VALE_BUF_SIZE)
@@ -677,10 +791,12 @@ HOT bool vnet_lookup_view(const struct vale_map *m, const struct vale_ring *txr,
 
 /* Look up slots [hwcur, head) of txr, up to max_batch packets, into b.
  * Returns the slot after the last packet taken (hwcur: nothing complete).
- * shl: the port's header length (a constant where this is inlined). */
+ * shl: the port's header length (a constant where this is inlined). st: the
+ * ring's source table (vale_set_tx_source), or a constant NULL: slots' bytes,
+ * lengths and flags then come from it and nothing of the slots is read. */
 HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, uint32_t head,
 			  uint32_t now_s, bool learning, uint32_t max_batch, struct batch *b,
-			  const uint32_t shl)
+			  const uint32_t shl, const struct vale_src_slot *const st)
 {
 	struct vale_sw *sw = p->sw;
 	const struct vale_map *m = &p->m;
@@ -691,21 +807,26 @@ HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, u
 		struct vale_slot *sl = &txr->slot[j];
 		uint32_t s, nf, len;
 		/* the first slot read once: what is checked is what is used */
-		uint32_t fidx = LOAD_RLX(&sl->buf_idx), first_len = LOAD_RLX(&sl->len);
-		uint16_t fflags = LOAD_RLX(&sl->flags);
+		/* (with a table, index 2 stands for "a pointer", 0 for none) */
+		uint32_t fidx = st ? (st[j].p ? 2u : 0u) : LOAD_RLX(&sl->buf_idx),
+			 first_len = st ? st[j].len : LOAD_RLX(&sl->len);
+		uint16_t fflags = st ? st[j].flags : LOAD_RLX(&sl->flags);
 		if (likely(!(fflags & VS_MOREFRAG))) { /* one slot: the common case */
 			nf = 1;
 			len = first_len;
 			s = vale_ring_next(j, n);
 			if (unlikely(!(buf_ok(fidx, nbufs) & (len <= VALE_BUF_SIZE)))) {
 				b->bad++;
-				sl->buf_idx = 0; /* as netmap: index 0, length 0 */
-				sl->len = 0;
+				if (!st) {
+					sl->buf_idx = 0; /* as netmap: index 0, length 0 */
+					sl->len = 0;
+				}
 				j = s;
 				continue;
 			}
 		} else { /* a chain: slots up to the first without MOREFRAG */
-			int r = chain_measure(m, txr, j, head, n, &nf, &len, &s);
+			int r = st ? chain_measure_src(st, j, head, n, &nf, &len, &s)
+				   : chain_measure(m, txr, j, head, n, &nf, &len, &s);
 			if (r < 0)
 				break; /* the application has not finished this packet */
 			if (unlikely(r > 0)) {
@@ -719,11 +840,11 @@ HOT uint32_t batch_lookup(vale_port *p, struct vale_ring *txr, uint32_t hwcur, u
 				continue;
 			}
 		}
-		const uint8_t *buf = bufs + (uint64_t)fidx * VALE_BUF_SIZE;
+		const uint8_t *buf = st ? (const uint8_t *)st[j].p : bufs + (uint64_t)fidx * VALE_BUF_SIZE;
 		uint8_t dring = 0;
 		uint32_t dst, flen = first_len; /* what the lookup sees */
 		b->tx_bytes += len;
-		if (shl && !vnet_lookup_view(m, txr, j, nf, shl, len, &buf, &flen)) {
+		if (shl && !vnet_lookup_view(m, txr, st, j, nf, shl, len, &buf, &flen)) {
 			b->badvnet++;
 			j = s;
 			continue;
@@ -791,8 +912,10 @@ HOT void batch_deliver(vale_port *p, struct vale_ring *txr, uint32_t ri, const s
 }
 
 /* Forward slots [hwcur, head) of TX ring `ri`, a batch at a time: look it up
- * (phase 1), deliver it (phase 2), count it. Returns the slots consumed. */
-static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t head)
+ * (phase 1), deliver it (phase 2), count it. Returns the slots consumed.
+ * src: the port has a source table (vale_txsync keeps the two apart). */
+static inline uint32_t flush_switch_t(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t head,
+			    const bool src)
 {
 	struct vale_sw *sw = p->sw;
 	struct vale_ring *txr = vale_ring(&p->m, p->end, false, ri);
@@ -806,6 +929,10 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 	/* our header length, once per flush: lookup and conversion agree on it */
 	const uint32_t shl = vale_vnet_len(LOAD_RLX(&sw->ports[p->idx].vnet_hdr_len));
 	p->shl = shl;
+	/* a source table (vale_set_tx_source): private, read once per flush */
+	const struct vale_src_slot *st = src ? p->srct + (uint64_t)ri * n : NULL;
+	if (src) /* (deliver and deliver_convert read it; NULL outside this flush) */
+		p->src_cur = st;
 	/* the switch's batch size, read once per flush; from shared memory, so
 	 * anything outside 1..VALE_MAX_BATCH (0 included) means the default */
 	uint32_t max_batch = LOAD_RLX(&sw->ctl->batch);
@@ -816,11 +943,13 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 		p->ntouched = 0;
 		/* the common case (no header, default batch) with constants, so the
 		 * per-packet loop costs what it did before either setting (callgrind) */
-		uint32_t j = likely(shl == 0 && max_batch == VALE_MAX_BATCH)
+		uint32_t j = src ? batch_lookup(p, txr, hwcur, head, now_s, learning, max_batch, &b,
+						shl, st)
+				 : likely(shl == 0 && max_batch == VALE_MAX_BATCH)
 				     ? batch_lookup(p, txr, hwcur, head, now_s, learning, VALE_MAX_BATCH,
-						    &b, 0)
+						    &b, 0, NULL)
 				     : batch_lookup(p, txr, hwcur, head, now_s, learning, max_batch, &b,
-						    shl);
+						    shl, NULL);
 		if (j == hwcur)
 			break; /* only an unfinished packet is left */
 		batch_deliver(p, txr, ri, &b);
@@ -836,6 +965,8 @@ static uint32_t flush_switch(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t
 		consumed += vale_ring_dist(hwcur, j, n);
 		hwcur = j;
 	}
+	if (src)
+		p->src_cur = NULL;
 	return consumed;
 }
 
@@ -946,7 +1077,8 @@ static uint32_t flush_pipe(vale_port *p, uint32_t ri, uint32_t hwcur, uint32_t h
 	return vale_ring_dist(hwcur, j, n);
 }
 
-static int txsync_one(vale_port *p, uint32_t ri)
+/* src: the port has a source table (see vale_txsync). */
+static inline int txsync_one(vale_port *p, uint32_t ri, const bool src)
 {
 	struct vale_map *m = &p->m;
 	struct vale_ring *ring = vale_ring(m, p->end, false, ri);
@@ -976,7 +1108,7 @@ static int txsync_one(vale_port *p, uint32_t ri)
 		if (p->flags & VPF_PIPE) { /* (its TX monitors are served inside: buffers move) */
 			done = flush_pipe(p, ri, hwcur, head);
 		} else {
-			done = flush_switch(p, ri, hwcur, head);
+			done = flush_switch_t(p, ri, hwcur, head, src);
 			if (unlikely(p->mon_tx.n) && done) /* TX monitors: copies of what was sent */
 				vale_mon_copy(p, false, ring, n, ri, hwcur, ring_add(hwcur, done, n));
 		}
@@ -1039,7 +1171,8 @@ static int region_gone(void)
 			     "others are damaged too)");
 }
 
-VALE_API int vale_txsync(vale_port *p, int ring)
+/* vale_txsync; src: the port has a source table (below). */
+static inline int txsync_t(vale_port *p, int ring, const bool src)
 {
 	int total = 0, err = 0;
 	uint32_t a = p->first_ring, b = p->last_ring;
@@ -1058,7 +1191,7 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 	vale_mon_check(p, false); /* the one load a port without monitors pays */
 	pthread_rwlock_rdlock(&p->sw->sync_rw);
 	for (uint32_t i = a; i < b; i++) {
-		int r = txsync_one(p, i);
+		int r = txsync_one(p, i, src);
 		if (r < 0)
 			err = r;
 		else
@@ -1071,6 +1204,23 @@ VALE_API int vale_txsync(vale_port *p, int ring)
 		err = vale_err(LOAD_ACQ(&p->sw->lookup_errno), "%s; %d frame(s) dropped",
 			       p->sw->lookup_err, total);
 	return err ? err : total;
+}
+
+/* A sender with a source table (vale_set_tx_source) enters the sync here,
+ * before anything else. (txsync_t and the two below are left to the
+ * compiler: forcing both variants inline made the common loop keep one value
+ * fewer in registers, +1 instruction per packet; as it is, a port without a
+ * table pays +0.1 per packet, callgrind, docs/performance.md.) */
+static __attribute__((noinline)) int txsync_src(vale_port *p, int ring)
+{
+	return txsync_t(p, ring, true);
+}
+
+VALE_API int vale_txsync(vale_port *p, int ring)
+{
+	if (unlikely(p->srct))
+		return txsync_src(p, ring);
+	return txsync_t(p, ring, false);
 }
 
 /* rxsync of a port with RX monitors: the copies write into the monitors'

@@ -127,6 +127,10 @@ struct vale_port {
 	uint32_t bp_wait_us;
 	uint32_t bp_stalled_idx;
 	uint64_t bp_stalled_until_ns;
+	/* vale_set_tx_source(): the sender's private source table (NULL: the
+	 * slots' own buffers, the common case; one load per txsync) */
+	const struct vale_src_slot *srct;
+	const struct vale_src_slot *src_cur; /* srct's part for the ring being flushed */
 };
 
 /* ---- guard.c: mappings of files that may shrink under us ---- */

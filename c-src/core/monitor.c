@@ -81,12 +81,34 @@ static bool mon_trylock(struct vale_kring *k)
 	return false;
 }
 
-/* The source ring being copied: slots [from, to) of one of p's rings. */
+/* The source ring being copied: slots [from, to) of one of p's rings; tab:
+ * its source table (a sender's vale_set_tx_source), whose entries then stand
+ * for the slots: bytes, lengths and flags from it, nothing from the slots. */
 struct mon_src {
 	const struct vale_ring *ring;
 	const uint8_t *bufs;
 	uint32_t n, nbufs, from, to;
+	const struct vale_src_slot *tab;
 };
+
+/* Slot s of the source, read once: its bytes (NULL: a bad slot), length, flags. */
+static inline const uint8_t *mon_slot(const struct mon_src *src, uint32_t s, uint32_t *len,
+				      uint16_t *flags)
+{
+	if (src->tab) {
+		const struct vale_src_slot *e = &src->tab[s];
+		*len = e->len;
+		*flags = e->flags;
+		return e->p && e->len <= VALE_BUF_SIZE ? e->p : NULL;
+	}
+	const struct vale_slot *sl = &src->ring->slot[s];
+	uint32_t idx = LOAD_RLX(&sl->buf_idx);
+	*len = LOAD_RLX(&sl->len);
+	*flags = LOAD_RLX(&sl->flags);
+	if (idx - 2u >= src->nbufs - 2u || *len > VALE_BUF_SIZE)
+		return NULL;
+	return src->bufs + (uint64_t)idx * VALE_BUF_SIZE;
+}
 
 /* The packet at slot j: its slots (*nf), bytes (*len), the slot after it;
  * false when it is empty or has a bad slot (a monitor skips it, as the port's
@@ -97,11 +119,10 @@ static bool mon_packet(const struct mon_src *s, uint32_t j, uint32_t *nf, uint32
 	bool ok = true;
 	uint32_t f = 0, l = 0;
 	while (j != s->to) {
-		const struct vale_slot *sl = &s->ring->slot[j];
-		uint32_t idx = LOAD_RLX(&sl->buf_idx), sl_len = LOAD_RLX(&sl->len);
-		uint16_t flags = LOAD_RLX(&sl->flags);
+		uint32_t sl_len;
+		uint16_t flags;
 		f++;
-		if (idx - 2u >= s->nbufs - 2u || sl_len > VALE_BUF_SIZE)
+		if (!mon_slot(s, j, &sl_len, &flags))
 			ok = false;
 		else
 			l += sl_len;
@@ -188,14 +209,13 @@ static void mon_deliver(vale_port *p, const struct vale_mon *mon, const struct m
 			break;
 		bool ok = true;
 		for (uint32_t f = 0, s = j; f < nf; f++, s = vale_ring_next(s, src->n)) {
-			const struct vale_slot *ss = &src->ring->slot[s];
 			struct vale_slot *ds = &rxr->slot[ring_add(x, f, n)];
-			uint32_t sidx = LOAD_RLX(&ss->buf_idx), slen = LOAD_RLX(&ss->len);
+			uint32_t slen;
+			uint16_t sflags;
+			const uint8_t *sp = mon_slot(src, s, &slen, &sflags);
 			uint32_t didx = LOAD_RLX(&ds->buf_idx);
-			if (ok && sidx - 2u < src->nbufs - 2u && slen <= VALE_BUF_SIZE &&
-			    didx - 2u < dm->nbufs - 2u) {
-				memcpy((uint8_t *)dbase + (uint64_t)didx * VALE_BUF_SIZE,
-				       src->bufs + (uint64_t)sidx * VALE_BUF_SIZE, slen);
+			if (ok && sp && didx - 2u < dm->nbufs - 2u) {
+				memcpy((uint8_t *)dbase + (uint64_t)didx * VALE_BUF_SIZE, sp, slen);
 				ds->len = (uint16_t)slen;
 				ds->flags = f + 1 < nf ? VS_MOREFRAG : 0;
 			} else {
@@ -247,7 +267,8 @@ void vale_mon_copy(vale_port *p, bool rx, const struct vale_ring *ring, uint32_t
 			      .n = nslots,
 			      .nbufs = m->nbufs,
 			      .from = from,
-			      .to = to};
+			      .to = to,
+			      .tab = !rx && p->srct ? p->srct + (uint64_t)ri * nslots : NULL};
 	uint32_t npk = 0, nsl = 0;
 	for (uint32_t j = from, nf, len, nx; j != to; j = nx) {
 		if (mon_packet(&src, j, &nf, &len, &nx)) {

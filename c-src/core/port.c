@@ -209,6 +209,15 @@ VALE_API int vale_set_backpressure(vale_port *p, uint32_t max_wait_us)
 	return 0;
 }
 
+VALE_API int vale_set_tx_source(vale_port *p, struct vale_src_slot *tab)
+{
+	if (tab && (p->flags & (VPF_PIPE | VPF_MONITOR)))
+		return vale_err(EOPNOTSUPP, "a source table needs a switch port (a pipe end moves "
+					    "buffers, a monitor cannot send)");
+	p->srct = tab;
+	return 0;
+}
+
 /* ---------------- open / close ---------------- */
 
 static int port_alloc_locked(struct vale_sw *sw, const char *name, uint32_t *idx_out)

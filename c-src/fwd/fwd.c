@@ -7,7 +7,14 @@
  *
  *   kernel -> port  recv_batch() straight into the free slots of the port's
  *                   TX ring (the ring's own buffers: one copy), then one
- *                   vale_txsync() per batch. Idle: poll() on the I/O fd and
+ *                   vale_txsync() per batch. A backend that can leave the
+ *                   frames where they are (vhost-user: the guest's memory,
+ *                   mapped only in this process) describes them instead in
+ *                   a private source table of the port handle
+ *                   (vale_io_recv_direct, vale_set_tx_source): the txsync
+ *                   copies them from there straight into the destinations'
+ *                   rings (one copy), then the entries are cleared and the
+ *                   backend gets its buffers back (vale_io_recv_release). Idle: poll() on the I/O fd and
  *                   the stop eventfd; every idle_ms the link is checked
  *                   (down / removed interfaces are seen even when the fd
  *                   says nothing, e.g. AF_XDP).
@@ -71,6 +78,9 @@ struct vale_fwd {
 	void **vbufs;
 	uint16_t *vlens, *vflags;
 	uint32_t *vslot;
+	/* frames read in place (vale_io_recv_direct): the port's source table
+	 * (ntx * tx_slots entries; NULL: recv_batch) and the backend's answer */
+	struct vale_src_slot *srct, *kents;
 	uint8_t trash[VALE_BUF_SIZE]; /* where a damaged slot's frame goes */
 	int vnet_applied; /* the port's virtio-net header length as we last set it */
 };
@@ -212,6 +222,8 @@ static void *k2v_main(void *arg)
 	int iofd = vale_io_fd(f->io);
 	if (first >= last)
 		goto out; /* no TX ring bound */
+	if (f->srct && vale_set_tx_source(p, f->srct) < 0)
+		f->srct = NULL; /* not a switch port (a pipe end): frames are copied in */
 	while (!f->stop) {
 		apply_vnet(f);
 		struct vale_ring *ring = vale_tx_ring(m, ri);
@@ -244,13 +256,18 @@ static void *k2v_main(void *arg)
 			uint32_t b = ring->slot[j].buf_idx;
 			f->kbufs[k] = (b >= 2 && b < nbufs) ? (void *)vale_buf_at(m, b) : (void *)f->trash;
 		}
-		int got = vale_io_recv_batch(f->io, f->kbufs, f->klens, f->kflags, max);
+		struct vale_src_slot *tab = f->srct ? f->srct + (uint64_t)ri * n : NULL;
+		int got = tab ? vale_io_recv_direct(f->io, f->kbufs, f->klens, f->kflags, f->kents, max)
+			      : vale_io_recv_batch(f->io, f->kbufs, f->klens, f->kflags, max);
 		if (got > 0) {
 			uint32_t j = head, frames = 0;
 			uint64_t bytes = 0;
 			for (int k = 0; k < got; k++, j = vale_ring_next(j, n)) {
+				/* (with a table the switch reads it, not these) */
 				ring->slot[j].len = f->klens[k];
 				ring->slot[j].flags = f->kflags[k] & VS_MOREFRAG;
+				if (tab)
+					tab[j] = f->kents[k];
 				bytes += f->klens[k];
 				if (!(f->kflags[k] & VS_MOREFRAG))
 					frames++;
@@ -258,6 +275,12 @@ static void *k2v_main(void *arg)
 			STORE_REL(&ring->cur, j);
 			STORE_REL(&ring->head, j);
 			vale_txsync(p, (int)ri);
+			if (tab) { /* sent or dropped: nothing may point into guest memory now */
+				for (uint32_t k = 0, x = head; k < (uint32_t)got;
+				     k++, x = vale_ring_next(x, n))
+					tab[x].p = NULL;
+				vale_io_recv_release(f->io);
+			}
 			ST_ADD(f, k2v_pkts, frames);
 			ST_ADD(f, k2v_bytes, bytes);
 			ST_ADD(f, k2v_batches, 1);
@@ -297,6 +320,8 @@ static void *k2v_main(void *arg)
 		}
 	}
 out:
+	if (f->srct)
+		vale_set_tx_source(p, NULL);
 	pthread_mutex_lock(&f->lock);
 	f->running--;
 	pthread_cond_broadcast(&f->cond);
@@ -493,6 +518,16 @@ VALE_API int vale_fwd_create(struct vale_io *io, vale_port *p, const struct vale
 	f->vlens = calloc(cap, sizeof(uint16_t));
 	f->vflags = calloc(cap, sizeof(uint16_t));
 	f->vslot = calloc(cap, sizeof(uint32_t));
+	if (vale_io_recv_direct(io, NULL, NULL, NULL, NULL, 0) == 0 && f->info.ntx &&
+	    !(f->c.flags & VF_NO_K2V)) { /* the backend can leave frames in place */
+		f->srct = calloc((size_t)f->info.ntx * f->info.tx_slots, sizeof *f->srct);
+		f->kents = calloc(cap, sizeof *f->kents);
+		if (!f->srct || !f->kents) {
+			free(f->srct);
+			free(f->kents);
+			f->srct = f->kents = NULL; /* (then copied, as by any backend) */
+		}
+	}
 	f->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!f->kbufs || !f->klens || !f->kflags || !f->vbufs || !f->vlens || !f->vflags ||
 	    !f->vslot || f->stop_efd < 0) {
@@ -620,5 +655,7 @@ VALE_API void vale_fwd_destroy(struct vale_fwd *f)
 	free(f->vlens);
 	free(f->vflags);
 	free(f->vslot);
+	free(f->srct);
+	free(f->kents);
 	free(f);
 }

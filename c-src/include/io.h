@@ -200,6 +200,19 @@ VALE_API int vale_io_recv_batch(struct vale_io *h, void *const *bufs, uint16_t *
 VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 				const uint16_t *flags, uint32_t n);
 
+/* recv_batch for a sender with a source table (vale_set_tx_source): as
+ * vale_io_recv_batch, and ents[i] tells where the bytes of bufs[i]'s slot
+ * are: memory the backend mapped (a VM's, vhost-user: the frame is not
+ * copied here, the switch copies it once) or bufs[i] (copied, as recv_batch
+ * does). lens/flags say the same as ents. When it returns > 0 the backend
+ * keeps those bytes in place (and its queue locked) until
+ * vale_io_recv_release(), which the caller calls from this thread once the
+ * txsync that sends them returned. -EOPNOTSUPP: the backend cannot (use
+ * recv_batch); max 0 asks only that (0: it can). */
+VALE_API int vale_io_recv_direct(struct vale_io *h, void *const *bufs, uint16_t *lens,
+				 uint16_t *flags, struct vale_src_slot *ents, uint32_t max);
+VALE_API void vale_io_recv_release(struct vale_io *h);
+
 /* An fd for an event loop: POLLIN when frames wait (XDP on several queues:
  * an epoll fd, good for POLLIN only). vale_io_poll() waits for TX room. */
 VALE_API int vale_io_fd(struct vale_io *h);
@@ -316,6 +329,11 @@ struct vale_io_ops {
 	/* vale_io_check() for a backend that has no kernel interface: 0 up,
 	 * -ENETDOWN down, -ENODEV gone. NULL: the interface is checked. */
 	int (*check)(struct vale_io *h);
+	/* vale_io_recv_direct() on a live handle; NULL: not supported. */
+	int (*recv_direct)(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+			   struct vale_src_slot *ents, uint32_t max);
+	/* vale_io_recv_release(); NULL with recv_direct NULL. */
+	void (*recv_release)(struct vale_io *h);
 };
 
 /* The backends' tables (hidden symbols of libvale.so). */

@@ -489,6 +489,28 @@ VALE_API int vale_port_names(const char *run_dir, const char *sw, char *buf, uin
  * for 200 ms. Per handle, not shared; returns 0. */
 VALE_API int vale_set_backpressure(vale_port *p, uint32_t max_wait_us);
 
+/* Sending from the sender's own memory (core/flush.c, "Source tables"): a
+ * process-private table parallel to the handle's TX rings, one entry per TX
+ * slot (ntx * tx_slots entries, ring r's slot s at r * tx_slots + s). While
+ * one is set, the flush takes each slot's bytes, length and MOREFRAG from the
+ * entry, never from the shared slot or its buffer: memory only this process
+ * maps (a VM's memory, for the vhost-user forwarder) crosses the switch in
+ * one copy, and no other member of the switch can point the flush anywhere
+ * (the shared slots stay what they were, written by whoever may write them).
+ * An entry with p NULL or len > VALE_BUF_SIZE is a bad slot (dropped,
+ * counted). The caller keeps what an entry points to mapped and unchanged
+ * until the txsync that sends it returns, and clears the entries then.
+ * Switch ports only (a pipe moves buffers, not bytes): -EOPNOTSUPP otherwise.
+ * NULL turns it off. Per handle, not shared; use it from the thread that
+ * calls txsync. */
+struct vale_src_slot {
+	const void *p;
+	uint16_t len;
+	uint16_t flags; /* VS_MOREFRAG */
+	uint32_t _pad;
+};
+VALE_API int vale_set_tx_source(vale_port *p, struct vale_src_slot *tab);
+
 #ifdef __cplusplus
 }
 #endif

@@ -251,6 +251,22 @@ VALE_API int vale_io_recv_batch(struct vale_io *h, void *const *bufs, uint16_t *
 	return h->ops->recv_batch(h, bufs, lens, flags, max);
 }
 
+VALE_API int vale_io_recv_direct(struct vale_io *h, void *const *bufs, uint16_t *lens,
+				 uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
+{
+	if (max == 0) /* a probe: no error message either way */
+		return h->ops->recv_direct ? 0 : -EOPNOTSUPP;
+	if (!h->ops->recv_direct)
+		return vio_err(-EOPNOTSUPP, "'%s': frames cannot be read in place", h->ifname);
+	if (h->dead) return vio_err(h->dead, "interface '%s' was removed", h->ifname);
+	return h->ops->recv_direct(h, bufs, lens, flags, ents, max);
+}
+
+VALE_API void vale_io_recv_release(struct vale_io *h)
+{
+	if (h->ops->recv_release) h->ops->recv_release(h);
+}
+
 VALE_API int vale_io_send_batch(struct vale_io *h, void *const *bufs, const uint16_t *lens,
 				const uint16_t *flags, uint32_t n)
 {

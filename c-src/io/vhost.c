@@ -5,9 +5,11 @@
  * virtio-net (QEMU) or DPDK's virtio-user, whose rings and memory we map.
  * The protocol and the rings are c-src/vhost/; this file is only the ops
  * table the forwarder drives, so `vale-ctl -a valeX:vhost:PATH` runs like
- * any attachment: recv_batch takes the guest's TX chains into the port's TX
- * ring buffers, send_batch puts the port's RX buffers into the guest's RX
- * buffers.
+ * any attachment: recv_direct describes the guest's TX frames in place (the
+ * switch copies them once, from guest memory, into the destinations; the
+ * chains go back at recv_release), recv_batch copies them into the port's TX
+ * ring buffers (a pipe end, in a process), send_batch puts the port's RX
+ * buffers into the guest's RX buffers.
  *
  * "Link down" is "no front-end, or its queues are not running": recv and
  * send return -ENETDOWN, so the forwarder counts frames to the port as drops
@@ -65,11 +67,11 @@ static int down(struct vale_io *h)
 				    : "no front-end connected");
 }
 
-static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
-		      uint32_t max)
+static int vhost_recv_common(struct vale_io *h, void *const *bufs, uint16_t *lens,
+			     uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
 {
 	uint64_t frames = 0, bytes = 0;
-	int r = vh_dequeue(h->priv, bufs, lens, flags, max, h->buf_size, &frames, &bytes);
+	int r = vh_dequeue(h->priv, bufs, lens, flags, ents, max, h->buf_size, &frames, &bytes);
 	if (frames) {
 		h->st.rx_pkts += frames;
 		h->st.rx_bytes += bytes;
@@ -78,6 +80,25 @@ static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint
 	if (r == -ENETDOWN) return down(h);
 	if (r == -ENOBUFS) return vio_err(r, "vhost-user: the next frame needs more buffers");
 	return r;
+}
+
+static int vhost_recv(struct vale_io *h, void *const *bufs, uint16_t *lens, uint16_t *flags,
+		      uint32_t max)
+{
+	return vhost_recv_common(h, bufs, lens, flags, NULL, max);
+}
+
+/* The guest's TX frames described in place (guest memory): the switch's
+ * flush copies them once, straight into the destinations' rings. */
+static int vhost_recv_direct(struct vale_io *h, void *const *bufs, uint16_t *lens,
+			     uint16_t *flags, struct vale_src_slot *ents, uint32_t max)
+{
+	return vhost_recv_common(h, bufs, lens, flags, ents, max);
+}
+
+static void vhost_recv_release(struct vale_io *h)
+{
+	vh_release(h->priv);
 }
 
 static int vhost_send(struct vale_io *h, void *const *bufs, const uint16_t *lens,
@@ -128,6 +149,8 @@ const struct vale_io_ops vale_io_vhost_ops = {
 	.fds = vhost_fds,
 	.check = vhost_check,
 	.vnet_hdr = vhost_vnet_hdr,
+	.recv_direct = vhost_recv_direct,
+	.recv_release = vhost_recv_release,
 };
 
 const struct vale_io_ops vale_io_vhost_client_ops = {
@@ -140,6 +163,8 @@ const struct vale_io_ops vale_io_vhost_client_ops = {
 	.fds = vhost_fds,
 	.check = vhost_check,
 	.vnet_hdr = vhost_vnet_hdr,
+	.recv_direct = vhost_recv_direct,
+	.recv_release = vhost_recv_release,
 };
 
 VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len)

@@ -786,7 +786,8 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		"\"counters\":{\"connects\":%llu,\"disconnects\":%llu,\"rejected_conns\":%llu,"
 		"\"msgs\":%llu,\"bad_msgs\":%llu,\"unknown_msgs\":%llu,\"bad_desc\":%llu,"
 		"\"bad_index\":%llu,\"rx_no_bufs\":%llu,\"rx_drops\":%llu,\"kicks_in\":%llu,"
-		"\"calls_out\":%llu,\"tx_offload_refused\":%llu,\"mem_faults\":%llu},"
+		"\"calls_out\":%llu,\"tx_offload_refused\":%llu,\"mem_faults\":%llu,"
+		"\"tx_direct\":%llu,\"tx_copied\":%llu},"
 		"\"port_vnet_hdr\":%u,"
 		"\"last_error\":%s}",
 		path, d->client ? "client" : "server", conn ? "true" : "false",
@@ -802,5 +803,6 @@ int vh_dev_json(struct vh_dev *d, char *buf, uint32_t len)
 		(unsigned long long)LOAD_RLX(&c->rx_no_bufs), (unsigned long long)LOAD_RLX(&c->rx_drops),
 		(unsigned long long)LOAD_RLX(&c->kicks_in), (unsigned long long)LOAD_RLX(&c->calls_out),
 		(unsigned long long)LOAD_RLX(&c->tx_offload_refused),
-		(unsigned long long)LOAD_RLX(&c->mem_faults), d->port_hdr, err);
+		(unsigned long long)LOAD_RLX(&c->mem_faults), (unsigned long long)LOAD_RLX(&c->tx_direct),
+		(unsigned long long)LOAD_RLX(&c->tx_copied), d->port_hdr, err);
 }

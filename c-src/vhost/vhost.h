@@ -5,8 +5,9 @@
  *   proto.c   the socket: message framing (fds by SCM_RIGHTS), negotiation,
  *             the control thread (listen or connect, one front-end at a time)
  *   mem.c     the front-end's memory table: mapping, address translation
- *   vring.c   split virtqueues: guest TX chains -> caller buffers, caller
- *             buffers -> guest RX buffers (mergeable), notifications
+ *   vring.c   split virtqueues: guest TX chains -> described in place for the
+ *             switch (or copied into caller buffers), caller buffers -> guest
+ *             RX buffers (mergeable), notifications
  *
  * Written from QEMU's vhost-user specification (docs/interop/vhost-user.rst)
  * and the virtio 1.x specification (split virtqueues, virtio-net header).
@@ -166,6 +167,8 @@ struct vh_counters {
 	uint64_t rx_drops;      /* frames to the guest dropped: too large for its buffers */
 	uint64_t tx_offload_refused; /* guest frames needing an offload the port cannot carry */
 	uint64_t mem_faults;    /* the front-end shrank mapped memory: connection ended */
+	uint64_t tx_direct;     /* guest frames the switch copied straight from guest memory */
+	uint64_t tx_copied;     /* guest frames copied into the port's TX ring first (two copies) */
 	uint64_t kicks_in, calls_out;
 };
 
@@ -189,7 +192,14 @@ struct vh_vq {
 	int epfd;             /* the epoll fd the kick fd is registered in (not owned) */
 	/* scratch for one chain: host pointers and lengths */
 	struct { uint8_t *p; uint32_t len; } *seg;
+	/* vh_dequeue with a source table: the chains the switch is reading, given
+	 * back by vh_release (the queue's lock is held in between) */
+	uint16_t *held;
+	uint32_t nheld;
+	uint16_t held_old_used;
+	bool holding;
 };
+#define VH_MAX_HELD 2048 /* chains one dequeue may hold (> a batch and a frame's buffers) */
 
 /* The device: one front-end connection, two queues (0 RX to the guest, 1 TX
  * from the guest). */
@@ -230,9 +240,16 @@ void vh_vq_fini(struct vh_vq *q);
 void vh_vq_reset(struct vh_vq *q);
 int vh_vq_map(struct vh_dev *d, struct vh_vq *q);
 bool vh_vq_ready(const struct vh_vq *q);
-/* Guest TX -> caller buffers (vale_io recv_batch semantics). */
+/* Guest TX -> caller buffers (vale_io recv_batch semantics). With `ents`
+ * (vale_io_recv_direct): a frame whose pieces the switch can read in place is
+ * described in ents[] (pointers into guest memory) instead of copied, every
+ * other one copied into bufs and ents pointing at them; when frames were
+ * taken (> 0) the queue stays locked and its chains held until vh_release. */
 int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *flags,
-	       uint32_t max, uint32_t buf_size, uint64_t *frames, uint64_t *bytes);
+	       struct vale_src_slot *ents, uint32_t max, uint32_t buf_size, uint64_t *frames,
+	       uint64_t *bytes);
+/* Give the held chains back to the guest (used ring, call) and unlock. */
+void vh_release(struct vh_dev *d);
 /* Caller buffers -> guest RX (vale_io send_batch semantics). */
 int vh_enqueue(struct vh_dev *d, void *const *bufs, const uint16_t *lens, const uint16_t *flags,
 	       uint32_t n, uint32_t buf_size, uint64_t *frames, uint64_t *bytes, uint64_t *drops);

@@ -2,8 +2,11 @@
  * vale vhost-user: split virtqueues (virtio 1.x, "Split Virtqueues").
  *
  * Queue 1 is the guest's TX: vh_dequeue() takes available chains, skips the
- * virtio-net header and copies the frame into the caller's buffers (the
- * switch port's TX ring buffers), returning each chain in the used ring.
+ * virtio-net header and either describes the frame in place for the switch
+ * (a source table: pointers into guest memory; the chains are returned to the
+ * used ring by vh_release once the switch has copied them) or copies it into
+ * the caller's buffers (the switch port's TX ring buffers) and returns the
+ * chain at once.
  * Queue 0 is the guest's RX: vh_enqueue() copies frames from the caller's
  * buffers (the port's RX ring buffers) into the guest's buffers, several
  * chains per frame with mergeable RX buffers (num_buffers in the header).
@@ -35,7 +38,8 @@ int vh_vq_init(struct vh_vq *q)
 	memset(q, 0, sizeof *q);
 	q->kick_fd = q->call_fd = q->epfd = -1;
 	q->seg = calloc(VH_MAX_CHAIN, sizeof *q->seg);
-	if (!q->seg) return -ENOMEM;
+	q->held = calloc(VH_MAX_HELD, sizeof *q->held);
+	if (!q->seg || !q->held) return -ENOMEM;
 	pthread_mutex_init(&q->lock, NULL);
 	return 0;
 }
@@ -44,7 +48,9 @@ void vh_vq_fini(struct vh_vq *q)
 {
 	vh_vq_reset(q);
 	free(q->seg);
+	free(q->held);
 	q->seg = NULL;
+	q->held = NULL;
 	pthread_mutex_destroy(&q->lock);
 }
 
@@ -280,8 +286,69 @@ static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t
 	return b + 1;
 }
 
+/*
+ * A chain the switch can read where it is (vale_set_tx_source): its bytes
+ * from `skip`, cut at buffer size, into ents[0..]; returns the pieces; 0
+ * when it cannot (more than VALE_MAX_FRAGS pieces, or a first piece too short
+ * for the switch's lookup: the Ethernet header, after the port's virtio-net
+ * header `ph`, must be in the first piece, or whole in the second when the
+ * first is exactly that header, as the copied frame would have it); NO_ROOM
+ * when it needs more than `room` entries (it waits for the next batch). The pointers and lengths are the ones walk_chain checked against
+ * the memory table: a guest rewriting its descriptors now changes nothing.
+ */
+#define NO_ROOM UINT32_MAX
+static uint32_t chain_to_ents(struct vh_vq *q, int nseg, uint32_t skip, uint32_t len, uint32_t ph,
+			      struct vale_src_slot *ents, uint32_t room, uint32_t bs)
+{
+	uint32_t k = 0, total = len;
+	for (int s = 0; s < nseg && len; s++) {
+		const uint8_t *p = q->seg[s].p;
+		uint32_t l = q->seg[s].len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		p += skip;
+		l -= skip;
+		skip = 0;
+		if (l > len) l = len;
+		len -= l;
+		while (l) {
+			if (k == VALE_MAX_FRAGS) return 0;
+			if (k == room) return NO_ROOM;
+			uint32_t c = l < bs ? l : bs;
+			ents[k].p = p;
+			ents[k].len = (uint16_t)c;
+			ents[k].flags = VS_MOREFRAG;
+			ents[k]._pad = 0;
+			k++;
+			p += c;
+			l -= c;
+		}
+	}
+	if (k == 0) return 0; /* an empty frame: the copy path makes its one empty slot */
+	ents[k - 1].flags = 0;
+	if (total < ph + 14) return 0; /* a runt: copied, dropped by the switch as before */
+	if (ents[0].len >= ph + 14) return k;
+	if (ph && ents[0].len == ph && k >= 2 && ents[1].len >= 14) return k;
+	return 0;
+}
+
+void vh_release(struct vh_dev *d)
+{
+	struct vh_vq *q = &d->vq[1];
+	if (!q->holding) return;
+	for (uint32_t i = 0; i < q->nheld; i++)
+		put_used(q, q->held[i], 0);
+	q->nheld = 0;
+	q->holding = false;
+	publish(d, q, q->held_old_used);
+	pthread_mutex_unlock(&q->lock);
+}
+
 int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *flags,
-	       uint32_t max, uint32_t bs, uint64_t *frames, uint64_t *bytes)
+	       struct vale_src_slot *ents, uint32_t max, uint32_t bs, uint64_t *frames,
+	       uint64_t *bytes)
 {
 	struct vh_vq *q = &d->vq[1];
 	pthread_mutex_lock(&q->lock);
@@ -299,7 +366,7 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 			r = -ENETDOWN;
 			break;
 		}
-		while (avail > 0 && b < max) {
+		while (avail > 0 && b < max && (!ents || q->nheld < VH_MAX_HELD)) {
 			uint32_t head = LOAD_RLX(&q->avail->ring[q->last_avail % q->num]);
 			uint64_t total;
 			int nseg = walk_chain(d, q, head, false, &total);
@@ -327,13 +394,37 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 				continue;
 			}
 			uint32_t need = len ? (uint32_t)((len + bs - 1) / bs) : 1;
-			if (need > max - b) {
-				if (b == 0) r = -ENOBUFS;
-				break;
+			uint32_t direct = ents ? chain_to_ents(q, nseg, skip, (uint32_t)len, port_hdr,
+							       ents + b, max - b, bs)
+					       : 0;
+			if (direct == NO_ROOM) {
+				if (b > 0) break; /* the next batch reads it in place */
+				direct = 0; /* the whole batch cannot hold its pieces: copied */
 			}
-			b += chain_to_bufs(q, nseg, skip, (uint32_t)len, bufs + b, lens + b,
-					   flags + b, bs);
-			put_used(q, head, 0);
+			if (direct) { /* the switch reads it in place: one copy */
+				for (uint32_t k = b; k < b + direct; k++) {
+					lens[k] = ents[k].len;
+					flags[k] = ents[k].flags;
+				}
+				b += direct;
+				q->held[q->nheld++] = (uint16_t)head;
+				VH_ADD(d, tx_direct, 1);
+			} else {
+				if (need > max - b) {
+					if (b == 0) r = -ENOBUFS;
+					break;
+				}
+				uint32_t nb = chain_to_bufs(q, nseg, skip, (uint32_t)len, bufs + b,
+							    lens + b, flags + b, bs);
+				for (uint32_t k = b; ents && k < b + nb; k++)
+					ents[k] = (struct vale_src_slot){bufs[k], lens[k], flags[k], 0};
+				b += nb;
+				VH_ADD(d, tx_copied, 1);
+				if (ents) /* held too: given back in ring order with the others */
+					q->held[q->nheld++] = (uint16_t)head;
+				else
+					put_used(q, head, 0);
+			}
 			q->last_avail++;
 			avail--;
 			(*frames)++;
@@ -347,6 +438,11 @@ int vh_dequeue(struct vh_dev *d, void *const *bufs, uint16_t *lens, uint16_t *fl
 		looked_again = 1;
 	}
 	if (b > 0 && q->notify_on) notify_off(d, q);
+	if (ents && b > 0) { /* the switch reads guest memory until vh_release */
+		q->holding = true;
+		q->held_old_used = old_used;
+		return (int)b;
+	}
 	publish(d, q, old_used);
 	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : (int)b;

@@ -490,7 +490,15 @@ export function attachmentNote(sw: string, p: PortInfo, opts: ControlOptions = {
     (a.kfast?.on && a.port === p.name
       ? ` kfast${a.kfast.active ? "" : `:off(${a.kfast.reason})`}`
       : "") +
-    (a.warning && a.port === p.name ? ` warning: ${a.warning}` : "");
+    (a.warning && a.port === p.name ? ` warning: ${a.warning}` : "") +
+    (a.vhost && a.port === p.name ? vhostTxNote(a.vhost) : "");
+}
+
+/** How a vhost-user guest's frames entered the switch: read in place by the switch (one copy)
+ * or copied into the port's TX ring first (two). */
+function vhostTxNote(v: VhostStatus): string {
+  const c = v.counters;
+  return ` guest_tx_direct:${c.tx_direct ?? 0} guest_tx_copied:${c.tx_copied ?? 0}`;
 }
 
 function fwdScript(): URL {

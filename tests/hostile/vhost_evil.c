@@ -18,6 +18,14 @@
  *                            post that buffer: the back-end's read faults
  *                            (SIGBUS, caught) and it ends the connection;
  *                            prints "tx used 1", then "disconnected".
+ *   vhost_evil SOCK rewrite  negotiate, then send 20000 good frames (60 bytes,
+ *                            broadcast) while a second thread keeps rewriting
+ *                            the TX descriptors (outside memory, a huge
+ *                            length, crossing the end of memory, and back)
+ *                            and the frames' bytes: the back-end must take
+ *                            each chain as it was when it read it (once) and
+ *                            never read outside our memory, however long the
+ *                            switch reads the frame; prints "tx used 20000".
  *   vhost_evil SOCK garbage  a series of bad messages (each framing error
  *                            ends its connection; the others are refused
  *                            and the connection stays): prints one line per
@@ -27,6 +35,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -406,10 +415,69 @@ static int do_shrink(void)
 	return 1;
 }
 
+#define RW_FRAMES 20000
+static volatile int rw_stop;
+
+/* Rewrite TX descriptors and frame bytes while the back-end reads them. */
+static void *rewriter(void *arg)
+{
+	(void)arg;
+	volatile struct desc *d = D(1);
+	uint32_t k = 0;
+	while (!rw_stop) {
+		for (uint32_t i = 0; i < QN; i++) {
+			uint64_t good = gpa(0x10000 + i * 0x1000);
+			d[i].addr = GPA0 + MEM_SIZE + 4096; /* outside */
+			d[i].addr = good;
+			d[i].len = 0xfffffff0u; /* huge */
+			d[i].len = 72;
+			d[i].addr = GPA0 + MEM_SIZE - 40; /* crossing the end */
+			d[i].addr = good;
+			mem[0x10000 + i * 0x1000 + 12 + 30] = (uint8_t)k++; /* the payload */
+		}
+	}
+	return NULL;
+}
+
+static int do_rewrite(void)
+{
+	negotiate();
+	struct desc *d = D(1);
+	for (uint32_t i = 0; i < QN; i++) {
+		good_frame(0x10000 + i * 0x1000);
+		d[i] = (struct desc){gpa(0x10000 + i * 0x1000), 72, 0, 0};
+	}
+	pthread_t th;
+	if (pthread_create(&th, NULL, rewriter, NULL)) die("pthread_create");
+	uint16_t posted = 0;
+	for (uint32_t n = 0; n < RW_FRAMES; n++) {
+		/* at most QN - 1 chains outstanding: a head is reused once returned */
+		for (int w = 0; (uint16_t)(posted - __atomic_load_n(&used(1)[1], __ATOMIC_ACQUIRE)) >=
+				    QN - 1;
+		     w++) {
+			if (w > 200000) { /* 10 s */
+				printf("tx used %u (stuck)\n", used(1)[1]);
+				return 1;
+			}
+			usleep(50);
+		}
+		post(1, &tx_avail, (uint16_t)(posted % QN));
+		posted++;
+	}
+	if (wait_used(1, posted, 10000) < 0) {
+		printf("tx used %u (stuck)\n", used(1)[1]);
+		return 1;
+	}
+	rw_stop = 1;
+	pthread_join(th, NULL);
+	printf("tx used %u\n", (unsigned)RW_FRAMES);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: vhost_evil SOCK desc|shrink|garbage\n");
+		fprintf(stderr, "usage: vhost_evil SOCK desc|shrink|rewrite|garbage\n");
 		return 2;
 	}
 	sock_path = argv[1];
@@ -417,5 +485,6 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[2], "garbage")) return do_garbage();
 	fd = conn();
 	if (!strcmp(argv[2], "shrink")) return do_shrink();
+	if (!strcmp(argv[2], "rewrite")) return do_rewrite();
 	return do_desc();
 }
