@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "715474a1d41099bb5c873aa035b7bbc87c9a911c1a1b2fff2ab309fa530bb62e";
+export const C_SOURCES_SHA256 = "baa4ef21aaed366fd439594b7e2a97c45e029aa68caeed6c1b5ae4eb75fb6d64";

@@ -258,7 +258,7 @@ struct vale_port_ent {
 	volatile uint32_t kf_ifindex; /* the interface, in the forwarder's network namespace */
 	volatile uint32_t kf_netns;   /* that namespace (inode number of /proc/self/ns/net) */
 	volatile int32_t kf_pid;      /* the forwarder */
-	volatile uint32_t kf_on;      /* bit 0: on; bit 1: a veth (to its peer's ingress) */
+	volatile uint32_t kf_on;      /* bit 0: on (others reserved) */
 	/* monitors (c-src/core/monitor.c), on a line of their own: written only
 	 * when a monitor comes or goes, read once per sync by the monitored port */
 	volatile uint32_t mon_seq; /* monitored port: bumped when one of its monitors comes or goes */

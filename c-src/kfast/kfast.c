@@ -36,20 +36,18 @@
 #define KF_SYNC_MS 20   /* the learning table into the map */
 #define KF_AGE_MS 1000  /* our MACs kept alive in the learning table */
 #define KF_RECHECK_NS 1000000000ull /* a destination's kernel-side check is redone after 1 s */
-/* kf_on of a port entry */
-#define KF_ON 0x1      /* redirect to its interface allowed */
-#define KF_ON_VETH 0x2 /* it is a veth: to its peer's ingress (KF_V_PEER) */
+/* kf_on of a port entry: redirect to its interface allowed (other bits: reserved) */
+#define KF_ON 0x1
 
 struct kf_mirror { /* what the MAC map holds for one slot of the switch's table */
 	uint64_t mac; /* 0: nothing */
-	uint32_t port, ifindex, flags;
+	uint32_t port, ifindex;
 	uint64_t hits; /* our MACs: the program's count last seen */
 };
 
 struct kf_dest { /* a port as a destination, checked */
 	uint32_t gen, ifindex;
 	int32_t pid;
-	uint32_t vflags; /* KF_V_* */
 	bool ok;
 	uint64_t checked_ns;
 	uint32_t epoch;  /* sync that computed `now` */
@@ -130,7 +128,6 @@ static bool dest_ok(struct vale_kfast *k, uint32_t q, uint64_t now_ns)
 		d->ok = vale_pid_alive(pid) &&
 			vbpf_attached(ifx, VBPF_TCX_INGRESS, KF_PROG_NAME) == 1;
 	}
-	d->vflags = on & KF_ON_VETH ? KF_V_PEER : 0;
 	d->now = d->ok;
 	return d->now;
 }
@@ -138,16 +135,16 @@ static bool dest_ok(struct vale_kfast *k, uint32_t q, uint64_t now_ns)
 /* ---------------- the MAC map ---------------- */
 
 static void mir_put(struct vale_kfast *k, struct kf_mirror *m, uint64_t mac, uint32_t port,
-		    uint32_t ifx, uint32_t vflags)
+		    uint32_t ifx)
 {
-	if (m->mac == mac && m->port == port && m->ifindex == ifx && m->flags == vflags)
+	if (m->mac == mac && m->port == port && m->ifindex == ifx)
 		return;
 	if (m->mac && m->mac != mac)
 		vbpf_map_delete(k->mac_fd, &m->mac);
 	m->mac = 0;
 	if (!mac)
 		return;
-	struct kf_mac_val v = {.ifindex = ifx, .port = (uint16_t)port, .flags = (uint16_t)vflags};
+	struct kf_mac_val v = {.ifindex = ifx, .port = (uint16_t)port};
 	if (vbpf_map_update(k->mac_fd, &mac, &v, BPF_ANY) < 0) {
 		k->st.map_errors++;
 		vbpf_map_delete(k->mac_fd, &mac);
@@ -156,7 +153,6 @@ static void mir_put(struct vale_kfast *k, struct kf_mirror *m, uint64_t mac, uin
 	m->mac = mac;
 	m->port = port;
 	m->ifindex = ifx;
-	m->flags = vflags;
 	m->hits = 0;
 	if (port != k->own && !k->dest[port].used) {
 		k->dest[port].used = true;
@@ -202,15 +198,14 @@ static void sync_map(struct vale_kfast *k)
 		struct vale_mac_ent *e = &sw->mac[i];
 		uint64_t key = LOAD_RLX(&e->key);
 		uint64_t mac = key >> 16;
-		uint32_t port = (uint32_t)(key & 0xffff), ifx = 0, vf = 0;
+		uint32_t port = (uint32_t)(key & 0xffff), ifx = 0;
 		bool want = on && key != 0 && !(mac & 1) && port < k->max_ports &&
 			    now_s - LOAD_RLX(&e->seen_s) <= sw->age_s;
 		if (want && port != k->own) {
 			want = dest_ok(k, port, now_ns);
 			ifx = k->dest[port].ifindex;
-			vf = k->dest[port].vflags;
 		}
-		mir_put(k, &k->mir[i], want ? mac : 0, port, ifx, vf);
+		mir_put(k, &k->mir[i], want ? mac : 0, port, ifx);
 		if (k->mir[i].mac) {
 			macs++;
 			if (port != k->own)
@@ -445,9 +440,7 @@ VALE_API int vale_kfast_start(vale_port *p, struct vale_io *io, uint32_t flags,
 	STORE_RLX(&e->kf_ifindex, k->ifindex);
 	STORE_RLX(&e->kf_netns, k->netns);
 	STORE_RLX(&e->kf_pid, (int32_t)getpid());
-	char drv[32];
-	bool veth = vale_io_driver(io, drv, sizeof drv) == 0 && !strcmp(drv, "veth");
-	STORE_REL(&e->kf_on, KF_ON | (veth ? KF_ON_VETH : 0));
+	STORE_REL(&e->kf_on, KF_ON);
 	if (pthread_create(&k->th, NULL, kf_thread, k) != 0) {
 		STORE_REL(&e->kf_on, 0u);
 		vale_io_mark_filter(io, 0);

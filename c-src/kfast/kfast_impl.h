@@ -15,13 +15,9 @@
 struct kf_mac_val {
 	uint32_t ifindex; /* its interface (redirect target); 0: a MAC of our own port */
 	uint16_t port;    /* its switch port */
-	uint16_t flags;   /* KF_V_* */
+	uint16_t _r;
 	uint64_t hits;    /* frames it sent through the fast path (our own MACs) */
 };
-/* The destination is a veth: the frame goes straight to its peer's ingress
- * (bpf_redirect_peer: no second transmit, no backlog queue), as a frame the
- * peer received; otherwise to the interface's transmit (bpf_redirect). */
-#define KF_V_PEER 0x1
 _Static_assert(sizeof(struct kf_mac_val) == 16, "kf_mac_val");
 
 /* Counters per destination port (an mmap()ed array map, indexed by port). */
