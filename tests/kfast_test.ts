@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
-import { ip, nsPing, nsTransfer, type Out, portOf, sh, valeCtl } from "./helpers/nslab.ts";
+import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./helpers/nslab.ts";
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
 import { buildProg } from "./helpers/cprog.ts";
@@ -95,7 +95,7 @@ class Lab implements AsyncDisposable {
   }
 
   port(i: number): PortInfo {
-    return portOf(this.runDir, "vale0", this.ports[i]);
+    return requirePort(this.runDir, "vale0", this.ports[i]);
   }
 
   attachment(i: number): Attachment {

@@ -21,7 +21,7 @@
 
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
-import { ip, nsPing, nsTransfer, type Out, portOf, sh, valeCtl } from "./helpers/nslab.ts";
+import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./helpers/nslab.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
@@ -107,7 +107,7 @@ class Lab implements AsyncDisposable {
   }
 
   port(i: number): PortInfo {
-    return portOf(this.runDir, "vale0", this.ports[i]);
+    return requirePort(this.runDir, "vale0", this.ports[i]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

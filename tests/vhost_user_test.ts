@@ -21,6 +21,7 @@ import { portOf, type RunningTool, runTool, startTool, summary } from "./helpers
 import { haveTestpmd, Testpmd } from "./helpers/testpmd.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { buildProg } from "./helpers/cprog.ts";
+import { nsPingRun } from "./helpers/nslab.ts";
 import { bootGuest, describe, guestAvailable, vhostUserNic } from "./helpers/guest.ts";
 
 const SW = "vale0";
@@ -570,26 +571,8 @@ async function namespaceOn(e: Env): Promise<{ ns: string; close(): Promise<void>
 
 /** ping from the namespace: true when `count` replies came back. */
 async function nsPing(ns: string, dst: string, count: number): Promise<boolean> {
-  const r = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      ns,
-      "ping",
-      "-n",
-      "-q",
-      "-c",
-      String(count),
-      "-i",
-      "0.2",
-      "-W",
-      "2",
-      dst,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(r.stdout).includes(` ${count} received`);
+  const r = await nsPingRun(ns, dst, { count });
+  return r.out.includes(` ${count} received`);
 }
 
 /** `seq 1 N` as busybox prints it. */

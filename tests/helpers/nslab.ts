@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type PortInfo, switchInfo } from "../../lib/switch/control.ts";
+import type { PortInfo } from "../../lib/switch/control.ts";
+import { portOf } from "./tools.ts";
 
 const dec = new TextDecoder();
 const NETLOAD = new URL("./netload.ts", import.meta.url).pathname;
@@ -140,8 +141,8 @@ export function valeCtl(runDir: string, ...args: string[]): Promise<Out> {
 }
 
 /** Port `name` of switch `sw` in runDir (asserted to exist). */
-export function portOf(runDir: string, sw: string, name: string): PortInfo {
-  const p = switchInfo(sw, { runDir }).ports.find((x) => x.name === name);
+export function requirePort(runDir: string, sw: string, name: string): PortInfo {
+  const p = portOf(runDir, sw, name);
   assert.ok(p, `port ${name} on ${sw}`);
   return p;
 }
