@@ -457,17 +457,32 @@ gtest(
     );
 
     // (2) B without a header: the switch segments the guest's TSO frames for B
-    const t2 = snap(lab.port(tap)), b0 = snap(lab.port(b.port));
-    // the guest's stream as B's veth end gets it from the switch (a veth marks frames
-    // without a checksum state as verified, so B's stack would not notice bad ones;
-    // captured in B: B's root end is served by AF_XDP, whose frames bypass its taps)
-    const cap = HAVE_TSHARK
-      ? await capture(b.ns, `src host ${SUBNET}.3 and tcp dst port 5002`, lab.runDir)
-      : null;
-    const { fromGuest: sb } = await exchange(g, `${SUBNET}.3`, b.ns, `${SUBNET}.2`, want, tapSnap);
-    const t3 = snap(lab.port(tap)), b1 = snap(lab.port(b.port));
-    if (cap) {
-      const v = await cap.verify();
+    // A TCG guest sizes its TSO frames by its pacing rate: on a loaded machine a run may
+    // send MTU-sized frames only (nothing for the switch to segment); such a run is done
+    // again, at most twice, and what follows is asserted on the last one.
+    let t2: Snap, b0: Snap, t3: Snap, b1: Snap, sb: Snap;
+    let v: Awaited<ReturnType<Awaited<ReturnType<typeof capture>>["verify"]>> | null = null;
+    for (let attempt = 1;; attempt++) {
+      t2 = snap(lab.port(tap));
+      b0 = snap(lab.port(b.port));
+      // the guest's stream as B's veth end gets it from the switch (a veth marks frames
+      // without a checksum state as verified, so B's stack would not notice bad ones;
+      // captured in B: B's root end is served by AF_XDP, whose frames bypass its taps)
+      const cap = HAVE_TSHARK
+        ? await capture(b.ns, `src host ${SUBNET}.3 and tcp dst port 5002`, lab.runDir)
+        : null;
+      ({ fromGuest: sb } = await exchange(g, `${SUBNET}.3`, b.ns, `${SUBNET}.2`, want, tapSnap));
+      t3 = snap(lab.port(tap));
+      b1 = snap(lab.port(b.port));
+      v = cap ? await cap.verify() : null;
+      if (avg(sb.tx_bytes, sb.tx_packets) > MTU_FRAME || attempt === 3) break;
+      console.log(
+        `    (2) attempt ${attempt}: the guest sent ${sb.tx_packets} frames of ${
+          avg(sb.tx_bytes, sb.tx_packets).toFixed(0)
+        } B avg (no TSO frames): again`,
+      );
+    }
+    if (v) {
       console.log(`    (2) captured in B: ${JSON.stringify(v)}`);
       assert.ok(v.frames >= 1000, `captured the guest's stream to B: ${JSON.stringify(v)}`);
       assert.equal(v.maxLen <= 1514, true, `segments of at most 1514 bytes: ${JSON.stringify(v)}`);

@@ -341,7 +341,13 @@ vtest(
       const up = await cli;
       assert.equal(up.code, 0, up.err);
       assert.match(up.out, new RegExp(`topology ${b} is up: 1 hosts, 1 VMs, 1 switches, 2 links`));
-      const status = await sh(VALE, ["topo", "status", b], { VALE_RUN_DIR: rd });
+      // this VM's init is not vale's, so `up` does not wait for its boot: its vhost-user
+      // port is down until the guest's driver starts its queues (bounded wait)
+      let status = await sh(VALE, ["topo", "status", b], { VALE_RUN_DIR: rd });
+      for (let i = 0; i < 120 && !/vm1:eth0 .* vhost forwarder running/.test(status.out); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        status = await sh(VALE, ["topo", "status", b], { VALE_RUN_DIR: rd });
+      }
       assert.equal(status.code, 0, status.err);
       assert.match(status.out, /^vms:\n {2}vm1 +QEMU pid \d+ running/m);
       assert.match(status.out, /vm1:eth0 .* vhost forwarder running/);
