@@ -81,7 +81,7 @@ vale-ctl arguments
 		interface, the header the attachment uses (default 12: offloads kept,
 		64 KiB GSO frames; 0: MTU-sized frames, AF_XDP on veths)
 	--no-kfast	with -a/-h of a kernel interface: no kernel fast path (every frame
-		through the forwarder; by default frames between veths/VM TAPs of one
+		through the forwarder; by default frames from veths/VM TAPs to veths of one
 		switch whose destination the switch learned are handed over by the kernel)
 	--mtu BYTES	MTU (largest Ethernet frame without header, 64..65553; default 1514)
 		of the port that -n or -g creates, or that --set changes

@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "baa4ef21aaed366fd439594b7e2a97c45e029aa68caeed6c1b5ae4eb75fb6d64";
+export const C_SOURCES_SHA256 = "042c17dd75d2a89a44d62a9bc338234917c8ff6d138d08789b171afd598368ed";

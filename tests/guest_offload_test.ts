@@ -376,6 +376,11 @@ async function capture(ns: string, filter: string, dir: string) {
  * string of /sys/.../virtioN/features): 0 CSUM, 1 GUEST_CSUM, 7 GUEST_TSO4, 11 HOST_TSO4.
  */
 async function guestFeatures(g: Guest): Promise<string> {
+  // A slow (TCG) guest's TCP sizes its TSO frames by its pacing rate, down to MTU-sized ones
+  // on a loaded machine; a floor of 16 segments per frame (when its window allows) makes what
+  // the switch must carry whole not depend on the guest's speed
+  const t = await g.run("echo 16 > /proc/sys/net/ipv4/tcp_min_tso_segs", 30000);
+  assert.equal(t.status, 0, t.output);
   const f = await g.run("cat /sys/class/net/eth0/device/features", 30000);
   assert.equal(f.status, 0, f.output);
   const bits = f.output.trim();
@@ -413,19 +418,31 @@ gtest(
     }
 
     // (1) A with a header: super-frames both ways through the switch
-    const t0 = snap(lab.port(tap)), a0 = snap(lab.port(a.port));
     const tapSnap = () => snap(lab.port(tap));
-    const { toGuest: ra, fromGuest: sa } = await exchange(
-      g,
-      `${SUBNET}.3`,
-      a.ns,
-      `${SUBNET}.1`,
-      want,
-      tapSnap,
-    );
-    const t1 = snap(lab.port(tap)), a1 = snap(lab.port(a.port));
-    const dt = delta(t0, t1), da = delta(a0, a1);
     const avg = (b: number, p: number) => b / Math.max(1, p);
+    // as in (2) below: a run in which the guest sent no TSO frames is done again (at most twice)
+    let t0: Snap, a0: Snap, t1: Snap, a1: Snap, ra: Snap, sa: Snap;
+    for (let attempt = 1;; attempt++) {
+      t0 = snap(lab.port(tap));
+      a0 = snap(lab.port(a.port));
+      ({ toGuest: ra, fromGuest: sa } = await exchange(
+        g,
+        `${SUBNET}.3`,
+        a.ns,
+        `${SUBNET}.1`,
+        want,
+        tapSnap,
+      ));
+      t1 = snap(lab.port(tap));
+      a1 = snap(lab.port(a.port));
+      if (avg(sa.tx_bytes, sa.tx_packets) > MTU_FRAME || attempt === 3) break;
+      console.log(
+        `    (1) attempt ${attempt}: the guest sent ${sa.tx_packets} frames of ${
+          avg(sa.tx_bytes, sa.tx_packets).toFixed(0)
+        } B avg (no TSO frames): again`,
+      );
+    }
+    const dt = delta(t0, t1), da = delta(a0, a1);
     console.log(
       `    (1) guest TAP tx ${dt.tx_packets} frames, ${
         avg(dt.tx_bytes, dt.tx_packets).toFixed(0)

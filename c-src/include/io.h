@@ -258,6 +258,8 @@ VALE_API int vale_io_vnet_hdr(struct vale_io *h);
  * 0 takes every frame again. The kernel fast path (kfast.h) uses it: its tc
  * program sends the frames this socket must see a second time, marked. */
 VALE_API int vale_io_mark_filter(struct vale_io *h, uint32_t mark);
+/* The interface's driver ("veth", "tun", ...; "" if it does not say). */
+VALE_API int vale_io_driver(struct vale_io *h, char *out, uint32_t size);
 /* A vhost-user handle's state as JSON (front-end connected, features,
  * queues, counters of refusals); returns the length needed. */
 VALE_API int vale_io_vhost_json(struct vale_io *h, char *buf, uint32_t len);

@@ -314,6 +314,11 @@ VALE_API int vale_io_mark_filter(struct vale_io *h, uint32_t mark)
 	return 0;
 }
 
+VALE_API int vale_io_driver(struct vale_io *h, char *out, uint32_t size)
+{
+	return vio_link_driver(h->ctl_fd, h->ifname, out, size);
+}
+
 VALE_API int vale_io_fd(struct vale_io *h) { return h->poll_fd >= 0 ? h->poll_fd : h->fd; }
 
 VALE_API int vale_io_check(struct vale_io *h) { return vio_check_alive(h); }

@@ -440,7 +440,14 @@ VALE_API int vale_kfast_start(vale_port *p, struct vale_io *io, uint32_t flags,
 	STORE_RLX(&e->kf_ifindex, k->ifindex);
 	STORE_RLX(&e->kf_netns, k->netns);
 	STORE_RLX(&e->kf_pid, (int32_t)getpid());
-	STORE_REL(&e->kf_on, KF_ON);
+	/* Other ports may hand frames to a veth, whose peer is a kernel stack that takes
+	 * them at once. Not to a VM's TAP: a guest drains its queue at its own pace, the
+	 * kernel would drop what does not fit (as a bridge does), and the forwarder's
+	 * back-pressure waits instead (a TCG guest's TCP lost its TSO frames to such
+	 * drops). A TAP still sends its frames the short way. */
+	char drv[32];
+	bool takes = vale_io_driver(io, drv, sizeof drv) == 0 && !strcmp(drv, "veth");
+	STORE_REL(&e->kf_on, takes ? KF_ON : 0u);
 	if (pthread_create(&k->th, NULL, kf_thread, k) != 0) {
 		STORE_REL(&e->kf_on, 0u);
 		vale_io_mark_filter(io, 0);
