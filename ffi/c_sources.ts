@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "042c17dd75d2a89a44d62a9bc338234917c8ff6d138d08789b171afd598368ed";
+export const C_SOURCES_SHA256 = "29820026828ddf460fb192e7f94657fdebf9bad1ab165a7436f742cddf4af4df";

@@ -71,6 +71,28 @@ static void jmp(struct asm_ *a, struct bpf_insn i, int lab)
 }
 static void here(struct asm_ *a, int lab) { a->label[lab] = (int32_t)a->n; }
 
+/* The 6-byte MAC at packet offset `at` (r7: packet start, checked long enough)
+ * as an 8-byte key at fp+`key`: two zero bytes after it. */
+static void mac_key(struct asm_ *a, int16_t at, int16_t key)
+{
+	emit(a, LDX_MEM(BPF_W, R2, R7, at));
+	emit(a, STX_MEM(BPF_W, R10, R2, key));
+	emit(a, LDX_MEM(BPF_H, R2, R7, at + 4));
+	emit(a, STX_MEM(BPF_H, R10, R2, key + 4));
+	emit(a, ST_MEM(BPF_H, R10, key + 6, 0));
+}
+
+/* r0 = the value of map `fd` at the key at fp+`key`; on a miss, jump to `miss`. */
+static void lookup(struct asm_ *a, int fd, int16_t key, int miss)
+{
+	emit(a, LD_MAP_FD(R1, fd));
+	emit(a, LD_IMM64_HI(0));
+	emit(a, MOV64_REG(R2, R10));
+	emit(a, ADD64_IMM(R2, key));
+	emit(a, CALL(BPF_FUNC_map_lookup_elem));
+	jmp(a, JMP_IMM(BPF_JEQ, R0, 0, 0), miss);
+}
+
 int kf_prog_load(int mac_fd, int cnt_fd, uint32_t own_port, uint32_t own_ifindex, char *log,
 		 uint32_t log_len)
 {
@@ -89,33 +111,15 @@ int kf_prog_load(int mac_fd, int cnt_fd, uint32_t own_port, uint32_t own_ifindex
 	emit(&a, AND64_IMM(R2, 1));
 	jmp(&a, JMP_IMM(BPF_JNE, R2, 0, 0), L_SLOW); /* broadcast, multicast: the switch floods */
 	/* keys on the stack: destination at fp-8, source at fp-16 */
-	emit(&a, LDX_MEM(BPF_W, R2, R7, 0));
-	emit(&a, STX_MEM(BPF_W, R10, R2, -8));
-	emit(&a, LDX_MEM(BPF_H, R2, R7, 4));
-	emit(&a, STX_MEM(BPF_H, R10, R2, -4));
-	emit(&a, ST_MEM(BPF_H, R10, -2, 0));
-	emit(&a, LDX_MEM(BPF_W, R2, R7, 6));
-	emit(&a, STX_MEM(BPF_W, R10, R2, -16));
-	emit(&a, LDX_MEM(BPF_H, R2, R7, 10));
-	emit(&a, STX_MEM(BPF_H, R10, R2, -12));
-	emit(&a, ST_MEM(BPF_H, R10, -10, 0));
+	mac_key(&a, 0, -8);
+	mac_key(&a, 6, -16);
 	/* the source must be learned on our port */
-	emit(&a, LD_MAP_FD(R1, mac_fd));
-	emit(&a, LD_IMM64_HI(0));
-	emit(&a, MOV64_REG(R2, R10));
-	emit(&a, ADD64_IMM(R2, -16));
-	emit(&a, CALL(BPF_FUNC_map_lookup_elem));
-	jmp(&a, JMP_IMM(BPF_JEQ, R0, 0, 0), L_SLOW);
+	lookup(&a, mac_fd, -16, L_SLOW);
 	emit(&a, LDX_MEM(BPF_H, R2, R0, offsetof(struct kf_mac_val, port)));
 	jmp(&a, JMP_IMM(BPF_JNE, R2, (int32_t)own_port, 0), L_SLOW);
 	emit(&a, MOV64_REG(R9, R0));
 	/* the destination on another fast-path port */
-	emit(&a, LD_MAP_FD(R1, mac_fd));
-	emit(&a, LD_IMM64_HI(0));
-	emit(&a, MOV64_REG(R2, R10));
-	emit(&a, ADD64_IMM(R2, -8));
-	emit(&a, CALL(BPF_FUNC_map_lookup_elem));
-	jmp(&a, JMP_IMM(BPF_JEQ, R0, 0, 0), L_SLOW);
+	lookup(&a, mac_fd, -8, L_SLOW);
 	emit(&a, LDX_MEM(BPF_W, R7, R0, offsetof(struct kf_mac_val, ifindex)));
 	jmp(&a, JMP_IMM(BPF_JEQ, R7, 0, 0), L_SLOW);
 	emit(&a, LDX_MEM(BPF_H, R2, R0, offsetof(struct kf_mac_val, port)));
@@ -124,12 +128,7 @@ int kf_prog_load(int mac_fd, int cnt_fd, uint32_t own_port, uint32_t own_ifindex
 	/* count: the source's hits (keeps its MAC alive in the switch), the destination's frames */
 	emit(&a, MOV64_IMM(R1, 1));
 	emit(&a, ATOMIC_ADD64(R9, R1, offsetof(struct kf_mac_val, hits)));
-	emit(&a, LD_MAP_FD(R1, cnt_fd));
-	emit(&a, LD_IMM64_HI(0));
-	emit(&a, MOV64_REG(R2, R10));
-	emit(&a, ADD64_IMM(R2, -20));
-	emit(&a, CALL(BPF_FUNC_map_lookup_elem));
-	jmp(&a, JMP_IMM(BPF_JEQ, R0, 0, 0), L_REDIR);
+	lookup(&a, cnt_fd, -20, L_REDIR);
 	emit(&a, MOV64_IMM(R1, 1));
 	emit(&a, ATOMIC_ADD64(R0, R1, offsetof(struct kf_cnt, pkts)));
 	emit(&a, LDX_MEM(BPF_W, R1, R6, SKB(len)));
