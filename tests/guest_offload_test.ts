@@ -28,6 +28,7 @@
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { ip, netload, nsPing, sh } from "./helpers/nslab.ts";
+import { until } from "./helpers/tools.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
@@ -68,14 +69,6 @@ function gtest(name: string, fn: () => Promise<void>) {
 const MTU_FRAME = 1514 + 12;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out after ${ms} ms waiting for: ${what}`);
-}
 
 /**
  * Bound of a guest's whole life. Generous: a guest boots in ~3 s on an idle

@@ -16,6 +16,7 @@
 
 import assert from "node:assert/strict";
 import { capEff } from "./helpers/machine.ts";
+import { until } from "./helpers/tools.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import {
@@ -64,16 +65,6 @@ async function ip(...args: string[]): Promise<string> {
   if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err.trim()}`);
   return r.out;
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out after ${ms} ms waiting for: ${what}`);
-}
-
 /** A namespace on a veth (root end attached to vale0) and TAPs for guests. */
 class Lab implements AsyncDisposable {
   readonly ns = `${TAG}n`;

@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
 import { ip, nsPingRun, type Out, sh } from "./helpers/nslab.ts";
+import { until } from "./helpers/tools.ts";
 import {
   attachInterface,
   type Attachment,
@@ -65,16 +66,6 @@ function ktest(
 // ---------------------------------------------------------------- helpers
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until `fn` is true (polling), at most `ms`. */
-async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out after ${ms} ms waiting for: ${what}`);
-}
 
 /** vale-ctl as a user runs it (its own process), in the lab's run dir. */
 function valeCtl(runDir: string, ...args: string[]): Promise<Out> {

@@ -17,6 +17,7 @@ import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./he
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
 import { buildProg } from "./helpers/cprog.ts";
+import { until } from "./helpers/tools.ts";
 import { openPort } from "../lib/open.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
 
@@ -44,15 +45,6 @@ function ktest(name: string, fn: () => Promise<void>) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(fn: () => T | undefined | false, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Namespaces on veths, root ends attached to vale0 (IPv6 off: no traffic of their own). */
 class Lab implements AsyncDisposable {

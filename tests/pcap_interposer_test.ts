@@ -10,6 +10,7 @@ import { openPort } from "../lib/open.ts";
 import { parsePortName, PortNameError } from "../lib/names.ts";
 import { portCounters } from "../lib/switch/control.ts";
 import { tempRunDir } from "./helpers/procs.ts";
+import { until } from "./helpers/tools.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WRAP = `${ROOT}bin/vale-pcap`;
@@ -112,14 +113,6 @@ function sendAll(port: ReturnType<typeof openPort>, frames: Uint8Array[]) {
     while (i < frames.length && n < 64 && port.send(frames[i])) i++, n++;
     port.txsync();
   }
-}
-
-async function until(cond: () => boolean, what: string, ms = 20000) {
-  for (let t = 0; t < ms; t += 20) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out: ${what}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -256,6 +249,7 @@ Deno.test({
     // every frame reached the capture port's ring; then tcpdump has read them all
     await until(
       () => portCounters("vale0:cap", { runDir: run.dir }).rx_packets === 500,
+      20000,
       "500 frames delivered",
     );
     await new Promise((r) => setTimeout(r, 300));
@@ -332,13 +326,17 @@ Deno.test({
     const dropped = c.drops.ring_full;
     assert.ok(dropped > 0 && c.rx_packets + dropped === n, JSON.stringify(c));
     td.kill("SIGCONT");
-    await until(() => {
-      try {
-        return readPcapFileSync(file).records.length === n - dropped;
-      } catch {
-        return false;
-      }
-    }, "the captured frames written");
+    await until(
+      () => {
+        try {
+          return readPcapFileSync(file).records.length === n - dropped;
+        } catch {
+          return false;
+        }
+      },
+      20000,
+      "the captured frames written",
+    );
     td.kill("SIGINT");
     const st = await td.done();
     assert.equal(st.code, 0, td.err);
@@ -367,14 +365,18 @@ Deno.test({
     ]);
     await ts.waitFor(/Capturing on 'vale0:ts'/);
     // dumpcap opens the port when it starts capturing: wait for it
-    await until(() => {
-      try {
-        portCounters("vale0:ts", { runDir: run.dir });
-        return true;
-      } catch {
-        return false;
-      }
-    }, "dumpcap's port");
+    await until(
+      () => {
+        try {
+          portCounters("vale0:ts", { runDir: run.dir });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      20000,
+      "dumpcap's port",
+    );
     using src = openPort("vale0:src", { runDir: run.dir });
     const frames = Array.from({ length: 400 }, (_, i) => udpFrame(i, i % 2 ? 3000 : 2000, 64));
     sendAll(src, frames);

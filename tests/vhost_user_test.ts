@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { listAttachments } from "../lib/attach/attach.ts";
 import type { KernelPort } from "../lib/backends/kernel_port.ts";
 import { openPort } from "../lib/open.ts";
-import { portOf, type RunningTool, runTool, startTool, summary } from "./helpers/tools.ts";
+import { portOf, type RunningTool, runTool, startTool, summary, until } from "./helpers/tools.ts";
 import { haveTestpmd, Testpmd } from "./helpers/testpmd.ts";
 import { tempRunDir } from "./helpers/procs.ts";
 import { buildProg } from "./helpers/cprog.ts";
@@ -33,15 +33,6 @@ function vtest(name: string, fn: () => Promise<void>, extraSkip = "") {
     Deno.test({ name: `vhost_user: ${name} (skipped: ${why})`, ignore: true, fn() {} });
   } else {
     Deno.test({ name: `vhost_user: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
-  }
-}
-
-/** Poll an async condition (bounded). */
-async function until(f: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out (${ms} ms) waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -82,8 +73,8 @@ async function setup(kind: "vhost" | "vhost-client" = "vhost") {
 type Env = Awaited<ReturnType<typeof setup>>;
 
 /** Both queues of the front-end running (the port's info text says so). */
-function frontEndUp(e: Env, ms = 30000): Promise<void> {
-  return until(
+async function frontEndUp(e: Env, ms = 30000): Promise<void> {
+  await until(
     () => /connected.*2\/2 queues/.test(e.vm()?.info ?? ""),
     ms,
     "the front-end's queues",
@@ -352,7 +343,10 @@ vtest("a misbehaving front-end is refused and counted; the switch keeps forwardi
     console.log(`    rewrite: ${fwd()} frames forwarded, ${refused()} chains refused`);
     assert.ok(fwd() > 0 && o1.rx_packets > o0.rx_packets);
     assert.equal(o1.rx_bytes - o0.rx_bytes, 60 * (o1.rx_packets - o0.rx_packets));
-    assert.equal(e.att().vhost!.counters.tx_direct - c0.tx_direct, fwd());
+    // the attachment's counters come with the worker's state report (every 500 ms), the
+    // port's from the switch at once: wait for the report to catch up, then compare exactly
+    const direct = () => e.att().vhost!.counters.tx_direct - c0.tx_direct;
+    await until(() => direct() === fwd(), 5000, `tx_direct ${direct()} = forwarded ${fwd()}`);
 
     // the forwarder never crashed nor restarted, and a well-behaved front-end works next
     assert.equal(e.att().pid, pid);

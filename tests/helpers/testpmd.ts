@@ -28,7 +28,12 @@ export class Testpmd {
   readonly prefix: string;
   readonly #proc: Deno.ChildProcess;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  // stdout alone is matched: testpmd writes warnings to stderr, and a
+  // combined stream can split its prompt ("testpmd" + "Error during
+  // enabling promiscuous mode..." + "> "), which once made ready() wait out
+  // its 30 s on a loaded CI machine. #all keeps both, for error messages.
   #out = "";
+  #all = "";
   readonly #done: Promise<Deno.CommandStatus>;
 
   /**
@@ -73,11 +78,15 @@ export class Testpmd {
     }).spawn();
     this.#proc = proc;
     this.#stdin = proc.stdin.getWriter();
-    const pump = async (s: ReadableStream<Uint8Array>) => {
+    const pump = async (s: ReadableStream<Uint8Array>, isStdout: boolean) => {
       const dec = new TextDecoder();
-      for await (const c of s) this.#out += dec.decode(c, { stream: true });
+      for await (const c of s) {
+        const t = dec.decode(c, { stream: true });
+        if (isStdout) this.#out += t;
+        this.#all += t;
+      }
     };
-    const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
+    const pumps = Promise.all([pump(proc.stdout, true), pump(proc.stderr, false)]);
     this.#done = (async () => {
       const st = await proc.status;
       await pumps;
@@ -85,19 +94,19 @@ export class Testpmd {
     })();
   }
 
-  /** Everything printed so far. */
+  /** Everything printed so far (stdout and stderr). */
   get output(): string {
-    return this.#out;
+    return this.#all;
   }
 
-  /** Waits until the output (from offset `from`) matches `re`. */
+  /** Waits until standard output (from offset `from`) matches `re`. */
   async waitFor(re: RegExp, timeoutMs = 30000, from = 0): Promise<RegExpMatchArray> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const m = this.#out.slice(from).match(re);
       if (m) return m;
       if (Date.now() > end) {
-        throw new Error(`testpmd: no ${re} within ${timeoutMs} ms:\n${this.#out.slice(-3000)}`);
+        throw new Error(`testpmd: no ${re} within ${timeoutMs} ms:\n${this.#all.slice(-3000)}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }

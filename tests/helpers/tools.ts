@@ -135,15 +135,27 @@ export function portOf(runDir: string, sw: string, name: string): PortInfo | und
   }
 }
 
-/** Poll until `f` is true (or throw after timeoutMs). */
-export async function until(
-  f: () => boolean,
+/** What `until` returns: its condition's value, known to be truthy. */
+export type Truthy<T> = Exclude<T, false | 0 | "" | null | undefined>;
+
+/**
+ * Polls `f` (which may be async) until it returns a truthy value and returns
+ * that value; fails with `what` after timeoutMs. Every test's waits go
+ * through this one loop, so a condition reported late (a worker's 500 ms
+ * state report) is awaited the same way everywhere.
+ */
+export async function until<T>(
+  f: () => T | Promise<T>,
   timeoutMs = 10000,
   what = "condition",
-): Promise<void> {
+): Promise<Truthy<T>> {
   const t0 = Date.now();
-  while (!f()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+  for (;;) {
+    const v = await f();
+    if (v) return v as Truthy<T>;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
