@@ -219,7 +219,7 @@ vtest("front-end killed: the port goes down, counts drops, comes back with a new
     await frontEndUp(e);
     await ping(e, "p2", 100, 60);
     assert.equal(e.att().pid, pid);
-    assert.equal(e.att().vhost?.counters.connects, 2);
+    await until(() => e.att().vhost?.counters.connects === 2, 5000, "2 connects reported");
     assert.equal(e.att().vhost?.counters.bad_msgs, 0);
     await pmd.close();
   } finally {
@@ -238,7 +238,11 @@ vtest("client mode: vale connects to a listening front-end and reconnects", asyn
       await frontEndUp(e);
       assert.match(e.vm().info, /vhost-user client: connected/);
       await ping(e, `p${round}`, 100, 60);
-      assert.equal(e.att().vhost?.counters.connects, round + 1);
+      await until(
+        () => e.att().vhost?.counters.connects === round + 1,
+        5000,
+        `${round + 1} connects reported`,
+      );
       pmd.kill();
       await pmd.exited;
       await until(() => /client: connecting/.test(e.vm()?.info ?? ""), 10000, "port down");
