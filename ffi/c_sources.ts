@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "29820026828ddf460fb192e7f94657fdebf9bad1ab165a7436f742cddf4af4df";
+export const C_SOURCES_SHA256 = "6886c0745d722c19dc295bc1419a0f1fddebeb15f2d44be0f8ae2e610cf35d14";

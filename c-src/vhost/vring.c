@@ -249,24 +249,45 @@ static bool strip_refused(struct vh_dev *d, struct vh_vq *q, int nseg)
 	return (h[0] & 1) || h[1] != 0; /* NEEDS_CSUM, a GSO type */
 }
 
+/* The bytes of a chain q->seg[0..nseg) from byte `skip`, `len` in all, as
+ * consecutive pieces: the one walk both ways of taking a frame share. */
+struct chain_cur {
+	const struct vh_vq *q;
+	int s, nseg;
+	uint32_t skip, len;
+};
+
+static inline bool chain_next(struct chain_cur *c, const uint8_t **p, uint32_t *l)
+{
+	while (c->s < c->nseg && c->len) {
+		const uint8_t *sp = c->q->seg[c->s].p;
+		uint32_t sl = c->q->seg[c->s].len;
+		c->s++;
+		if (c->skip >= sl) {
+			c->skip -= sl;
+			continue;
+		}
+		sp += c->skip;
+		sl -= c->skip;
+		c->skip = 0;
+		if (sl > c->len) sl = c->len;
+		c->len -= sl;
+		*p = sp;
+		*l = sl;
+		return true;
+	}
+	return false;
+}
+
 /* Copy `len` bytes of the chain in q->seg[0..nseg) starting at byte `skip`
  * into consecutive caller buffers of buf_size; returns buffers used. */
 static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t len,
 			      void *const *bufs, uint16_t *lens, uint16_t *flags, uint32_t bs)
 {
-	uint32_t b = 0, off = 0;
-	for (int s = 0; s < nseg && len; s++) {
-		const uint8_t *p = q->seg[s].p;
-		uint32_t l = q->seg[s].len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		p += skip;
-		l -= skip;
-		skip = 0;
-		if (l > len) l = len;
-		len -= l;
+	struct chain_cur c = {q, 0, nseg, skip, len};
+	const uint8_t *p;
+	uint32_t l, b = 0, off = 0;
+	while (chain_next(&c, &p, &l)) {
 		while (l) {
 			if (off == bs) {
 				lens[b] = (uint16_t)bs;
@@ -274,11 +295,11 @@ static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t
 				b++;
 				off = 0;
 			}
-			uint32_t c = bs - off < l ? bs - off : l;
-			memcpy((uint8_t *)bufs[b] + off, p, c);
-			off += c;
-			p += c;
-			l -= c;
+			uint32_t n = bs - off < l ? bs - off : l;
+			memcpy((uint8_t *)bufs[b] + off, p, n);
+			off += n;
+			p += n;
+			l -= n;
 		}
 	}
 	lens[b] = (uint16_t)off;
@@ -300,19 +321,10 @@ static uint32_t chain_to_bufs(struct vh_vq *q, int nseg, uint32_t skip, uint32_t
 static uint32_t chain_to_ents(struct vh_vq *q, int nseg, uint32_t skip, uint32_t len, uint32_t ph,
 			      struct vale_src_slot *ents, uint32_t room, uint32_t bs)
 {
-	uint32_t k = 0, total = len;
-	for (int s = 0; s < nseg && len; s++) {
-		const uint8_t *p = q->seg[s].p;
-		uint32_t l = q->seg[s].len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		p += skip;
-		l -= skip;
-		skip = 0;
-		if (l > len) l = len;
-		len -= l;
+	struct chain_cur cur = {q, 0, nseg, skip, len};
+	const uint8_t *p;
+	uint32_t l, k = 0, total = len;
+	while (chain_next(&cur, &p, &l)) {
 		while (l) {
 			if (k == VALE_MAX_FRAGS) return 0;
 			if (k == room) return NO_ROOM;

@@ -3,6 +3,7 @@
 // name, private run directories removed after each case, and reading a
 // child's stdout up to a line.
 import assert from "node:assert/strict";
+import { tearDownByName } from "../../lib/topo/lifecycle.ts";
 
 const dec = new TextDecoder();
 
@@ -76,9 +77,27 @@ export class RunDirs {
     this.#dirs.push(d);
     return d;
   }
-  /** Remove every directory made so far. */
+  /**
+   * Remove every directory made so far. A case that failed half-way may have
+   * left a topology up (an owner SIGKILLed on purpose leaves its VM and
+   * forwarders running, detached): each topology recorded in the directory is
+   * torn down first, and whatever still runs with the directory on its command
+   * line (forwarders, QEMU) is killed, so no failure leaves processes behind.
+   */
   async removeAll(): Promise<void> {
     for (const d of this.#dirs.splice(0)) {
+      let names: string[] = [];
+      try {
+        names = [...Deno.readDirSync(`${d}/.topo`)]
+          .filter((e) => e.isFile && e.name.endsWith(".json"))
+          .map((e) => e.name.slice(0, -5));
+      } catch { /* no topology */ }
+      for (const n of names) await tearDownByName(n, d).catch(() => {});
+      for (const p of procsWith(d)) {
+        try {
+          Deno.kill(Number(p.slice(0, p.indexOf(":"))), "SIGKILL");
+        } catch { /* gone */ }
+      }
       await Deno.remove(d, { recursive: true }).catch(() => {});
     }
   }
