@@ -10,10 +10,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { openPort } from "../lib/open.ts";
 import { PcapWriter } from "../lib/formats/pcap.ts";
-import { err, out } from "./common.ts";
+import { err, parseCommand } from "./common.ts";
 
 /** The usage text. */
 export const USAGE = `Usage: vale capture PORT -w FILE [-c COUNT] [-G SECONDS] [-s SNAPLEN] [-q]
@@ -37,29 +36,15 @@ were captured, as tcpdump does.
 
 /** vale capture's main(); returns the exit status. */
 export async function main(args: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        w: { type: "string", short: "w" },
-        c: { type: "string", short: "c" },
-        G: { type: "string", short: "G" },
-        s: { type: "string", short: "s" },
-        q: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    err(`vale capture: ${(e as Error).message}\n${USAGE}`);
-    return 1;
-  }
+  const v = parseCommand("vale capture", USAGE, args, {
+    w: { type: "string", short: "w" },
+    c: { type: "string", short: "c" },
+    G: { type: "string", short: "G" },
+    s: { type: "string", short: "s" },
+    q: { type: "boolean", short: "q" },
+  });
+  if (typeof v === "number") return v;
   const o = v.values;
-  if (o.help) {
-    out(USAGE);
-    return 0;
-  }
   if (v.positionals.length !== 1 || !o.w) {
     err(USAGE);
     return 1;

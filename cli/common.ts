@@ -7,6 +7,8 @@
  * @module
  */
 
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
 const enc = new TextEncoder();
 
 /** Write text to stdout, all of it. */
@@ -208,4 +210,45 @@ export function parseNmrConfig(conf: string): NmrConfig {
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The options of a {@link parseCommand} command (`-h`/`--help` is added). */
+export type CommandOptions = NonNullable<ParseArgsConfig["options"]>;
+
+type HelpOption = { help: { type: "boolean"; short: "h" } };
+
+/** What {@link parseCommand} returns for options `O`: node's parseArgs result. */
+export type ParsedCommand<O extends CommandOptions> = ReturnType<
+  typeof parseArgs<{ args: string[]; allowPositionals: true; options: O & HelpOption }>
+>;
+
+/**
+ * The front of every `vale` subcommand written with node's `parseArgs`:
+ * positionals allowed, `-h`/`--help` prints `usage` to stdout and returns
+ * status 0, a bad option prints `tool: message` and the usage to stderr and
+ * returns `badStatus`. Otherwise the parsed values and positionals.
+ */
+export function parseCommand<O extends CommandOptions>(
+  tool: string,
+  usage: string,
+  args: string[],
+  options: O,
+  badStatus = 1,
+): ParsedCommand<O> | number {
+  let p;
+  try {
+    p = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { ...options, help: { type: "boolean", short: "h" } } as O & HelpOption,
+    });
+  } catch (e) {
+    err(`${tool}: ${(e as Error).message}\n${usage}`);
+    return badStatus;
+  }
+  if ((p.values as { help?: boolean }).help) {
+    out(usage);
+    return 0;
+  }
+  return p;
 }

@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { openPort } from "../lib/open.ts";
 import { openPcap, PcapError } from "../lib/formats/pcap.ts";
 import { Replay, REPLAY_MAX_FRAME, type ReplayStats } from "../lib/tools/replay.ts";
-import { err, norm, out } from "./common.ts";
+import { err, norm, out, parseCommand } from "./common.ts";
 
 /** The usage text. */
 export const USAGE = `Usage: vale replay PORT FILE [-x SPEED | -p PPS | -M MBPS | -t] [-l LOOPS]
@@ -60,32 +59,18 @@ function line(st: ReplayStats, final: boolean): string {
 
 /** vale replay's main(); returns the exit status. */
 export async function main(args: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        speed: { type: "string", short: "x" },
-        pps: { type: "string", short: "p" },
-        mbps: { type: "string", short: "M" },
-        topspeed: { type: "boolean", short: "t" },
-        loop: { type: "string", short: "l" },
-        limit: { type: "string", short: "L" },
-        stats: { type: "string", short: "T" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    err(`vale replay: ${(e as Error).message}\n${USAGE}`);
-    return 1;
-  }
+  const v = parseCommand("vale replay", USAGE, args, {
+    speed: { type: "string", short: "x" },
+    pps: { type: "string", short: "p" },
+    mbps: { type: "string", short: "M" },
+    topspeed: { type: "boolean", short: "t" },
+    loop: { type: "string", short: "l" },
+    limit: { type: "string", short: "L" },
+    stats: { type: "string", short: "T" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (typeof v === "number") return v;
   const o = v.values;
-  if (o.help) {
-    out(USAGE);
-    return 0;
-  }
   if (v.positionals.length !== 2) {
     err(USAGE);
     return 1;

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   si,
   SORT_KEYS,
@@ -17,7 +16,7 @@ import {
   TopSampler,
   type TopSnapshot,
 } from "../lib/tools/top.ts";
-import { err, out } from "./common.ts";
+import { err, out, parseCommand } from "./common.ts";
 
 /** The usage text. */
 export const USAGE =
@@ -150,30 +149,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** vale top's main(); returns the exit status. */
 export async function main(args: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        interval: { type: "string", short: "i" },
-        count: { type: "string", short: "n" },
-        sort: { type: "string", short: "s" },
-        reverse: { type: "boolean", short: "r" },
-        json: { type: "boolean" },
-        plain: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    err(`vale top: ${(e as Error).message}\n${USAGE}`);
-    return 1;
-  }
+  const v = parseCommand("vale top", USAGE, args, {
+    interval: { type: "string", short: "i" },
+    count: { type: "string", short: "n" },
+    sort: { type: "string", short: "s" },
+    reverse: { type: "boolean", short: "r" },
+    json: { type: "boolean" },
+    plain: { type: "boolean" },
+  });
+  if (typeof v === "number") return v;
   const o = v.values;
-  if (o.help) {
-    out(USAGE);
-    return 0;
-  }
   const interval = o.interval === undefined ? 1 : Number(o.interval);
   if (!(interval >= 0.1 && interval <= 3600)) {
     err(`vale top: bad interval '${o.interval}': seconds from 0.1 to 3600\n`);

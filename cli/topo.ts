@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { ValeError } from "../lib/errors.ts";
 import { runDir as defaultRunDir } from "../lib/rundir.ts";
 import { bringUp, tearDown } from "../lib/topo/lifecycle.ts";
@@ -23,7 +22,7 @@ import {
 import { listStates, readState, statePath } from "../lib/topo/state.ts";
 import { procAlive, signalProc, sleep } from "../lib/topo/sys.ts";
 import { Topology } from "../lib/topo/topology.ts";
-import { err, out } from "./common.ts";
+import { err, out, parseCommand } from "./common.ts";
 
 /** The usage text. */
 export const USAGE = `Usage: vale topo up [-f] [-n NAME] FILE
@@ -83,28 +82,14 @@ async function nameOf(arg: string, name?: string): Promise<string> {
 
 /** vale topo's main(); returns the exit status. */
 export async function main(args: string[]): Promise<number> {
-  let p;
-  try {
-    p = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        foreground: { type: "boolean", short: "f" },
-        name: { type: "string", short: "n" },
-        json: { type: "boolean" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    err(`vale topo: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const p = parseCommand("vale topo", USAGE, args, {
+    foreground: { type: "boolean", short: "f" },
+    name: { type: "string", short: "n" },
+    json: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+  }, 2);
+  if (typeof p === "number") return p;
   const o = p.values;
-  if (o.help) {
-    out(USAGE);
-    return 0;
-  }
   const [cmd, ...rest] = p.positionals;
   const log = o.quiet ? () => {} : (m: string) => err(`vale topo: ${m}\n`);
   const need = (n: number, what: string): boolean => {

@@ -26,7 +26,7 @@
 // on a loaded one).
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, netload, nsPing, sh } from "./helpers/nslab.ts";
 import { until } from "./helpers/tools.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
@@ -45,23 +45,7 @@ const TAG = `go${Deno.pid}`;
 const ROOT = new URL("..", import.meta.url).pathname;
 const NETLOAD = `${ROOT}tests/helpers/netload.ts`;
 
-const missingCaps = missingNetCaps();
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : guestAvailable();
-
-function gtest(name: string, fn: () => Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `guest offloads: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
-  } else {
-    Deno.test({
-      name: `guest offloads: ${name}`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      fn,
-    });
-  }
-}
+const gtest = testGroup("guest offloads", netSkipReason([]) || (guestAvailable() ?? ""));
 
 /** The largest frame without GSO (1514 B and a 12-byte header): a port whose frames average
  * more than this carried super-frames. How big they get depends on the guest's speed (TCP

@@ -12,7 +12,7 @@
 // registered as ignored with the reason in their names.
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, nsPingRun, type Out, sh } from "./helpers/nslab.ts";
 import { until } from "./helpers/tools.ts";
 import {
@@ -32,36 +32,9 @@ const ROOT = new URL("..", import.meta.url).pathname;
 
 // ---------------------------------------------------------------- privileges
 
-const missingCaps = missingNetCaps();
-
-const haveIp = haveCmd("ip", ["-V"]);
-const havePing = haveCmd("ping", ["-V"]);
 const haveIperf = haveCmd("iperf3", ["--version"]);
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : !haveIp
-  ? "needs the ip command (scripts/install-deps.sh)"
-  : !havePing
-  ? "needs ping (scripts/install-deps.sh)"
-  : "";
-
-function ktest(
-  name: string,
-  fn: (t: Deno.TestContext) => Promise<void>,
-  extraSkip = "",
-) {
-  const why = skipReason || extraSkip;
-  if (why) {
-    Deno.test({ name: `kernel_attach: ${name} (skipped: ${why})`, ignore: true, fn() {} });
-  } else {
-    Deno.test({
-      name: `kernel_attach: ${name}`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      fn,
-    });
-  }
-}
+const skipReason = netSkipReason();
+const ktest = testGroup("kernel_attach", skipReason);
 
 // ---------------------------------------------------------------- helpers
 

@@ -6,7 +6,7 @@
 // the tests are registered as ignored with the reason in their name.
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import {
   BUF_SIZE,
   KernelIo,
@@ -23,22 +23,8 @@ const TAG = `vt${Deno.pid}`;
 
 // ---------------------------------------------------------------- privileges
 
-const missingCaps = missingNetCaps();
-
-const haveIp = haveCmd("ip", ["-V"]);
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : !haveIp
-  ? "needs the ip command (iproute2)"
-  : "";
-
-function ktest(name: string, fn: (t: Deno.TestContext) => void | Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `kernel_io: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
-  } else {
-    Deno.test({ name: `kernel_io: ${name}`, sanitizeResources: false, fn });
-  }
-}
+const skipReason = netSkipReason([["ip", ["-V"]]]);
+const ktest = testGroup("kernel_io", skipReason);
 
 // ---------------------------------------------------------------- helpers
 

@@ -12,7 +12,7 @@
 // in their names.
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./helpers/nslab.ts";
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
@@ -27,22 +27,13 @@ function kernelRelease(): number[] {
   return Deno.osRelease().split(/[.-]/).slice(0, 2).map(Number);
 }
 const [maj, min] = kernelRelease();
-const missingCaps = missingNetCaps();
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : !haveCmd("ip", ["-V"]) || !haveCmd("ping", ["-V"])
-  ? "needs ip and ping (scripts/install-deps.sh)"
-  : maj < 6 || (maj === 6 && min < 6)
-  ? `needs Linux >= 6.6 for tcx (this is ${Deno.osRelease()})`
-  : "";
-
-function ktest(name: string, fn: () => Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `kfast: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
-    return;
-  }
-  Deno.test({ name: `kfast: ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
-}
+const ktest = testGroup(
+  "kfast",
+  netSkipReason() ||
+    (maj < 6 || (maj === 6 && min < 6)
+      ? `needs Linux >= 6.6 for tcx (this is ${Deno.osRelease()})`
+      : ""),
+);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

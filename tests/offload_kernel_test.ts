@@ -20,7 +20,7 @@
 // removed in `finally`. Without root the cases are ignored with the reason in their names.
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./helpers/nslab.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelIo, TunOffloads } from "../lib/backends/kernel_io.ts";
@@ -30,28 +30,7 @@ import type { PortInfo } from "../lib/switch/control.ts";
 
 const TAG = `ok${Deno.pid}`;
 
-const missingCaps = missingNetCaps();
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : !haveCmd("ip", ["-V"])
-  ? "needs the ip command (scripts/install-deps.sh)"
-  : !haveCmd("ping", ["-V"])
-  ? "needs ping (scripts/install-deps.sh)"
-  : "";
-
-function otest(name: string, fn: () => Promise<void>, extraSkip = "") {
-  const why = skipReason || extraSkip;
-  if (why) {
-    Deno.test({ name: `offload_kernel: ${name} (skipped: ${why})`, ignore: true, fn() {} });
-  } else {
-    Deno.test({
-      name: `offload_kernel: ${name}`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      fn,
-    });
-  }
-}
+const otest = testGroup("offload_kernel", netSkipReason());
 
 /** A namespace's side of the lab: how it reaches vale0. */
 type Side = "tap" | "veth" | "veth-nohdr";

@@ -12,11 +12,12 @@
 // with the reason; the validation cases run anywhere.
 
 import assert from "node:assert/strict";
-import { haveCmd, missingNetCaps } from "./helpers/machine.ts";
+import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
   procsWith,
   RunDirs,
+  sh,
   waitLine as waitLineOf,
 } from "./helpers/topo_check.ts";
 import {
@@ -31,36 +32,9 @@ import {
 const ROOT = new URL("..", import.meta.url).pathname;
 const VALE = `${ROOT}bin/vale`;
 const TAG = `${Deno.pid % 100000}`;
-const dec = new TextDecoder();
 
-const missingCaps = missingNetCaps();
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : !haveCmd("ip", ["-V"])
-  ? "needs the ip command (scripts/install-deps.sh)"
-  : !haveCmd("ping", ["-V"])
-  ? "needs ping (scripts/install-deps.sh)"
-  : "";
-
-function ktest(name: string, fn: () => Promise<void>, extraSkip = "") {
-  const why = skipReason || extraSkip;
-  if (why) {
-    Deno.test({ name: `topology: ${name} (skipped: ${why})`, ignore: true, fn() {} });
-  } else {
-    Deno.test({
-      name: `topology: ${name}`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      async fn() {
-        try {
-          await fn();
-        } finally { // the private run directories of the case
-          await runDirs.removeAll();
-        }
-      },
-    });
-  }
-}
+// after each case: its private run directories (and what may still run from them)
+const ktest = testGroup("topology", netSkipReason(), () => runDirs.removeAll());
 
 // ---------------------------------------------------------------- helpers
 
@@ -84,17 +58,6 @@ function spec(name: string): TopologySpec {
       { switches: ["s1", "s2"] },
     ],
   };
-}
-
-async function sh(cmd: string, args: string[], env: Record<string, string> = {}, ms = 60000) {
-  const r = await new Deno.Command(cmd, {
-    args,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).output();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
 const vale = (runDir: string, ...args: string[]) => sh(VALE, args, { VALE_RUN_DIR: runDir });

@@ -14,11 +14,12 @@
 // the reason; the validation case runs anywhere.
 
 import assert from "node:assert/strict";
-import { missingNetCaps } from "./helpers/machine.ts";
+import { netSkipReason, testGroup } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
   procsWith,
   RunDirs,
+  sh,
   waitLine as waitLineOf,
 } from "./helpers/topo_check.ts";
 import { Topology, TopologyError, type TopologySpec, validateTopology } from "../lib/mod.ts";
@@ -29,33 +30,14 @@ import { guestAvailable, guestImage } from "./helpers/guest.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const VALE = `${ROOT}bin/vale`;
 const TAG = `${Deno.pid % 100000}`;
-const dec = new TextDecoder();
 /** Boot and commands under TCG on a loaded machine: generous bounds. */
 const BOOT_MS = 60000;
 
-const missingCaps = missingNetCaps();
-const skipReason = missingCaps.length
-  ? `needs ${missingCaps.join(", ")} (run as root)`
-  : guestAvailable() ?? "";
-
-function vtest(name: string, fn: () => Promise<void>) {
-  if (skipReason) {
-    Deno.test({ name: `topology VM: ${name} (skipped: ${skipReason})`, ignore: true, fn() {} });
-    return;
-  }
-  Deno.test({
-    name: `topology VM: ${name}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      try {
-        await fn();
-      } finally {
-        await runDirs.removeAll();
-      }
-    },
-  });
-}
+const vtest = testGroup(
+  "topology VM",
+  netSkipReason([]) || (guestAvailable() ?? ""),
+  () => runDirs.removeAll(),
+);
 
 /** One switch, h1 on a veth, vm1 (vale's test guest) on a vhost-user port (or a TAP). */
 function spec(name: string, kind: "vhost" | "tap" = "vhost"): TopologySpec {
@@ -77,17 +59,6 @@ function spec(name: string, kind: "vhost" | "tap" = "vhost"): TopologySpec {
     },
     links: [{ host: "h1", switch: "s1" }, { vm: "vm1", switch: "s1", kind }],
   };
-}
-
-async function sh(cmd: string, args: string[], env: Record<string, string> = {}, ms = 120000) {
-  const r = await new Deno.Command(cmd, {
-    args,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(ms),
-  }).output();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
 const assertClean = assertTopologyClean;

@@ -18,7 +18,8 @@
 import { type Child, run, which } from "../proc.ts";
 import { type Measurement, registerRow, type RowContext } from "../rows.ts";
 import { cpusFor, Netns, spawn, waitForPath } from "./common.ts";
-import { removeRuntimeDir, rxRate, testpmd, vhostAvailable } from "./vhost.ts";
+import { frontEnds } from "./vhost.ts";
+import { removeRuntimeDir, rxRate, testpmdAvailable } from "./testpmd.ts";
 import { findOvsDpdk, type OvsDpdk } from "../../scripts/peers/ovs_dpdk.ts";
 
 /** EAL memory of ovs-vswitchd-dpdk, MiB (no hugepages: ordinary memory). */
@@ -162,19 +163,7 @@ async function measureOvs(size: number, seconds: number, ctx: RowContext): Promi
   let rx: Child | undefined, tx: Child | undefined;
   try {
     const [vh0, vh1] = await addVhostPorts(o);
-    rx = spawn(
-      ctx,
-      "testpmd-rx",
-      testpmd(ctx, tags[0], cpu.rx, [`net_virtio_user0,path=${vh1}`], ["--forward-mode=rxonly"]),
-    );
-    tx = spawn(
-      ctx,
-      "testpmd-tx",
-      testpmd(ctx, tags[1], cpu.tx, [`net_virtio_user0,path=${vh0}`], [
-        "--forward-mode=txonly",
-        `--txpkts=${size}`,
-      ]),
-    );
+    ({ rx, tx } = frontEnds(ctx, size, cpu, tags, vh0, vh1));
     const m = await rxRate(rx, [tx, o.vswitchd], seconds, ctx, size, () => [o.ovsdb.pid]);
     m.notes = [...m.notes ?? [], `Open vSwitch ${ovs.ovsVersion ?? "?"} from ${ovs.source}`];
     return m;
@@ -193,7 +182,7 @@ export function ovsDpdkAvailable(ctx: RowContext): Promise<true | string> {
     return Promise.resolve("needs root (ovs-vswitchd runs in a network namespace of its own)");
   }
   if (!which("ip")) return Promise.resolve("iproute2 is not installed");
-  return vhostAvailable(ctx, 4);
+  return testpmdAvailable(ctx, 4);
 }
 
 registerRow({

@@ -14,119 +14,50 @@
 // The rate is the mean of the receiving testpmd's per-second `Rx-pps` lines
 // after the first few, as in the memif row.
 
-import { type Child, type CpuUse, CpuWindow, run, which } from "../proc.ts";
+import { type Child, run } from "../proc.ts";
 import { type Measurement, registerRow, type RowContext } from "../rows.ts";
-import { cpusFor, deadlineMs, spawn } from "./common.ts";
+import { cpusFor, spawn } from "./common.ts";
+import { removeRuntimeDir, rxRate, testpmdArgs, testpmdAvailable } from "./testpmd.ts";
 import { privateRunDir } from "../vale_common.ts";
 
-/** testpmd's EAL memory per process, MiB (no hugepages: ordinary memory). */
-const MEM_MB = 1024;
-
-function memAvailableMb(): number {
-  try {
-    const m = Deno.readTextFileSync("/proc/meminfo").match(/^MemAvailable:\s+(\d+)/m);
-    return m ? Number(m[1]) / 1024 : Infinity;
-  } catch {
-    return Infinity;
-  }
+/** A dpdk-testpmd command line for a virtio-user or vhost PMD (more mbufs than the default). */
+export function testpmd(
+  ctx: RowContext,
+  tag: string,
+  cpu: number,
+  vdevs: string[],
+  fwd: string[],
+): string[] {
+  return [...testpmdArgs(ctx, tag, cpu, vdevs, fwd), "--total-num-mbufs=16384"];
 }
 
-/** A dpdk-testpmd command line: EAL on `cpu` (no PCI, no hugepages), `vdevs`, then `fwd`. */
-export function testpmd(ctx: RowContext, tag: string, cpu: number, vdevs: string[], fwd: string[]) {
-  return [
-    "dpdk-testpmd",
-    "--lcores",
-    `0@${cpu},1@${cpu}`,
-    "--no-pci",
-    "--no-huge",
-    "-m",
-    String(MEM_MB),
-    "--file-prefix",
-    `${ctx.prefix}${tag}`,
-    "--log-level",
-    "lib.eal:warning",
-    ...vdevs.map((v) => `--vdev=${v}`),
-    "--",
-    ...fwd,
-    "--auto-start",
-    "--stats-period",
-    "1",
-    "--nb-cores=1",
-    "--total-num-mbufs=16384",
-  ];
-}
-
-/** Removes the DPDK runtime directory of the `--file-prefix` `<prefix><tag>`. */
-export function removeRuntimeDir(ctx: RowContext, tag: string): void {
-  for (
-    const base of ["/var/run/dpdk", `${Deno.env.get("XDG_RUNTIME_DIR") ?? "/nonexistent"}/dpdk`]
-  ) {
-    try {
-      Deno.removeSync(`${base}/${ctx.prefix}${tag}`, { recursive: true });
-    } catch { /* not there */ }
-  }
-}
-
-/** The mean of `rx`'s Rx-pps lines over `seconds`, after warm-up; CPU of `pids`. */
-export async function rxRate(
-  rx: Child,
-  others: Child[],
-  seconds: number,
+/**
+ * The two virtio-user front-ends every vhost-user row measures between:
+ * testpmd rxonly on socket `rxSock` (CPU cpu.rx, prefix tag rxTag) and
+ * testpmd txonly sending `size`-byte frames on `txSock` (cpu.tx, txTag).
+ */
+export function frontEnds(
   ctx: RowContext,
   size: number,
-  extraPids: () => number[],
-): Promise<Measurement> {
-  const skip = Math.max(2, Math.ceil(ctx.warmup));
-  const n = Math.max(1, Math.round(seconds));
-  const win = new CpuWindow();
-  const rates: number[] = [];
-  let seen = 0;
-  const w = await new Promise<CpuUse>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`testpmd: fewer than ${n} Rx-pps lines in time${rx.tail()}`)),
-      deadlineMs(seconds + skip, ctx, 40),
-    );
-    const off = rx.onLine((line) => {
-      const m = line.match(/Rx-pps:\s+(\d+)/);
-      if (!m) return;
-      const pps = Number(m[1]);
-      if (seen === 0 && pps === 0) return;
-      seen++;
-      if (seen === skip) win.open([rx.pid, ...others.map((c) => c.pid), ...extraPids()]);
-      else if (seen > skip) rates.push(pps);
-      if (rates.length === n) {
-        clearTimeout(timer);
-        off();
-        resolve(win.close());
-      }
-    });
-    for (const c of [rx, ...others]) {
-      c.status.then(() => reject(new Error(`a testpmd exited early${c.tail()}`)));
-    }
-  });
-  const pps = rates.reduce((a, b) => a + b, 0) / rates.length;
-  return {
-    pps,
-    bps: pps * size * 8,
-    cpu: w.cpu,
-    machineCpu: w.machineCpu,
-    otherCpu: w.otherCpu,
-    secs: w.secs,
-    frames: Math.round(pps * w.secs),
-    notes: [`mean of ${n} Rx-pps lines after ${skip}`],
-  };
-}
-
-/** Can `processes` testpmd-sized DPDK processes run here (testpmd, CPUs, memory)? */
-export function vhostAvailable(ctx: RowContext, processes: number): Promise<true | string> {
-  if (!which("dpdk-testpmd")) {
-    return Promise.resolve("dpdk-testpmd is not installed (Debian: dpdk-dev)");
-  }
-  if (ctx.cpus < 2) return Promise.resolve("needs two CPUs");
-  if (memAvailableMb() < processes * MEM_MB + 256) {
-    return Promise.resolve(`needs ${processes * MEM_MB + 256} MiB of free memory`);
-  }
-  return Promise.resolve(true);
+  cpu: { rx: number; tx: number },
+  [rxTag, txTag]: string[],
+  txSock: string,
+  rxSock: string,
+): { rx: Child; tx: Child } {
+  const rx = spawn(
+    ctx,
+    "testpmd-rx",
+    testpmd(ctx, rxTag, cpu.rx, [`net_virtio_user0,path=${rxSock}`], ["--forward-mode=rxonly"]),
+  );
+  const tx = spawn(
+    ctx,
+    "testpmd-tx",
+    testpmd(ctx, txTag, cpu.tx, [`net_virtio_user0,path=${txSock}`], [
+      "--forward-mode=txonly",
+      `--txpkts=${size}`,
+    ]),
+  );
+  return { rx, tx };
 }
 
 /** Forwarder pids of the vale attachments (their CPU counts for the row). */
@@ -157,21 +88,7 @@ async function measureVale(size: number, seconds: number, ctx: RowContext): Prom
   }
   const tags = [`vrx${size}`, `vtx${size}`];
   for (const t of tags) ctx.cleanup.add(`remove DPDK dir ${t}`, () => removeRuntimeDir(ctx, t));
-  const rx = spawn(
-    ctx,
-    "testpmd-rx",
-    testpmd(ctx, tags[0], cpu.rx, [`net_virtio_user0,path=${sock("b")}`], [
-      "--forward-mode=rxonly",
-    ]),
-  );
-  const tx = spawn(
-    ctx,
-    "testpmd-tx",
-    testpmd(ctx, tags[1], cpu.tx, [`net_virtio_user0,path=${sock("a")}`], [
-      "--forward-mode=txonly",
-      `--txpkts=${size}`,
-    ]),
-  );
+  const { rx, tx } = frontEnds(ctx, size, cpu, tags, sock("a"), sock("b"));
   try {
     return await rxRate(rx, [tx], seconds, ctx, size, () => forwarderPids(rd));
   } finally {
@@ -198,21 +115,7 @@ async function measurePmd(size: number, seconds: number, ctx: RowContext): Promi
     ),
   );
   await mid.waitLine(/start packet forwarding|Press enter/i, 30_000);
-  const rx = spawn(
-    ctx,
-    "testpmd-rx",
-    testpmd(ctx, tags[0], cpu.rx, [`net_virtio_user0,path=${sock("b")}`], [
-      "--forward-mode=rxonly",
-    ]),
-  );
-  const tx = spawn(
-    ctx,
-    "testpmd-tx",
-    testpmd(ctx, tags[1], cpu.tx, [`net_virtio_user0,path=${sock("a")}`], [
-      "--forward-mode=txonly",
-      `--txpkts=${size}`,
-    ]),
-  );
+  const { rx, tx } = frontEnds(ctx, size, cpu, tags, sock("a"), sock("b"));
   try {
     return await rxRate(rx, [tx, mid], seconds, ctx, size, () => []);
   } finally {
@@ -228,7 +131,7 @@ registerRow({
   description: "dpdk-testpmd txonly → virtio-user → vale vhost-user port → switch → vhost-user " +
     "port → virtio-user → dpdk-testpmd rxonly, --no-huge",
   sizes: [60, 1514],
-  available: (ctx) => vhostAvailable(ctx, 2),
+  available: (ctx) => testpmdAvailable(ctx, 2),
   run: measureVale,
 });
 
@@ -238,6 +141,6 @@ registerRow({
   description: "the same two virtio-user front-ends joined by a dpdk-testpmd with two net_vhost " +
     "ports in io mode (no switching), --no-huge",
   sizes: [60, 1514],
-  available: (ctx) => vhostAvailable(ctx, 3),
+  available: (ctx) => testpmdAvailable(ctx, 3),
   run: measurePmd,
 });

@@ -26,3 +26,51 @@ export function haveCmd(cmd: string, args: string[]): boolean {
     return false;
   }
 }
+
+/** ip and ping: what every namespace test runs. */
+const NET_CMDS: Array<[string, string[]]> = [["ip", ["-V"]], ["ping", ["-V"]]];
+
+/**
+ * Why a test that builds namespaces and interfaces cannot run here ("" when
+ * it can): the missing capabilities first, then the first of `cmds` (a
+ * command and the arguments that make it print its version) that does not run.
+ */
+export function netSkipReason(cmds: Array<[string, string[]]> = NET_CMDS): string {
+  const caps = missingNetCaps();
+  if (caps.length) return `needs ${caps.join(", ")} (run as root)`;
+  for (const [c, a] of cmds) if (!haveCmd(c, a)) return `needs ${c} (scripts/install-deps.sh)`;
+  return "";
+}
+
+/**
+ * One test file's `Deno.test` registrar: each case is named `prefix: name`,
+ * shown as skipped with the file's `skipReason` or its own `extraSkip` (never
+ * silently left out), runs without the resource and op sanitizers (cases
+ * spawn processes and open sockets that their own cleanup ends), and `after`
+ * runs when it ends, passed or failed.
+ */
+export function testGroup(
+  prefix: string,
+  skipReason: string,
+  after?: () => Promise<void>,
+): (name: string, fn: (t: Deno.TestContext) => void | Promise<void>, extraSkip?: string) => void {
+  return (name, fn, extraSkip = "") => {
+    const why = skipReason || extraSkip;
+    if (why) {
+      Deno.test({ name: `${prefix}: ${name} (skipped: ${why})`, ignore: true, fn() {} });
+      return;
+    }
+    Deno.test({
+      name: `${prefix}: ${name}`,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn(t) {
+        try {
+          await fn(t);
+        } finally {
+          await after?.();
+        }
+      },
+    });
+  };
+}

@@ -17,6 +17,23 @@ async function out(cmd: string, args: string[]): Promise<string> {
   return dec.decode(r.stdout);
 }
 
+/** A command's exit code and output; killed after `ms` (the tests' CLI runs: vale topo, ip). */
+export async function sh(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  ms = 120000,
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(ms),
+  }).output();
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
 /** Live (not zombie) processes whose command line mentions `s` (QEMU runs as `-name vale-P-VM`). */
 export function procsWith(s: string): string[] {
   const found: string[] = [];
