@@ -28,7 +28,7 @@
 import assert from "node:assert/strict";
 import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, netload, nsPing, sh } from "./helpers/nslab.ts";
-import { until } from "./helpers/tools.ts";
+import { readUntil, until } from "./helpers/tools.ts";
 import { attachInterface, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { switchInfo } from "../lib/switch/control.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
@@ -242,21 +242,12 @@ async function exchange(
   const sink = netload(ns, ["tcp-sink", nsip, "5002"], GUEST_MS);
   const out = sink.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    let text = "";
-    while (!text.includes("listening")) {
-      const c = await out.read();
-      if (c.done) break;
-      text += c.value;
-    }
+    let text = await readUntil(out, "", "listening");
     assert.match(text, /listening/, "the namespace's sink started");
     const before = tapSnap();
     const tx = await g.run(`nc ${nsip} 5002 </tmp/rx`, GUEST_MS);
     assert.equal(tx.status, 0, `guest nc to ${nsip}: ${tx.output}`);
-    while (!text.includes("}")) {
-      const c = await out.read();
-      if (c.done) break;
-      text += c.value;
-    }
+    text = await readUntil(out, text, "}");
     const got = JSON.parse(text.slice(text.indexOf("{")));
     assert.deepEqual(got, { n: TCP_BYTES, bad: -1 }, "bytes and content the namespace received");
     return { toGuest, fromGuest: delta(before, tapSnap()) };

@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import { ip, nsPingRun, type Out, sh } from "./helpers/nslab.ts";
 import { until } from "./helpers/tools.ts";
+import { procsMentioning } from "./helpers/procs.ts";
 import {
   attachInterface,
   type Attachment,
@@ -51,19 +52,7 @@ function valeCtl(runDir: string, ...args: string[]): Promise<Out> {
 }
 
 /** Processes whose command line mentions `s` (our forwarders carry the run dir). */
-function procsWith(s: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const state = st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3);
-      if (cmd.includes(s) && state !== "Z") out.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return out;
-}
+const procsWith = (s: string): number[] => procsMentioning(s).map((p) => p.pid);
 
 function ping(ns: string, dst: string, count = 3, extra: string[] = []): Promise<Out> {
   return nsPingRun(ns, dst, { count, wait: "1", extra });

@@ -17,7 +17,7 @@ import { ip, nsPing, nsTransfer, type Out, requirePort, sh, valeCtl } from "./he
 import { type Attachment, detachInterface, listAttachments } from "../lib/attach/attach.ts";
 import { KernelFastPath } from "../lib/backends/kfast.ts";
 import { buildProg } from "./helpers/cprog.ts";
-import { until } from "./helpers/tools.ts";
+import { readUntil, until } from "./helpers/tools.ts";
 import { openPort } from "../lib/open.ts";
 import type { PortInfo } from "../lib/switch/control.ts";
 
@@ -287,12 +287,7 @@ ktest("a client that claims another interface in its port entry is not believed"
       stderr: "piped",
     }).spawn();
     const out = lure.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("ready")) {
-      const r = await out.read();
-      if (r.done) break;
-      text += r.value;
-    }
+    let text = await readUntil(out, "", "ready");
     assert.match(text, /ready/, "the lure started");
     await sleep(200); // a few of the forwarder's synchronisations
     await ip("-n", lab.ns[0], "neigh", "add", "10.99.0.77", "lladdr", lureMac, "dev", "nsveth");

@@ -19,6 +19,7 @@
 // About 25 s (each private OVS starts in ~2 s).
 
 import assert from "node:assert/strict";
+import { alive } from "./helpers/procs.ts";
 import { removeStale } from "../bench/cleanup.ts";
 import { aptHasLists } from "../scripts/debs.ts";
 import { missingNetCaps } from "./helpers/machine.ts";
@@ -231,16 +232,6 @@ interface Started {
   sockets: string[];
 }
 
-/** A process that exists and is not a zombie (killed ones may wait a moment to be reaped). */
-function isAlive(pid: number): boolean {
-  try {
-    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return st.slice(st.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 function netnsExists(name: string): boolean {
   return exists(`/run/netns/${name}`) || exists(`/var/run/netns/${name}`);
 }
@@ -248,7 +239,7 @@ function netnsExists(name: string): boolean {
 /** Everything a private OVS makes: gone? (the unmet ones) */
 function leftovers(s: Started): string[] {
   return [
-    ...s.pids.filter(isAlive).map((p) => `process ${p}`),
+    ...s.pids.filter(alive).map((p) => `process ${p}`),
     ...(netnsExists(s.ns) ? [`netns ${s.ns}`] : []),
     ...[s.tmpDir, `/var/run/dpdk/${s.dpdkPrefix}`].filter(exists),
   ];
@@ -308,7 +299,7 @@ function netnsOf(pid: number | "self"): string {
 function checkRunning(s: Started, driverPid: number) {
   assert.equal(s.pids.length, 2);
   for (const p of s.pids) {
-    assert.ok(isAlive(p), `pid ${p} runs`);
+    assert.ok(alive(p), `pid ${p} runs`);
     const env = Deno.readTextFileSync(`/proc/${p}/environ`).split("\0");
     assert.ok(env.includes(`VBENCH_OWNER=vbench-${driverPid}-`), "marked for the next run");
     assert.ok(env.includes(`OVS_RUNDIR=${s.dir}`));
@@ -374,7 +365,7 @@ otest("the private OVS ends with the run, on Ctrl-C and after a SIGKILL", ovsWhy
       for (const p of d.s.pids) assert.ok(removed.includes(`process ${p}`), removed.join(", "));
       assert.ok(removed.includes(`netns ${d.s.ns}`), removed.join(", "));
       // the processes were SIGKILLed: give the kernel a moment to reap them
-      for (let i = 0; i < 50 && d.s.pids.some(isAlive); i++) {
+      for (let i = 0; i < 50 && d.s.pids.some(alive); i++) {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.deepEqual(leftovers(d.s), []);

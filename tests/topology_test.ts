@@ -12,6 +12,7 @@
 // with the reason; the validation cases run anywhere.
 
 import assert from "node:assert/strict";
+import { alive } from "./helpers/procs.ts";
 import { haveCmd, netSkipReason, testGroup } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
@@ -61,16 +62,6 @@ function spec(name: string): TopologySpec {
 }
 
 const vale = (runDir: string, ...args: string[]) => sh(VALE, args, { VALE_RUN_DIR: runDir });
-
-/** Is `pid` a live (not zombie) process? */
-function alive(pid: number): boolean {
-  try {
-    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return st.slice(st.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 const assertClean = assertTopologyClean;
 

@@ -14,6 +14,7 @@
 // the reason; the validation case runs anywhere.
 
 import assert from "node:assert/strict";
+import { alive } from "./helpers/procs.ts";
 import { netSkipReason, testGroup } from "./helpers/machine.ts";
 import {
   assertTopologyClean,
@@ -90,15 +91,6 @@ function startOwner(script: string, s: TopologySpec, rd: string): Deno.ChildProc
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-}
-
-function alive(pid: number): boolean {
-  try {
-    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return st.slice(st.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------- validation

@@ -20,16 +20,8 @@ import { cpusFor, spawn } from "./common.ts";
 import { removeRuntimeDir, rxRate, testpmdArgs, testpmdAvailable } from "./testpmd.ts";
 import { privateRunDir } from "../vale_common.ts";
 
-/** A dpdk-testpmd command line for a virtio-user or vhost PMD (more mbufs than the default). */
-export function testpmd(
-  ctx: RowContext,
-  tag: string,
-  cpu: number,
-  vdevs: string[],
-  fwd: string[],
-): string[] {
-  return [...testpmdArgs(ctx, tag, cpu, vdevs, fwd), "--total-num-mbufs=16384"];
-}
+/** The vhost-user rows' testpmds take more mbufs than the default (the rings are larger). */
+const MBUFS = "--total-num-mbufs=16384";
 
 /**
  * The two virtio-user front-ends every vhost-user row measures between:
@@ -47,14 +39,18 @@ export function frontEnds(
   const rx = spawn(
     ctx,
     "testpmd-rx",
-    testpmd(ctx, rxTag, cpu.rx, [`net_virtio_user0,path=${rxSock}`], ["--forward-mode=rxonly"]),
+    testpmdArgs(ctx, rxTag, cpu.rx, [`net_virtio_user0,path=${rxSock}`], [
+      "--forward-mode=rxonly",
+      MBUFS,
+    ]),
   );
   const tx = spawn(
     ctx,
     "testpmd-tx",
-    testpmd(ctx, txTag, cpu.tx, [`net_virtio_user0,path=${txSock}`], [
+    testpmdArgs(ctx, txTag, cpu.tx, [`net_virtio_user0,path=${txSock}`], [
       "--forward-mode=txonly",
       `--txpkts=${size}`,
+      MBUFS,
     ]),
   );
   return { rx, tx };
@@ -106,12 +102,12 @@ async function measurePmd(size: number, seconds: number, ctx: RowContext): Promi
   const mid = spawn(
     ctx,
     "testpmd-vhost",
-    testpmd(
+    testpmdArgs(
       ctx,
       tags[2],
       cpu.rx,
       [`net_vhost0,iface=${sock("a")},queues=1`, `net_vhost1,iface=${sock("b")},queues=1`],
-      ["--forward-mode=io"],
+      ["--forward-mode=io", MBUFS],
     ),
   );
   await mid.waitLine(/start packet forwarding|Press enter/i, 30_000);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { PortInfo } from "../../lib/switch/control.ts";
-import { portOf } from "./tools.ts";
+import { portOf, readUntil } from "./tools.ts";
 
 const dec = new TextDecoder();
 const NETLOAD = new URL("./netload.ts", import.meta.url).pathname;
@@ -67,12 +67,7 @@ export async function nsTransfer(
   const s = netload(nsRx, sink, ms);
   const out = s.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    let text = "";
-    while (!text.includes("listening")) {
-      const r = await out.read();
-      if (r.done) break;
-      text += r.value;
-    }
+    let text = await readUntil(out, "", "listening");
     assert.match(text, /listening/, "the sink started");
     const src = await sh(
       "ip",
@@ -80,11 +75,7 @@ export async function nsTransfer(
       ms,
     );
     assert.ok(src.ok, src.err);
-    while (!text.includes("}")) {
-      const r = await out.read();
-      if (r.done) break;
-      text += r.value;
-    }
+    text = await readUntil(out, text, "}");
     return JSON.parse(text.slice(text.indexOf("{")));
   } finally {
     out.releaseLock();

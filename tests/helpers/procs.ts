@@ -156,3 +156,30 @@ export class ScriptPeer {
     await this.#peer.proc.status;
   }
 }
+
+/** Is `pid` a live process (not a zombie waiting to be reaped)? */
+export function alive(pid: number): boolean {
+  try {
+    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return st.slice(st.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Live processes other than this one whose command line mentions `s` (a run
+ * directory, a forwarder's port, QEMU's `-name vale-P-VM`), with that
+ * command line (arguments joined by spaces).
+ */
+export function procsMentioning(s: string): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      if (cmd.includes(s) && alive(Number(e.name))) found.push({ pid: Number(e.name), cmd });
+    } catch { /* gone */ }
+  }
+  return found;
+}

@@ -200,3 +200,21 @@ export function ringDrops(runDir: string, sw: string, name: string): number {
   const d = portOf(runDir, sw, name)?.counters.drops;
   return d ? d.ring_full + d.bad_slot + d.no_dest + d.lookup + d.bad_vnet + d.too_big : 0;
 }
+
+/**
+ * Reads a child's decoded output from `reader` onto `text` until it includes
+ * `what` or the stream ends; returns the text read so far (the caller asserts
+ * on it and may read on from there).
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  text: string,
+  what: string,
+): Promise<string> {
+  while (!text.includes(what)) {
+    const r = await reader.read();
+    if (r.done) break;
+    text += r.value;
+  }
+  return text;
+}

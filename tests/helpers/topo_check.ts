@@ -4,6 +4,7 @@
 // child's stdout up to a line.
 import assert from "node:assert/strict";
 import { tearDownByName } from "../../lib/topo/lifecycle.ts";
+import { procsMentioning } from "./procs.ts";
 
 const dec = new TextDecoder();
 
@@ -34,20 +35,9 @@ export async function sh(
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
-/** Live (not zombie) processes whose command line mentions `s` (QEMU runs as `-name vale-P-VM`). */
+/** Live processes whose command line mentions `s` (QEMU runs as `-name vale-P-VM`), as "pid: command". */
 export function procsWith(s: string): string[] {
-  const found: string[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (cmd.includes(s) && st.slice(st.lastIndexOf(")") + 2)[0] !== "Z") {
-        found.push(`${e.name}: ${cmd.slice(0, 200)}`);
-      }
-    } catch { /* gone */ }
-  }
-  return found;
+  return procsMentioning(s).map((p) => `${p.pid}: ${p.cmd.slice(0, 200)}`);
 }
 
 /**
@@ -110,9 +100,9 @@ export class RunDirs {
           .map((e) => e.name.slice(0, -5));
       } catch { /* no topology */ }
       for (const n of names) await tearDownByName(n, d).catch(() => {});
-      for (const p of procsWith(d)) {
+      for (const { pid } of procsMentioning(d)) {
         try {
-          Deno.kill(Number(p.slice(0, p.indexOf(":"))), "SIGKILL");
+          Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }
       }
       await Deno.remove(d, { recursive: true }).catch(() => {});
