@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "6886c0745d722c19dc295bc1419a0f1fddebeb15f2d44be0f8ae2e610cf35d14";
+export const C_SOURCES_SHA256 = "e8914cfefbc6a2f30a85e8e6443fece14c4ac4e206d7d99f53969eaf46f69cb4";

@@ -325,6 +325,14 @@ async function capture(ns: string, filter: string, dir: string) {
         "ip.checksum.status",
         "-e",
         "tcp.checksum.status",
+        "-e",
+        "frame.number",
+        "-e",
+        "tcp.seq_raw",
+        "-e",
+        "tcp.checksum",
+        "-e",
+        "tcp.checksum_calculated",
       ], 60000);
       assert.ok(t.ok, t.err);
       const rows = t.out.trim().split("\n").filter((l) => l).map((l) => l.split("\t"));
@@ -334,6 +342,11 @@ async function capture(ns: string, filter: string, dir: string) {
         maxLen: Math.max(0, ...rows.map((r) => Number(r[0]))),
         ipGood: rows.filter((r) => r[1] === "1").length,
         tcpGood: rows.filter((r) => r[2] === "1").length,
+        // what a failure needs to be understood: the first frames not found good
+        // (frame, length, IP and TCP status, TCP sequence, checksum, expected)
+        notGood: rows.filter((r) => r[1] !== "1" || r[2] !== "1").slice(0, 5).map((r) =>
+          [r[3], r[0], r[1], r[2], r[4], r[5], r[6]].join(" ")
+        ),
       };
     },
   };

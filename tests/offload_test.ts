@@ -337,6 +337,44 @@ Deno.test("offload: partial checksums completed (no GSO), TCP and UDP, v4 and v6
   }
 });
 
+Deno.test("offload: a checksum that computes to zero is 0x0000 for TCP and 0xffff for UDP (0: none)", async () => {
+  // One frame in 65536 has it: a CI run's capture once caught one that the switch had
+  // written as 0xffff for TCP, which tshark reports as bad (RFC 1624).
+  await using run = await tempRunDir();
+  const { a, b } = pair(run, "vale0", 12, 0);
+  try {
+    const out: Uint8Array[] = [];
+    for (const udp of [false, true]) {
+      // the payload's last word makes the ones' sum of the L4 bytes 0xffff: checksum 0
+      const data = payload(1000, 3);
+      data.fill(0, 998);
+      const z = buildFrame({ data, udp }), at = z.l4 + z.csumOffset;
+      const c = (z.frame[at] << 8) | z.frame[at + 1];
+      data[998] = c >> 8;
+      data[999] = c & 0xff;
+      const bf = buildFrame({ data, udp, partial: true });
+      const full = buildFrame({ data, udp });
+      const field = full.l4 + full.csumOffset;
+      assert.deepEqual([full.frame[field], full.frame[field + 1]], [0, 0], "a zero checksum");
+      const hdr = vnetHdr(
+        { flags: VNET.F_NEEDS_CSUM, csumStart: bf.l4, csumOffset: bf.csumOffset },
+        12,
+      );
+      const got = through(a, b, hdr, bf.frame);
+      assert.equal(got.length, 1);
+      const want = full.frame.slice();
+      if (udp) want[field] = want[field + 1] = 0xff;
+      assert.deepEqual(got[0], want, udp ? "UDP: 0xffff" : "TCP: 0x0000");
+      out.push(got[0]);
+    }
+    const t = await tshark(run, "csum0", out);
+    if (t) assert.equal(t.good, 4, "tshark: both IPv4 and both L4 checksums good");
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
 Deno.test("offload: 10 <-> 12 rewrites, 0 -> header, and ports that agree pass a 64 KiB super-frame unchanged", async () => {
   await using run = await tempRunDir();
   const bf = buildFrame({ data: payload(65000, 11), partial: true, flags: TCP.ACK | TCP.PSH });

@@ -382,7 +382,11 @@ static bool emit_copy(const struct vo_plan *pl, const struct vo_src *s, struct w
 		w->summing = true; /* the field holds the pseudo-header sum: it is summed too */
 		wr_src(w, s, pl->sh + cs, pl->flen - cs);
 		uint16_t c = (uint16_t)~vale_sum_fold(w->sum.s);
-		if (c == 0) /* as Linux's skb_checksum_help: 0 would mean "none" for UDP */
+		/* 0 means "no checksum" for UDP (field at 6): written as 0xffff, its
+		 * other form. TCP keeps 0x0000, as the sender's stack would write it
+		 * (Linux's skb_checksum_help writes 0xffff for every protocol, which
+		 * receivers accept but tshark flags as bad: RFC 1624). */
+		if (c == 0 && pl->vh.csum_offset == 6)
 			c = 0xffff;
 		wr_patch16(w, field, c);
 	} else {
