@@ -65,4 +65,4 @@ export const C_SOURCES: readonly string[] = [
 ];
 
 /** SHA-256 of the sources (path, NUL, content, NUL for each, sorted by path). */
-export const C_SOURCES_SHA256 = "e8914cfefbc6a2f30a85e8e6443fece14c4ac4e206d7d99f53969eaf46f69cb4";
+export const C_SOURCES_SHA256 = "694c9dc06e0fe0551889ad81b736507d962a2a1a54f0073874405d6fb979bd07";

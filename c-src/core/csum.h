@@ -6,6 +6,7 @@
 #ifndef VALE_CSUM_H
 #define VALE_CSUM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -45,6 +46,18 @@ static inline uint16_t vale_sum_fold(uint64_t s)
 	while (s >> 16)
 		s = (s & 0xffff) + (s >> 16);
 	return (uint16_t)s;
+}
+
+/* The TCP/UDP checksum to store for the sum s (pseudo-header included):
+ * folded and complemented. A UDP checksum of 0 means "none" (RFC 768), so a
+ * computed 0 is written as 0xffff, the same number in ones' complement; TCP
+ * keeps 0x0000, as the sender's stack writes it (receivers accept 0xffff, but
+ * tshark reports it as bad: RFC 1624). Every checksum vale completes or
+ * computes ends here. */
+static inline uint16_t vale_l4_csum(uint64_t s, bool udp)
+{
+	uint16_t c = (uint16_t)~vale_sum_fold(s);
+	return c == 0 && udp ? 0xffff : c;
 }
 
 #endif

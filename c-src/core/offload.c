@@ -381,14 +381,9 @@ static bool emit_copy(const struct vo_plan *pl, const struct vo_src *s, struct w
 		wr_src(w, s, pl->sh, cs);
 		w->summing = true; /* the field holds the pseudo-header sum: it is summed too */
 		wr_src(w, s, pl->sh + cs, pl->flen - cs);
-		uint16_t c = (uint16_t)~vale_sum_fold(w->sum.s);
-		/* 0 means "no checksum" for UDP (field at 6): written as 0xffff, its
-		 * other form. TCP keeps 0x0000, as the sender's stack would write it
-		 * (Linux's skb_checksum_help writes 0xffff for every protocol, which
-		 * receivers accept but tshark flags as bad: RFC 1624). */
-		if (c == 0 && pl->vh.csum_offset == 6)
-			c = 0xffff;
-		wr_patch16(w, field, c);
+		/* UDP's checksum field is at 6, TCP's at 16 (Linux's skb_checksum_help
+		 * writes a zero as 0xffff for every protocol; vale_l4_csum only for UDP) */
+		wr_patch16(w, field, vale_l4_csum(w->sum.s, pl->vh.csum_offset == 6));
 	} else {
 		wr_src(w, s, pl->sh, pl->flen);
 	}
@@ -431,10 +426,7 @@ static bool emit_segment(const struct vo_plan *pl, const struct vo_src *s, struc
 	w->summing = true;
 	wr_put(w, l4, pl->hlen - pl->l4);
 	wr_src(w, s, pl->sh + pl->hlen + off, len);
-	uint16_t c = (uint16_t)~vale_sum_fold(w->sum.s);
-	if (!tcp && c == 0)
-		c = 0xffff;
-	wr_patch16(w, pl->l4 + (tcp ? 16 : 6), c);
+	wr_patch16(w, pl->l4 + (tcp ? 16 : 6), vale_l4_csum(w->sum.s, !tcp));
 	return wr_end(w, pl->hlen + len, bytes);
 }
 
@@ -524,9 +516,7 @@ uint32_t vale_off_emit(const struct vo_plan *pl, const struct vo_src *s, const s
 		j = vale_ring_next(w.j, o->n);
 	}
 	if (pl->kind == VO_UFO && ufield) {
-		uint16_t c = (uint16_t)~vale_sum_fold(dsum.s);
-		if (c == 0)
-			c = 0xffff;
+		uint16_t c = vale_l4_csum(dsum.s, true);
 		memcpy(ufield, &c, 2);
 	}
 	return got;

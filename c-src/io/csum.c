@@ -99,8 +99,7 @@ int vio_csum_complete(const struct vio_seg *seg, int nseg, int heuristic)
 		pos += seg[i].len;
 	}
 	if (heuristic && csum_fold(sum + pseudo) == 0) return 0; /* already valid */
-	uint16_t c = csum_fold(sum);
-	if (proto == 17 && c == 0) c = 0xffff;
+	uint16_t c = vale_l4_csum(sum, proto == 17);
 	memcpy(f + l4 + coff, &c, 2);
 	return 1;
 }
